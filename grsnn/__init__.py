@@ -1,0 +1,6 @@
+"""grsnn: graph reasoning with temporal spiking neural networks and learnable synaptic delays."""
+__version__ = "0.1.0"
+
+from . import functional, nn  # noqa: E402
+
+__all__ = ["functional", "nn", "__version__"]

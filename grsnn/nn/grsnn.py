@@ -1,0 +1,201 @@
+"""GRSNN: the query-conditioned spiking path reasoner (NBFNet calling convention)."""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from ..functional import DelayPlan, readout_kernel
+from ..functional.surrogate import SurrogateLike
+from .conv import SpikingDelayConv
+
+__all__ = ["GRSNN"]
+
+
+class GRSNN(nn.Module):
+    r"""Graph reasoning with a temporal spiking circuit and learnable synaptic delays
+    (`Xiao et al., ICML 2024 <https://arxiv.org/abs/2405.16851>`_).
+
+    A query :math:`(h, r, ?)` injects the current
+    :math:`\tilde q = \tfrac{V_{th}}{2} E_q[r] + \tfrac{V_{th}}{2}` into the neurons of
+    node :math:`h`; delays (and relation weights) per relation are generated from
+    :math:`\tilde q` (``dependent=True``) or free (``dependent=False``); after ``T``
+    steps each candidate's spike train is decoded with
+    :math:`\kappa_t = \rho^t / \sum_{t'}\rho^{t'}` and scored by an MLP on
+    :math:`[\mathrm{enc}_v; \tilde q]`.
+
+    Calling convention (NBFNet): ``model(data, batch)`` where ``data`` is a PyG ``Data``
+    fact graph whose ``edge_index`` / ``edge_type`` already contain the inverse edges
+    (types in ``[0, num_relations)``, inverse of ``r`` = ``r + num_relations // 2``) and
+    ``batch`` is ``[B, 1 + n, 3]`` of ``(head, tail, relation)``; every row shares its
+    head (tail-corruption) or its tail (head-corruption, answered as the tail query
+    with the inverse relation). Returns logits ``[B, 1 + n]``.
+
+    Args:
+        num_relations (int): edge types, inverses included.
+        hidden_dim (int): neurons per node ``D`` (default 32).
+        time_steps, tau, v_threshold, delay_bound, linear_scale: circuit constants.
+        dependent (bool): query-dependent delays / weights (knowledge graphs).
+        relation_weight (bool): relation weights :math:`\omega` (GRSNN+).
+        self_connection, layer_norm (bool): GRSNN+ switches.
+        aggregate (str): ``"sum"`` or ``"pna"`` (GRSNN+ on FB15k-237).
+        delay (bool): ``False`` is the ablation without delays.
+        symmetric (bool): also run from the tail and average the features (homogeneous
+            graphs; rows must then share their tail too).
+        readout_decay (float): :math:`\rho` (default 0.95).
+        num_mlp_layers (int): layers of the scoring MLP (default 2).
+        surrogate: surrogate spike function (default ``Sigmoid(4.0)``).
+        fused (bool): memory-lean grouped propagation (default ``True``).
+
+    Example:
+        >>> from torch_geometric.data import Data
+        >>> data = Data(edge_index=torch.tensor([[0, 1], [1, 0]]),
+        ...             edge_type=torch.tensor([0, 1]), num_nodes=2)
+        >>> model = GRSNN(num_relations=2, hidden_dim=8)
+        >>> model(data, torch.tensor([[[0, 1, 0], [0, 0, 0]]])).shape
+        torch.Size([1, 2])
+    """
+
+    def __init__(self, num_relations: int, hidden_dim: int = 32, time_steps: int = 10,
+                 tau: float = 4.0, v_threshold: float = 2.0, delay_bound: int = 4,
+                 linear_scale: float = 1.0, dependent: bool = True,
+                 relation_weight: bool = False, self_connection: bool = False,
+                 layer_norm: bool = False, aggregate: str = "sum", delay: bool = True,
+                 symmetric: bool = False, readout_decay: float = 0.95,
+                 num_mlp_layers: int = 2, surrogate: SurrogateLike = None,
+                 fused: bool = True) -> None:
+        super().__init__()
+        if num_relations < 1:
+            raise ValueError(f"num_relations must be >= 1, got {num_relations}")
+        self.num_relations = num_relations
+        self.hidden_dim = hidden_dim
+        self.dependent = dependent
+        self.symmetric = symmetric
+        self.v_threshold = float(v_threshold)
+        self.readout_decay = readout_decay
+        self.conv = SpikingDelayConv(
+            hidden_dim, num_relations, time_steps=time_steps, tau=tau,
+            v_threshold=v_threshold, delay_bound=delay_bound, linear_scale=linear_scale,
+            surrogate=surrogate, self_connection=self_connection, layer_norm=layer_norm,
+            aggregate=aggregate, relation_weight=relation_weight, delay=delay, fused=fused,
+            relation_params=not dependent)
+        self.query = nn.Embedding(num_relations, hidden_dim)
+        size = num_relations * hidden_dim
+        self.delay_generator = nn.Linear(hidden_dim, size) if dependent and delay else None
+        self.weight_generator = (nn.Linear(hidden_dim, size)
+                                 if dependent and relation_weight else None)
+        feat = 2 * hidden_dim
+        layers = []
+        for _ in range(num_mlp_layers - 1):
+            layers += [nn.Linear(feat, feat), nn.ReLU()]
+        self.mlp = nn.Sequential(*layers, nn.Linear(feat, 1))
+        self.register_buffer("kappa", readout_kernel(time_steps, readout_decay),
+                             persistent=False)
+        self._plan: Optional[Tuple[tuple, DelayPlan]] = None
+
+    def reset_parameters(self) -> None:
+        """Re-initialise every parameter (query embedding N(0, 1))."""
+        self.conv.reset_parameters()
+        self.query.reset_parameters()
+        for mod in (self.delay_generator, self.weight_generator, *self.mlp):
+            if isinstance(mod, nn.Linear):
+                mod.reset_parameters()
+
+    # ----------------------------------------------------------------- pieces
+    @property
+    def time_steps(self) -> int:
+        return self.conv.time_steps
+
+    def scaled_query(self, r_index: Tensor) -> Tensor:
+        """:math:`\\tilde q = (V_{th}/2) E_q[r] + V_{th}/2`, ``[B, D]``."""
+        return self.query(r_index) * (self.v_threshold / 2) + self.v_threshold / 2
+
+    def relation_parameters(self, q: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+        """Delay logits and relation weights ``[R, B, D]`` for scaled queries ``q``
+        (``None`` where the layer's own ``[R, D]`` parameters are used)."""
+        b = q.size(0)
+        shape = (b, self.num_relations, self.hidden_dim)
+        z = (self.delay_generator(q).view(shape).transpose(0, 1)
+             if self.delay_generator is not None else None)
+        w = (self.weight_generator(q).view(shape).transpose(0, 1)
+             if self.weight_generator is not None else None)
+        return z, w
+
+    def integer_delays(self, r_index: Tensor) -> Tensor:
+        """Integer delays per query: ``[B, R, D]`` long in ``{0..K}``."""
+        r_index = r_index.view(-1)
+        with torch.no_grad():
+            z, _ = self.relation_parameters(self.scaled_query(r_index))
+            if z is None:
+                if self.conv.delay_logit is None:
+                    return torch.zeros(r_index.numel(), self.num_relations, self.hidden_dim,
+                                       dtype=torch.long, device=r_index.device)
+                z = self.conv.delay_logit.unsqueeze(1).expand(-1, r_index.numel(), -1)
+            return self.conv.integer_delays(z).transpose(0, 1)
+
+    def plan(self, data) -> DelayPlan:
+        """Grouped graph structure of ``data`` (cached while the graph is unchanged)."""
+        ei, et = data.edge_index, getattr(data, "edge_type", None)
+        ew = getattr(data, "edge_weight", None)
+        key = tuple((x.data_ptr(), x._version, tuple(x.shape)) if x is not None else None
+                    for x in (ei, et, ew)) + (int(data.num_nodes), self.conv.fused)
+        if self._plan is None or self._plan[0] != key:
+            self._plan = (key, self.conv.build_plan(ei, int(data.num_nodes), et, ew))
+        return self._plan[1]
+
+    def spikes(self, data, h_index: Tensor, r_index: Tensor) -> Tensor:
+        """Spike trains ``[T, N, B, D]`` (float, differentiable) for queries ``(h, r, ?)``."""
+        n = int(data.num_nodes)
+        q = self.scaled_query(r_index)
+        beta = q.new_zeros(n, q.size(0), self.hidden_dim)
+        beta[h_index, torch.arange(q.size(0), device=q.device)] = q
+        z, w = self.relation_parameters(q)
+        edge_weight = getattr(data, "edge_weight", None)
+        return self.conv(beta, data.edge_index, getattr(data, "edge_type", None),
+                         edge_weight=edge_weight, delay_logits=z, relation_weights=w,
+                         plan=None if self.conv.explain else self.plan(data))
+
+    def spike_trains(self, data, h_index: Tensor, r_index: Tensor) -> Tensor:
+        """Spike trains as booleans ``[T, N, B, D]`` (no gradient), for analysis."""
+        with torch.no_grad():
+            return self.spikes(data, h_index.view(-1), r_index.view(-1)).bool()
+
+    def node_features(self, data, h_index: Tensor, r_index: Tensor) -> Tensor:
+        """Readout features ``[B, N, 2D]``: ``[sum_t kappa_t s_v[t]; q~]``."""
+        s = self.spikes(data, h_index, r_index)
+        enc = torch.einsum("t,tnbd->bnd", self.kappa.to(s.dtype), s)
+        q = self.scaled_query(r_index)
+        return torch.cat([enc, q.unsqueeze(1).expand_as(enc)], dim=-1)
+
+    # ----------------------------------------------------------------- scoring
+    def to_tail_queries(self, batch: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Turn head-corruption rows into tail queries with the inverse relation."""
+        h, t, r = batch.unbind(-1)
+        is_tail = (h == h[:, :1]).all(dim=-1, keepdim=True)
+        inv = (r + self.num_relations // 2) % self.num_relations
+        return (torch.where(is_tail, h, t), torch.where(is_tail, t, h),
+                torch.where(is_tail, r, inv))
+
+    def forward(self, data, batch: Tensor) -> Tensor:
+        """Logits ``[B, 1 + n]`` for ``batch`` ``[B, 1 + n, 3]`` of (head, tail, relation)."""
+        if batch.dim() != 3 or batch.size(-1) != 3:
+            raise ValueError(f"batch must have shape [B, 1 + n, 3], got {list(batch.shape)}")
+        h, t, r = self.to_tail_queries(batch)
+        if not ((h == h[:, :1]).all() and (r == r[:, :1]).all()):
+            raise ValueError("every row of batch must share its head (or its tail) and relation")
+        feat = self.node_features(data, h[:, 0], r[:, 0])
+        feat = feat.gather(1, t.unsqueeze(-1).expand(-1, -1, feat.size(-1)))
+        if self.symmetric:
+            if not (t == t[:, :1]).all():
+                raise ValueError("symmetric scoring needs rows that share their tail")
+            inv = self.node_features(data, t[:, 0], r[:, 0])
+            inv = inv.gather(1, h.unsqueeze(-1).expand(-1, -1, inv.size(-1)))
+            feat = (feat + inv) / 2
+        return self.mlp(feat).squeeze(-1)
+
+    def score_all(self, data, h_index: Tensor, r_index: Tensor) -> Tensor:
+        """Logits of every node as the tail of ``(h, r, ?)``: ``[B, N]`` (one circuit run)."""
+        if self.symmetric:
+            raise ValueError("score_all is not defined for symmetric scoring; score pairs")
+        return self.mlp(self.node_features(data, h_index, r_index)).squeeze(-1)
