@@ -73,6 +73,12 @@ class DelayPlan:
     def num_pairs(self) -> int:
         return int(self.src.numel())
 
+    def operators(self, dtype: torch.dtype) -> tuple:
+        """``(adj, adj_t)`` in ``dtype`` (converted once, then kept)."""
+        if self.adj.dtype != dtype:
+            self.adj, self.adj_t = self.adj.to(dtype), self.adj_t.to(dtype)
+        return self.adj, self.adj_t
+
 
 def _csr(row: Tensor, col: Tensor, val: Tensor, shape: tuple) -> Tensor:
     coo = torch.sparse_coo_tensor(torch.stack([row, col]), val, shape,
@@ -182,7 +188,7 @@ class _DelayedFn(torch.autograd.Function):
         msg = _messages(plan, hist, delta, dtype)
         if weight is not None:
             msg = msg * weight.index_select(0, plan.rel)
-        out = torch.sparse.mm(plan.adj, msg) if aggregate else msg
+        out = torch.sparse.mm(plan.operators(dtype)[0], msg) if aggregate else msg
         ctx.plan, ctx.aggregate, ctx.num_frames = plan, aggregate, len(frames)
         ctx.save_for_backward(hist, delta, delay, weight, traces)
         return out
@@ -194,7 +200,7 @@ class _DelayedFn(torch.autograd.Function):
         need_frames = ctx.needs_input_grad[7:]
         need_delay, need_weight = ctx.needs_input_grad[4], ctx.needs_input_grad[5]
         grad_out = grad_out.contiguous()
-        g = torch.sparse.mm(plan.adj_t, grad_out) if ctx.aggregate else grad_out
+        g = torch.sparse.mm(plan.operators(grad_out.dtype)[1], grad_out) if ctx.aggregate else grad_out
         grad_weight = grad_delay = None
         if weight is not None:
             if need_weight:

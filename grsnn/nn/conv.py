@@ -173,7 +173,9 @@ class SpikingDelayConv(MessagePassing):
         if dim != self.channels:
             raise ValueError(f"beta has {dim} channels, the layer {self.channels}")
         if is_sparse(edge_index):
+            # PyG convention: a sparse input is the transposed adjacency (row = target)
             edge_index, sparse_weight = to_edge_index(edge_index)
+            edge_index = edge_index.flip(0)
             if edge_weight is None and self.num_relations == 1:
                 edge_weight = sparse_weight
         edge_level = (bool(self.explain) or not self.fused
@@ -212,12 +214,12 @@ class SpikingDelayConv(MessagePassing):
             if edge_level:
                 agg = self.propagate(edge_index, size=(num_nodes, num_nodes), plan=plan,
                                      hist=hist, frames=frames, delta=delta, delay=delay,
-                                     weight=weight, trace=trace, edge_weight=edge_weight,
+                                     weight=weight, trace=trace, edge_scale=edge_weight,
                                      scales=scales)
             else:
                 agg = self.propagate(plan.adj, plan=plan, hist=hist, frames=frames,
                                      delta=delta, delay=delay, weight=weight, trace=trace,
-                                     edge_weight=edge_weight, scales=scales)
+                                     edge_scale=edge_weight, scales=scales)
             x = agg.view(num_nodes, batch, -1)
             if self.self_connection:
                 x = torch.cat([spikes[-1].view(num_nodes, batch, dim), x], dim=-1)
@@ -238,13 +240,13 @@ class SpikingDelayConv(MessagePassing):
     # ------------------------------------------------------- message passing API
     def message(self, plan: DelayPlan, hist: Tensor, frames: List[Tensor], delta: Tensor,
                 delay: Optional[Tensor], weight: Optional[Tensor], trace: Optional[Tensor],
-                edge_weight: Optional[Tensor]) -> Tensor:
+                edge_scale: Optional[Tensor]) -> Tensor:
         """Per-edge delayed messages ``[E, B * D]`` (edge order of ``edge_index``)."""
         msg = delayed_gather(plan, hist, frames, delta, delay, weight, trace)
         if plan.num_pairs != plan.dst.numel():
             msg = msg.index_select(0, plan.edge_pair)
-        if edge_weight is not None:
-            msg = msg * edge_weight.view(-1, 1).to(msg.dtype)
+        if edge_scale is not None:
+            msg = msg * edge_scale.view(-1, 1).to(msg.dtype)
         return msg
 
     def aggregate(self, inputs: Tensor, index: Tensor, dim_size: Optional[int] = None,
@@ -257,7 +259,7 @@ class SpikingDelayConv(MessagePassing):
     def message_and_aggregate(self, adj: Tensor, plan: DelayPlan, hist: Tensor,
                               frames: List[Tensor], delta: Tensor, delay: Optional[Tensor],
                               weight: Optional[Tensor], trace: Optional[Tensor],
-                              edge_weight: Optional[Tensor], scales: Optional[Tensor]
+                              edge_scale: Optional[Tensor], scales: Optional[Tensor]
                               ) -> Tensor:
         """Fused delayed propagation over ``(source, relation)`` pairs, ``[N, B * D]``."""
         if self.aggregate_fn == "sum":
@@ -266,8 +268,8 @@ class SpikingDelayConv(MessagePassing):
         def edge_part(delay_, weight_, *frames_):
             msg = delayed_gather(plan, hist, list(frames_), delta, delay_, weight_, trace)
             msg = msg.index_select(0, plan.edge_pair)
-            if edge_weight is not None:
-                msg = msg * edge_weight.view(-1, 1).to(msg.dtype)
+            if edge_scale is not None:  # (PyG reserves the name edge_weight for sparse input)
+                msg = msg * edge_scale.view(-1, 1).to(msg.dtype)
             return pna_aggregate(msg, plan.dst, plan.num_nodes, scales, self.channels)
 
         if torch.is_grad_enabled():  # recompute the edge work in backward: node-level memory

@@ -92,7 +92,7 @@ class GRSNN(nn.Module):
         self.mlp = nn.Sequential(*layers, nn.Linear(feat, 1))
         self.register_buffer("kappa", readout_kernel(time_steps, readout_decay),
                              persistent=False)
-        self._plan: Optional[Tuple[tuple, DelayPlan]] = None
+        self._plan: Optional[tuple] = None
 
     def reset_parameters(self) -> None:
         """Re-initialise every parameter (query embedding N(0, 1))."""
@@ -136,13 +136,19 @@ class GRSNN(nn.Module):
 
     def plan(self, data) -> DelayPlan:
         """Grouped graph structure of ``data`` (cached while the graph is unchanged)."""
-        ei, et = data.edge_index, getattr(data, "edge_type", None)
-        ew = getattr(data, "edge_weight", None)
-        key = tuple((x.data_ptr(), x._version, tuple(x.shape)) if x is not None else None
-                    for x in (ei, et, ew)) + (int(data.num_nodes), self.conv.fused)
-        if self._plan is None or self._plan[0] != key:
-            self._plan = (key, self.conv.build_plan(ei, int(data.num_nodes), et, ew))
-        return self._plan[1]
+        tensors = (data.edge_index, getattr(data, "edge_type", None),
+                   getattr(data, "edge_weight", None))
+        versions = tuple(-1 if x is None else x._version for x in tensors)
+        num_nodes = int(data.num_nodes)
+        # the cache holds the tensors, so their memory cannot be reused by another graph
+        if self._plan is not None:
+            old, old_versions, old_nodes, plan = self._plan
+            if (all(a is b for a, b in zip(old, tensors)) and old_versions == versions
+                    and old_nodes == num_nodes):
+                return plan
+        plan = self.conv.build_plan(tensors[0], num_nodes, *tensors[1:])
+        self._plan = (tensors, versions, num_nodes, plan)
+        return plan
 
     def spikes(self, data, h_index: Tensor, r_index: Tensor) -> Tensor:
         """Spike trains ``[T, N, B, D]`` (float, differentiable) for queries ``(h, r, ?)``."""
