@@ -173,6 +173,8 @@ def rss_kib() -> int:
 
 # ---------------------------------------------------------------------------- worker
 def worker(args) -> None:
+    import warnings
+    warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
     root = Path(args.data_root)
     edge_index, edge_type, n, num_rel, trip = load_graph(root, args.max_edges)
     B = args.queries
@@ -225,13 +227,13 @@ def worker(args) -> None:
            "B": B, "repeats": reps, "threads": torch.get_num_threads()}
     for name, fn in (("fwd", fwd), ("fwdbwd", fwd_bwd)):
         out = fn()  # warm-up
-        times = []
+        times, cpu = [], []
         for _ in range(reps):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             out = fn()
             times.append(time.perf_counter() - t0)
-        res[name] = statistics.median(times)
-        res[name + "_all"] = times
+            cpu.append(time.process_time() - c0)
+        res[name], res[name + "_all"], res[name + "_cpu"] = statistics.median(times), times, cpu
         res[name + "_mib"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024
         if name == "fwd" and args.worker != "c":
             res["logits"] = out.detach().flatten().tolist()
@@ -305,7 +307,7 @@ def main() -> int:
         worker(args)
         return 0
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"torch.get_num_threads() = {torch.get_num_threads()}")
+          f"torch.get_num_threads() = {torch.get_num_threads()}, load average {os.getloadavg()}")
     names = {"a": "(a) grsnn engine", "b": "(b) per-edge baseline", "c": "(c) 9x sparse.mm floor"}
     res = {}
     for v in args.variants.split(","):
@@ -321,6 +323,7 @@ def main() -> int:
             continue
         res[v] = json.loads(line[0][7:])
         res[v]["wall"] = time.perf_counter() - t0
+    print(f"load average after the workers: {os.getloadavg()}")
     if not res:
         return 1
     r0 = next(iter(res.values()))
@@ -334,8 +337,9 @@ def main() -> int:
         print(f"{names[v]:26s} {r['fwd']:10.3f} {r['fwdbwd']:10.3f} {r['fwd_mib']:13.1f} "
               f"{r['fwdbwd_mib']:10.1f}  {r['repeats']:7d}  {r['wall']:13.1f}")
     for v, r in res.items():
-        print(f"  {v}: forward times {[round(x, 3) for x in r['fwd_all']]}, "
-              f"fwd+bwd times {[round(x, 3) for x in r['fwdbwd_all']]}")
+        print(f"  {v}: wall (cpu) s, forward: " + ", ".join(
+            f"{w:.3f} ({c:.3f})" for w, c in zip(r["fwd_all"], r["fwd_cpu"])) + "; fwd+bwd: "
+              + ", ".join(f"{w:.3f} ({c:.3f})" for w, c in zip(r["fwdbwd_all"], r["fwdbwd_cpu"])))
     if "a" in res and "b" in res:
         a, b = res["a"], res["b"]
         diff = max(abs(x - y) for x, y in zip(a["logits"], b["logits"]))
