@@ -1,33 +1,27 @@
 """Engine benchmark: GRSNN at the FB15k-237 configuration against a per-edge baseline.
 
-Measured (seconds per batch and peak memory; B queries x candidates tails, D=32, T=10,
-tau=4, V_th=2, K=4, linear_scale 0.1, dependent query-conditioned delays, sum
-aggregation), on the FB15k-237 training graph with inverse edges (474 edge types):
-
-  (a) engine    ``grsnn.nn.GRSNN`` called as ``model(data, batch)``;
-  (b) baseline  the same model math (METHOD.md section 3) written the straightforward
-                way: full spike history ``[N, B, D, t]`` grown by ``torch.cat`` every
-                step, a per-edge int64 time index ``[E, B, D]`` per step for a delayed
-                advanced-indexing gather, ``index_add_`` into destinations, and a custom
-                autograd function for the delay gradient (trace history, METHOD 4);
-  (c) floor     T-1 = 9 products ``torch.sparse.mm(A, X)``, A the CSR adjacency over the
-                same edges, X dense ``[N, B*D]`` (the memory-bandwidth floor).
-
-"forward" runs under ``torch.no_grad()``; "fwd+bwd" is the forward plus ``.backward()``
-of BCE-with-logits against a target whose column 0 is positive ((c): the sum of the
-outputs). Time: one warm-up batch, then the median of ``--repeats`` batches
-(``--repeats-baseline`` for (b)). Memory: every variant runs in a fresh subprocess
-(``--worker a|b|c``); the peak RSS (``ru_maxrss``, reset via /proc/self/clear_refs where
-available) minus the RSS after data loading and model construction, in MiB.
+Seconds per batch and peak memory on the FB15k-237 training graph with inverse edges (E =
+544,230, 474 edge types) at the paper's configuration: B queries x candidates tails, D=32,
+T=10, tau=4, V_th=2, K=4, linear_scale 0.1, dependent query-conditioned delays, sum.
+  (a) engine    ``grsnn.nn.GRSNN(...)(data, batch)``;
+  (b) baseline  the same math (METHOD.md sections 3-4) done the straightforward way: full
+                spike history [N, B, D, t] grown by torch.cat, a per-edge int64 time index
+                [E, B, D] per step for an advanced-indexing delayed gather, index_add_ into
+                destinations, a custom autograd function for the trace-based delay gradient;
+  (c) floor     T-1 = 9 products torch.sparse.mm(A, X), A the CSR adjacency over the same
+                edges, X dense [N, B*D]: the bandwidth floor of one pass over the edges.
+"forward" runs under torch.no_grad(); "fwd+bwd" adds .backward() of BCE-with-logits with
+column 0 positive ((c): of the sum of the outputs). Time: one warm-up batch, then the median
+of --repeats batches (--repeats-baseline for (b)). Memory: each variant runs in a fresh
+subprocess (--worker a|b|c); peak RSS (ru_maxrss, reset through /proc/self/clear_refs)
+minus the RSS after data loading and model construction, in MiB.
 
 Run:  python benchmarks/engine.py [--data-root DIR] [--queries 5] [--candidates 257]
-                                  [--repeats 3] [--variants a,b,c] [--max-edges M]
-      python benchmarks/engine.py --check    # (b) == (a) in float64, logits and grads
-The data root defaults to $GRSNN_DATA_ROOT, else ../shared/datasets (from the repo root).
+          [--repeats 3] [--repeats-baseline 1] [--variants a,b,c] [--max-edges M]
+      python benchmarks/engine.py --check   # (b) reproduces (a): float64 logits and grads
+The data root defaults to $GRSNN_DATA_ROOT, else ../shared/datasets beside the repository.
 """
-from __future__ import annotations
-
-import argparse, json, math, os, resource, statistics, subprocess, sys, time
+import argparse, contextlib, json, math, os, resource, statistics, subprocess, sys, time, warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +68,7 @@ class _DelayedGather(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         tidx, mask, trace, src, etype = ctx.saved_tensors
-        n, b, d, t = ctx.hist_shape
+        b, d = ctx.hist_shape[1:3]
         g = g.masked_fill(~mask, 0)
         idx = (src.view(-1, 1, 1), torch.arange(b).view(1, -1, 1),
                torch.arange(d).view(1, 1, -1), tidx)
@@ -95,12 +89,11 @@ class PerEdgeBaseline(nn.Module):
         conv, R, D = model.conv, model.num_relations, model.hidden_dim
         self.R, self.D, self.T, self.tau = R, D, conv.time_steps, conv.tau
         self.vth, self.K, self.lam = conv.v_threshold, conv.delay_bound, conv.linear_scale
-        self.query = nn.Embedding(R, D)
+        self.query, self.lin = nn.Embedding(R, D), nn.Linear(D, D)
         self.delay_generator = nn.Linear(D, R * D)
-        self.lin = nn.Linear(D, D)
         self.mlp = nn.Sequential(nn.Linear(2 * D, 2 * D), nn.ReLU(), nn.Linear(2 * D, 1))
-        for mine, theirs in [(self.query, model.query), (self.lin, conv.lin), (self.mlp, model.mlp),
-                             (self.delay_generator, model.delay_generator)]:
+        for mine, theirs in [(self.query, model.query), (self.lin, conv.lin),
+                             (self.mlp, model.mlp), (self.delay_generator, model.delay_generator)]:
             mine.load_state_dict(theirs.state_dict())
 
     def forward(self, edge_index, edge_type, num_nodes, batch):
@@ -135,8 +128,14 @@ class PerEdgeBaseline(nn.Module):
 
 
 # ------------------------------------------------------------------------------ data
+def with_inverses(trip, num_rel):
+    """(head, rel, tail) facts -> edge_index [2, 2F] and edge_type (inverse of r is r + R)."""
+    edge_index = torch.cat([trip[:, [0, 2]].t(), trip[:, [2, 0]].t()], dim=1).contiguous()
+    return edge_index, torch.cat([trip[:, 1], trip[:, 1] + num_rel])
+
+
 def load_graph(root: Path, max_edges: int = 0):
-    """FB15k-237 train facts plus inverse edges: (edge_index [2, E], edge_type [E], N, 2R)."""
+    """FB15k-237 train facts with inverses: (edge_index, edge_type, N, 2R, facts)."""
     ds = root / "FB15k-237"
     rows = [ln.rstrip("\n").split("\t") for ln in open(ds / "train.txt", encoding="utf-8")]
     if (ds / "entities.dict").exists() and (ds / "relations.dict").exists():
@@ -145,13 +144,9 @@ def load_graph(root: Path, max_edges: int = 0):
     else:
         ent = {k: i for i, k in enumerate(dict.fromkeys(x for h, _, t in rows for x in (h, t)))}
         rel = {k: i for i, k in enumerate(dict.fromkeys(r for _, r, _ in rows))}
-    if max_edges:
-        rows = rows[: max_edges // 2]
+    rows = rows[: max_edges // 2] if max_edges else rows
     trip = torch.tensor([[ent[h], rel[r], ent[t]] for h, r, t in rows], dtype=torch.long)
-    R = len(rel)
-    edge_index = torch.cat([trip[:, [0, 2]].t(), trip[:, [2, 0]].t()], dim=1)
-    edge_type = torch.cat([trip[:, 1], trip[:, 1] + R])
-    return edge_index.contiguous(), edge_type, len(ent), 2 * R, trip
+    return (*with_inverses(trip, len(rel)), len(ent), 2 * len(rel), trip)
 
 
 def make_batch(trip, num_nodes, queries, candidates, seed):
@@ -164,53 +159,46 @@ def make_batch(trip, num_nodes, queries, candidates, seed):
                         facts[:, 1:2].expand_as(tails)], dim=-1)
 
 
+def _try_write(path: str, text: str) -> None:
+    with contextlib.suppress(OSError), open(path, "w") as f:
+        f.write(text)
+
+
 def rss_kib() -> int:
-    try:
-        return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/statm") as f:  # Linux, like ru_maxrss in KiB
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 # ---------------------------------------------------------------------------- worker
-def worker(args) -> None:
-    import warnings
+def worker(args) -> dict:
     warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-    root = Path(args.data_root)
-    edge_index, edge_type, n, num_rel, trip = load_graph(root, args.max_edges)
-    B = args.queries
+    _try_write("/proc/self/oom_score_adj", "1000")  # if memory runs out, this process goes first
+    edge_index, edge_type, n, num_rel, trip = load_graph(Path(args.data_root), args.max_edges)
+    B, src, dst = args.queries, edge_index[0], edge_index[1]
     batch = make_batch(trip, n, B, args.candidates, args.seed)
-    target = torch.zeros(B, args.candidates)
-    target[:, 0] = 1
+    target = (torch.arange(args.candidates) == 0).float().expand(B, -1)  # column 0 positive
     torch.manual_seed(args.seed)
     model = GRSNN(num_rel, **CONFIG)
     data = Data(edge_index=edge_index, edge_type=edge_type, num_nodes=n)
     if args.worker == "a":
-        run = lambda: model(data, batch)  # noqa: E731
+        run, params = (lambda: model(data, batch)), list(model.parameters())
     elif args.worker == "b":
         base = PerEdgeBaseline(model)
-        run = lambda: base(edge_index, edge_type, n, batch)  # noqa: E731
-    else:
-        src, dst = edge_index
-        order = torch.argsort(dst * n + src)
+        run, params = (lambda: base(edge_index, edge_type, n, batch)), list(base.parameters())
+    else:  # CSR [N, N], row = destination; all E entries kept (parallel edges not merged)
         crow = torch.zeros(n + 1, dtype=torch.long)
         crow[1:] = torch.cumsum(torch.bincount(dst, minlength=n), 0)
-        A = torch.sparse_csr_tensor(crow, src[order], torch.ones(len(order)), (n, n),
-                                    check_invariants=False)
+        col = src[torch.argsort(dst * n + src)]
+        A = torch.sparse_csr_tensor(crow, col, torch.ones(len(col)), (n, n), check_invariants=False)
         X = torch.randn(n, B * CONFIG["hidden_dim"], requires_grad=True)
-        run = lambda: torch.stack([torch.sparse.mm(A, X) for _ in range(9)])  # noqa: E731
-    params = list(model.parameters()) if args.worker != "c" else [X]
-    if args.worker == "b":
-        params = list(base.parameters())
+        run, params = (lambda: torch.stack([torch.sparse.mm(A, X) for _ in range(9)])), [X]
 
     def fwd_bwd():
         for p in params:
             p.grad = None
         out = run()
-        if args.worker == "c":
-            loss = out.sum()
-        else:
-            loss = nn.functional.binary_cross_entropy_with_logits(out, target)
-        loss.backward()
+        (out.sum() if args.worker == "c"
+         else nn.functional.binary_cross_entropy_with_logits(out, target)).backward()
         return out
 
     def fwd():
@@ -218,15 +206,11 @@ def worker(args) -> None:
             return run()
 
     reps = args.repeats_baseline if args.worker == "b" else args.repeats
-    try:
-        open("/proc/self/clear_refs", "w").write("5")  # reset the peak RSS to now
-    except OSError:
-        pass
+    _try_write("/proc/self/clear_refs", "5")  # reset the peak RSS (ru_maxrss) to now
     base_rss = rss_kib()
-    res = {"variant": args.worker, "N": n, "E": int(edge_index.size(1)), "types": num_rel,
-           "B": B, "repeats": reps, "threads": torch.get_num_threads()}
+    res = {"N": n, "E": int(edge_index.size(1)), "types": num_rel, "repeats": reps}
     for name, fn in (("fwd", fwd), ("fwdbwd", fwd_bwd)):
-        out = fn()  # warm-up
+        out = fn()  # warm-up (for (a) it also builds and caches the propagation plan)
         times, cpu = [], []
         for _ in range(reps):
             t0, c0 = time.perf_counter(), time.process_time()
@@ -237,30 +221,26 @@ def worker(args) -> None:
         res[name + "_mib"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024
         if name == "fwd" and args.worker != "c":
             res["logits"] = out.detach().flatten().tolist()
-    print("RESULT " + json.dumps(res), flush=True)
+    return res
 
 
 # ----------------------------------------------------------------------------- check
 def check() -> int:
+    """Baseline (b) against the engine (a): float64 logits (atol 1e-8), grads (rtol 1e-6)."""
     torch.set_default_dtype(torch.float64)
+    g = torch.Generator().manual_seed(1)
+    n, facts, R = 200, 500, 3  # 1,000 directed edges, 6 edge types
+    trip = torch.stack([torch.randint(k, (facts,), generator=g) for k in (n, R, n)], dim=1)
+    ei, et = with_inverses(trip, R)
+    data, batch = Data(edge_index=ei, edge_type=et, num_nodes=n), make_batch(trip, n, 2, 17, 2)
+    target = (torch.arange(17) == 0).double().expand(2, -1)
     ok = True
-    for scale, gain in ((0.1, 1.0), (1.0, 1.0), (1.0, 4.0)):  # gain: boost W for more spikes
-        g = torch.Generator().manual_seed(1)
-        n, facts, R = 200, 500, 3
-        trip = torch.stack([torch.randint(n, (facts,), generator=g),
-                            torch.randint(R, (facts,), generator=g),
-                            torch.randint(n, (facts,), generator=g)], dim=1)
-        ei = torch.cat([trip[:, [0, 2]].t(), trip[:, [2, 0]].t()], dim=1).contiguous()
-        et = torch.cat([trip[:, 1], trip[:, 1] + R])
-        batch = make_batch(trip, n, 2, 17, 2)
-        target = torch.zeros(2, 17)
-        target[:, 0] = 1
+    for scale, gain in ((0.1, 1.0), (1.0, 1.0), (1.0, 4.0)):  # gain scales W: more spikes
         torch.manual_seed(0)
         model = GRSNN(2 * R, hidden_dim=32, time_steps=10, linear_scale=scale)
         with torch.no_grad():
             model.conv.lin.weight.mul_(gain)
         base = PerEdgeBaseline(model)
-        data = Data(edge_index=ei, edge_type=et, num_nodes=n)
         outs, grads = [], []
         for run, mods in [(lambda: model(data, batch), (model.delay_generator, model.conv.lin)),
                           (lambda: base(ei, et, n, batch), (base.delay_generator, base.lin))]:
@@ -269,18 +249,14 @@ def check() -> int:
             outs.append(out.detach())
             grads.append([p.grad for m in mods for p in m.parameters()])
         st = model.spike_trains(data, batch[:, 0, 0], batch[:, 0, 2])
-        rate, fired = st.double().mean().item(), int(st.any(0).any(-1).sum())
-        dl = (outs[0] - outs[1]).abs().max().item()
-        good = torch.allclose(outs[0], outs[1], rtol=0, atol=1e-8)
-        for name, ga, gb in zip(["delay_generator.weight", "delay_generator.bias",
-                                 "lin.weight", "lin.bias"], *grads):
-            same = torch.allclose(ga, gb, rtol=1e-6, atol=1e-14)
-            good &= same
-            print(f"  grad {name:22s} |g| {ga.norm().item():.3e}  max diff "
-                  f"{(ga - gb).abs().max().item():.2e}  {'ok' if same else 'MISMATCH'}")
-        print(f"linear_scale {scale}, W x {gain}: firing rate {rate:.4f}, {fired} (node, query) "
-              f"pairs fired, max |logit diff| {dl:.2e}: "
-              f"{'PASS' if good else 'FAIL'}")
+        same = [torch.allclose(ga, gb, rtol=1e-6, atol=1e-14) for ga, gb in zip(*grads)]
+        good = torch.allclose(outs[0], outs[1], rtol=0, atol=1e-8) and all(same)
+        norms = ", ".join(f"{x.norm().item():.1e}" for x in grads[0])
+        diffs = ", ".join(f"{(x - y).abs().max().item():.1e}" for x, y in zip(*grads))
+        print(f"linear_scale {scale}, W x {gain}: firing rate {st.double().mean().item():.4f}, "
+              f"{int(st.any(0).any(-1).sum())} (node, query) pairs fired; max |logit diff| "
+              f"{(outs[0] - outs[1]).abs().max().item():.1e}\n  grads delay_generator.weight, .bias,"
+              f" lin.weight, .bias: |g| {norms}; max |diff| {diffs}: {'PASS' if good else 'FAIL'}")
         ok &= good
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
@@ -289,67 +265,63 @@ def check() -> int:
 # ------------------------------------------------------------------------------ main
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data-root", default=os.environ.get("GRSNN_DATA_ROOT",
-                                                          str(ROOT / ".." / "shared" / "datasets")))
-    p.add_argument("--queries", type=int, default=5)
-    p.add_argument("--candidates", type=int, default=257)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--repeats-baseline", type=int, default=1)
-    p.add_argument("--variants", default="a,b,c")
-    p.add_argument("--max-edges", type=int, default=0, help="use the first M/2 facts (quick runs)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-root", default=os.environ.get(
+        "GRSNN_DATA_ROOT", str(ROOT / ".." / "shared" / "datasets")))
+    for flag, default in (("queries", 5), ("candidates", 257), ("repeats", 3), ("seed", 0),
+                          ("repeats-baseline", 1), ("max-edges", 0), ("variants", "a,b,c")):
+        p.add_argument("--" + flag, type=type(default), default=default)  # max-edges: M/2 facts
     p.add_argument("--check", action="store_true")
-    p.add_argument("--worker", choices=["a", "b", "c"], help=argparse.SUPPRESS)
+    p.add_argument("--worker", default="", help=argparse.SUPPRESS)  # a, b or c: one variant
     args = p.parse_args()
     if args.check:
         return check()
     if args.worker:
-        worker(args)
+        print("RESULT " + json.dumps(worker(args)), flush=True)
         return 0
-    print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"torch.get_num_threads() = {torch.get_num_threads()}, load average {os.getloadavg()}")
+    print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, torch.get_num_threads() = "
+          f"{torch.get_num_threads()}, load average {os.getloadavg()}")
     names = {"a": "(a) grsnn engine", "b": "(b) per-edge baseline", "c": "(c) 9x sparse.mm floor"}
     res = {}
     for v in args.variants.split(","):
-        cmd = [sys.executable, __file__, "--worker", v] + [
-            f"--{k.replace('_', '-')}={getattr(args, k)}" for k in
-            ("data_root", "queries", "candidates", "repeats", "repeats_baseline", "max_edges", "seed")]
+        cmd = [sys.executable, __file__, "--worker", v] + [f"--{k.replace('_', '-')}={x}" for k, x
+                                                           in vars(args).items() if k != "check"]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode or not line:
-            why = "killed by SIGKILL (out of memory?)" if proc.returncode == -9 else proc.stderr[-2000:]
-            print(f"{names[v]}: worker failed (rc {proc.returncode}): {why}")
+            why = "SIGKILL (out of memory?)" if proc.returncode == -9 else proc.stderr[-2000:]
+            print(f"{names[v]}: worker failed after {time.perf_counter() - t0:.0f} s "
+                  f"(rc {proc.returncode}): {why}")
             continue
-        res[v] = json.loads(line[0][7:])
-        res[v]["wall"] = time.perf_counter() - t0
-    print(f"load average after the workers: {os.getloadavg()}")
+        res[v] = dict(json.loads(line[0][7:]), wall=time.perf_counter() - t0)
     if not res:
         return 1
     r0 = next(iter(res.values()))
     print(f"graph: FB15k-237 train + inverses, N = {r0['N']} nodes, E = {r0['E']} directed edges, "
-          f"{r0['types']} edge types")
-    print(f"config: B = {args.queries} queries x {args.candidates} candidates, D = 32, T = 10, "
-          f"tau = 4, V_th = 2, K = 4, linear_scale 0.1, dependent delays, sum aggregation")
-    print(f"\n{'variant':26s} {'forward s':>10s} {'fwd+bwd s':>10s} {'fwd peak MiB':>13s} "
-          f"{'peak MiB':>10s}  repeats  worker wall s")
+          f"{r0['types']} edge types\nconfig: B = {args.queries} queries x {args.candidates} "
+          f"candidates, D = 32, T = 10, tau = 4, V_th = 2, K = 4, linear_scale 0.1, dependent "
+          f"delays, sum aggregation\n\n{'variant':26s} {'forward s':>10s} {'fwd+bwd s':>10s} "
+          f"{'fwd peak MiB':>13s} {'peak MiB':>10s}  repeats  worker wall s")
     for v, r in res.items():
         print(f"{names[v]:26s} {r['fwd']:10.3f} {r['fwdbwd']:10.3f} {r['fwd_mib']:13.1f} "
               f"{r['fwdbwd_mib']:10.1f}  {r['repeats']:7d}  {r['wall']:13.1f}")
     for v, r in res.items():
         print(f"  {v}: wall (cpu) s, forward: " + ", ".join(
             f"{w:.3f} ({c:.3f})" for w, c in zip(r["fwd_all"], r["fwd_cpu"])) + "; fwd+bwd: "
-              + ", ".join(f"{w:.3f} ({c:.3f})" for w, c in zip(r["fwdbwd_all"], r["fwdbwd_cpu"])))
+            + ", ".join(f"{w:.3f} ({c:.3f})" for w, c in zip(r["fwdbwd_all"], r["fwdbwd_cpu"])))
     if "a" in res and "b" in res:
         a, b = res["a"], res["b"]
         diff = max(abs(x - y) for x, y in zip(a["logits"], b["logits"]))
-        print(f"\nmax |logit(a) - logit(b)| (float32, same batch and parameters): {diff:.2e}")
-        print(f"(b)/(a): forward {b['fwd'] / a['fwd']:.1f}x, fwd+bwd {b['fwdbwd'] / a['fwdbwd']:.1f}x,"
-              f" peak memory {b['fwdbwd_mib'] / max(a['fwdbwd_mib'], 1e-9):.1f}x"
-              f" (forward-only peak {b['fwd_mib'] / max(a['fwd_mib'], 1e-9):.1f}x)")
+        print(f"\nmax |logit(a) - logit(b)| (float32, same batch and parameters): {diff:.2e}\n"
+              f"(b)/(a): forward {b['fwd'] / a['fwd']:.1f}x, fwd+bwd "
+              f"{b['fwdbwd'] / a['fwdbwd']:.1f}x, peak memory "
+              f"{b['fwdbwd_mib'] / a['fwdbwd_mib']:.1f}x "
+              f"(forward-only peak {b['fwd_mib'] / a['fwd_mib']:.1f}x)")
     if "a" in res and "c" in res:
         a, c = res["a"], res["c"]
-        print(f"(a)/(c): forward {a['fwd'] / c['fwd']:.1f}x, fwd+bwd {a['fwdbwd'] / c['fwdbwd']:.1f}x")
+        print(f"(a)/(c): forward {a['fwd'] / c['fwd']:.1f}x, fwd+bwd "
+              f"{a['fwdbwd'] / c['fwdbwd']:.1f}x")
+    print(f"load average after the workers: {os.getloadavg()}")
     return 0
 
 

@@ -151,7 +151,9 @@ def reference_aggregate(frames, t, ei, et, delta, weight, n):
     return torch.zeros(n, cols, dtype=msg.dtype).index_add(0, ei[1], msg)
 
 
-def test_spike_and_weight_gradients_are_exact():
+@pytest.mark.parametrize("chunk", [1 << 19, 7])  # one chunk, and many uneven chunks
+def test_spike_and_weight_gradients_are_exact(chunk, monkeypatch):
+    monkeypatch.setattr("grsnn.functional.propagation._CHUNK_ELEMENTS", chunk)
     n, cols, rels, t, K = 8, 5, 3, 6, 4
     ei, et = random_graph(n, 30, rels, seed=3)
     frames, hist = random_history(n, cols, t, seed=4)
@@ -171,7 +173,9 @@ def test_spike_and_weight_gradients_are_exact():
         assert torch.allclose(g, w)
 
 
-def test_delay_gradient_matches_finite_differences_of_psp_smoothed_objective():
+@pytest.mark.parametrize("chunk", [1 << 19, 9])
+def test_delay_gradient_matches_finite_differences_of_psp_smoothed_objective(chunk, monkeypatch):
+    monkeypatch.setattr("grsnn.functional.propagation._CHUNK_ELEMENTS", chunk)
     """F(d) = sum_t sum_e g_v[t] * sum_j s_u[j] eps(t - 1 - d - j) is the message stream
     filtered by the PSP kernel with a continuous delay; at an integer delay its derivative
     (approached from below, the side where no new spike enters) is the trace formula."""

@@ -7,7 +7,7 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 from torch_geometric.data import Data
 
-__all__ = ["DataError", "read_triples", "Vocab", "fact_graph"]
+__all__ = ["DataError", "read_triples", "read_numbered_triples", "Vocab", "fact_graph"]
 
 Triple = Tuple[str, str, str]
 
@@ -30,25 +30,43 @@ def read_triples(path: str | Path) -> List[Triple]:
         >>> read_triples(p)
         [('a', 'r', 'b')]
     """
+    return [triple for _, triple in read_numbered_triples(path)]
+
+
+def read_numbered_triples(path: str | Path) -> List[Tuple[int, Triple]]:
+    """Like :func:`read_triples`, each triple paired with its 1-based line number.
+
+    The line numbers let later checks (an unknown relation, say) name ``file:line``.
+
+    Example:
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "train.txt")
+        >>> _ = open(p, "w").write("\\na\\tr\\tb\\n")
+        >>> read_numbered_triples(p)
+        [(2, ('a', 'r', 'b'))]
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    triples: List[Triple] = []
-    try:
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                line = line.rstrip("\r\n")
-                if not line.strip():
-                    continue
-                parts = line.split("\t")
-                if len(parts) != 3 or not all(p.strip() for p in parts):
-                    raise DataError(f"{path}:{lineno}: expected 'head<TAB>relation<TAB>tail', "
-                                    f"got {len(parts)} field(s): {line[:80]!r}")
-                triples.append((parts[0].strip(), parts[1].strip(), parts[2].strip()))
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    triples: List[Tuple[int, Triple]] = []
+    with path.open("rb") as f:  # decode line by line so a bad byte is reported at its line
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as err:
+                raise DataError(f"{path}:{lineno}: not UTF-8 text ({err.reason} at byte "
+                                f"{err.start} of the line)") from None
+            if lineno == 1:
+                line = line.lstrip("\ufeff")  # tolerate a byte-order mark
+            if not line.strip():
+                continue
+            parts = line.split("\t")
+            if len(parts) != 3 or not all(p.strip() for p in parts):
+                raise DataError(f"{path}:{lineno}: expected 'head<TAB>relation<TAB>tail', "
+                                f"got {len(parts)} field(s): {line[:80]!r}")
+            triples.append((lineno, (parts[0].strip(), parts[1].strip(), parts[2].strip())))
     if not triples:
-        raise DataError(f"{path}: no triples")
+        raise DataError(f"{path}:1: no triples (empty file)")
     return triples
 
 

@@ -38,6 +38,9 @@ from typing import List, Optional, Sequence
 import torch
 from torch import Tensor
 
+# pairs x columns handled at once in backward (a few MB: the chunk stays in cache)
+_CHUNK_ELEMENTS = 1 << 19
+
 __all__ = ["DelayPlan", "build_plan", "history_dtype", "push_history", "delayed_gather",
            "delayed_propagate"]
 
@@ -171,6 +174,13 @@ def push_history(hist: Tensor, spikes: Tensor) -> Tensor:
     return (hist << 1) | spikes.detach().to(hist.dtype)
 
 
+def _spmm(csr: Tensor, dense: Tensor) -> Tensor:
+    """CSR times dense; the ``reduce="sum"`` kernel is the parallel one on CPU."""
+    if csr.device.type == "cpu":
+        return torch.sparse.mm(csr, dense, "sum")
+    return torch.sparse.mm(csr, dense)
+
+
 def _messages(plan: DelayPlan, hist: Tensor, delta: Tensor, dtype: torch.dtype) -> Tensor:
     """Raw delayed spikes of every pair, ``[P, C]`` in ``dtype``."""
     dp = delta.index_select(0, plan.rel)
@@ -188,7 +198,7 @@ class _DelayedFn(torch.autograd.Function):
         msg = _messages(plan, hist, delta, dtype)
         if weight is not None:
             msg = msg * weight.index_select(0, plan.rel)
-        out = torch.sparse.mm(plan.operators(dtype)[0], msg) if aggregate else msg
+        out = _spmm(plan.operators(dtype)[0], msg) if aggregate else msg
         ctx.plan, ctx.aggregate, ctx.num_frames = plan, aggregate, len(frames)
         ctx.save_for_backward(hist, delta, delay, weight, traces)
         return out
@@ -200,7 +210,7 @@ class _DelayedFn(torch.autograd.Function):
         need_frames = ctx.needs_input_grad[7:]
         need_delay, need_weight = ctx.needs_input_grad[4], ctx.needs_input_grad[5]
         grad_out = grad_out.contiguous()
-        g = torch.sparse.mm(plan.operators(grad_out.dtype)[1], grad_out) if ctx.aggregate else grad_out
+        g = _spmm(plan.operators(grad_out.dtype)[1], grad_out) if ctx.aggregate else grad_out
         grad_weight = grad_delay = None
         if weight is not None:
             if need_weight:
@@ -208,21 +218,29 @@ class _DelayedFn(torch.autograd.Function):
                 grad_weight = torch.zeros_like(weight).index_add_(0, plan.rel, g * raw)
                 del raw
             g = g * weight.index_select(0, plan.rel)
-        dp = delta.index_select(0, plan.rel)
-        num_nodes, cols = plan.num_nodes, g.size(1)
+        num_frames = ctx.num_frames
+        grad_frames = [g.new_zeros(plan.num_nodes, g.size(1)) if need else None
+                       for need in need_frames]
+        with_delay = need_delay and traces is not None
+        if with_delay:
+            grad_delay = torch.zeros_like(delay)
         zero = g.new_zeros(())
-        acc = g.new_zeros(g.shape) if need_delay and traces is not None else None
-        grad_frames: List[Optional[Tensor]] = []
-        for j in range(ctx.num_frames):
-            gj = torch.where(dp == j, g, zero)
-            if need_frames[j]:
-                grad_frames.append(g.new_zeros(num_nodes, cols).index_add_(0, plan.src, gj))
-            else:
-                grad_frames.append(None)
+        # pairs in chunks that stay in cache while the K + 1 masked passes run over them
+        rows = max(1, _CHUNK_ELEMENTS // max(1, g.size(1)))
+        for start in range(0, plan.num_pairs, rows):
+            src = plan.src[start:start + rows]
+            rel = plan.rel[start:start + rows]
+            gc = g[start:start + rows]
+            dp = delta.index_select(0, rel)
+            acc = torch.zeros_like(gc) if with_delay else None
+            for j in range(num_frames):
+                gj = torch.where(dp == j, gc, zero)
+                if grad_frames[j] is not None:
+                    grad_frames[j].index_add_(0, src, gj)
+                if acc is not None:
+                    acc.addcmul_(gj, traces[j].index_select(0, src))
             if acc is not None:
-                acc.addcmul_(gj, traces[j].index_select(0, plan.src))
-        if acc is not None:
-            grad_delay = torch.zeros_like(delay).index_add_(0, plan.rel, acc)
+                grad_delay.index_add_(0, rel, acc)
         return (None, None, None, None, grad_delay, grad_weight, None, *grad_frames)
 
 
