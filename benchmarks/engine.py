@@ -271,22 +271,27 @@ def main() -> int:
                           ("repeats-baseline", 1), ("max-edges", 0), ("variants", "a,b,c")):
         p.add_argument("--" + flag, type=type(default), default=default)  # max-edges: M/2 facts
     p.add_argument("--check", action="store_true")
-    p.add_argument("--worker", default="", help=argparse.SUPPRESS)  # a, b or c: one variant
+    p.add_argument("--worker", choices=["a", "b", "c"], help=argparse.SUPPRESS)  # one variant
     args = p.parse_args()
     if args.check:
         return check()
     if args.worker:
         print("RESULT " + json.dumps(worker(args)), flush=True)
         return 0
+    if os.environ.get("GRSNN_BENCH_WORKER"):  # never let a worker spawn workers
+        raise SystemExit("engine.py: worker started without --worker")
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, torch.get_num_threads() = "
           f"{torch.get_num_threads()}, load average {os.getloadavg()}")
     names = {"a": "(a) grsnn engine", "b": "(b) per-edge baseline", "c": "(c) 9x sparse.mm floor"}
     res = {}
     for v in args.variants.split(","):
-        cmd = [sys.executable, __file__, "--worker", v] + [f"--{k.replace('_', '-')}={x}" for k, x
-                                                           in vars(args).items() if k != "check"]
+        keys = ("data_root", "queries", "candidates", "repeats", "repeats_baseline",
+                "max_edges", "seed")
+        cmd = [sys.executable, __file__, "--worker", v] + [
+            f"--{k.replace('_', '-')}={getattr(args, k)}" for k in keys]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True,
+                              env=dict(os.environ, GRSNN_BENCH_WORKER="1"))
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode or not line:
             why = "SIGKILL (out of memory?)" if proc.returncode == -9 else proc.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""Command line: ``grsnn demo`` (the engine on shipped data). Tasks come with the task layer."""
+"""Command line: ``grsnn train | eval | predict | demo``."""
 from __future__ import annotations
 
 import argparse
@@ -111,10 +111,124 @@ def demo(args: argparse.Namespace) -> None:
           + ", ".join(ents.names[i] for i in top) + f"   [true: {ents.names[t[0].item()]}]")
 
 
+def _load_cfg(args: argparse.Namespace):
+    from .tasks import apply_overrides, load_config, merge_config
+    if getattr(args, "config", None):
+        cfg = load_config(args.config)
+    elif getattr(args, "data", None):
+        folder = Path(args.data)
+        if not folder.is_dir():
+            raise DataError(f"{folder}: no such folder (expected train.txt, valid.txt, test.txt)")
+        cfg = merge_config({"dataset": {"path": str(folder)}, "train": {"num_epoch": 10}})
+    else:
+        raise SystemExit("error: give a config (-c CONFIG) or a folder of triples (--data FOLDER)")
+    return apply_overrides(cfg, args.set or [])
+
+
+def _default_out(args: argparse.Namespace) -> Path:
+    stem = Path(args.config).stem if args.config else Path(args.data).resolve().name
+    return Path("runs") / stem
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .tasks import Trainer, build_task
+    from .tasks.trainer import prepare_run_dir
+    cfg = _load_cfg(args)
+    out = Path(args.out) if args.out else _default_out(args)
+    prepare_run_dir(out, resume=args.resume, force=args.force)
+    task = build_task(cfg)
+    print(f"data: {task.data}\nrun directory: {out}")
+    results = Trainer(task, cfg, out, progress=not args.quiet).fit(resume=args.resume)
+    _print_results(results)
+    if hasattr(task, "predict"):
+        _print_examples(task, _best_model(task, out))
+    print(f"run directory: {out} (config.yaml, log.txt, metrics.jsonl, results.json, best.pt, last.pt)")
+
+
+def _best_model(task, out: Path):
+    from .tasks import load_checkpoint
+    model = task.build_model()
+    path = out / "best.pt" if (out / "best.pt").is_file() else out / "last.pt"
+    model.load_state_dict(load_checkpoint(path)["model"])
+    return model
+
+
+def _print_results(results) -> None:
+    keys = [k for k in ("mrr", "hits@1", "hits@3", "hits@10", "hits@10_50", "mr",
+                        "pessimistic.mrr", "pessimistic.hits@10", "tied_fraction", "auroc", "ap")
+            if k in results["test"]]
+    print("\n" + "split".ljust(8) + "".join(k.rjust(20) for k in keys))
+    for split in ("valid", "test"):
+        print(split.ljust(8) + "".join(f"{results[split][k]:20.4f}" for k in keys))
+
+
+def _print_examples(task, model, count: int = 3, top: int = 5) -> None:
+    sp = task.data.splits["test"]
+    print("\nexample predictions on the test graph (* = known true answer):")
+    for h, t, r in sp.triples[:count].tolist():
+        head, rel = sp.entities[h], task.data.relations[r]
+        answers = task.predict(model, head, rel, top=top)
+        print(f"  ({head}, {rel}, ?)  true: {sp.entities[t]}")
+        for i, (name, score, known) in enumerate(answers, 1):
+            print(f"    {i}. {name} {score:.3f}{' *' if known else ''}")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from .tasks import build_task, evaluate_checkpoint, load_checkpoint
+    cfg = _load_cfg(args) if args.config else load_checkpoint(args.checkpoint)["config"]
+    task = build_task(cfg)
+    metrics = evaluate_checkpoint(task, args.checkpoint, args.split, progress=not args.quiet)
+    for k, v in metrics.items():
+        print(f"{args.split}.{k}: {v:.6g}")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from .tasks import build_task, load_checkpoint
+    state = load_checkpoint(args.checkpoint)
+    task = build_task(state["config"])
+    if not hasattr(task, "predict"):
+        raise DataError("predict works on knowledge-graph checkpoints (kg_completion)")
+    model = task.build_model()
+    model.load_state_dict(state["model"])
+    answers = task.predict(model, args.head, args.relation, top=args.top, split=args.split)
+    print(f"({args.head}, {args.relation}, ?) on the {args.split} graph (* = known true):")
+    for i, (name, score, known) in enumerate(answers, 1):
+        print(f"{i:4d}. {name}\t{score:.4f}{'  *' if known else ''}")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="grsnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="run the spiking engine on a shipped GraIL split")
+
+    p = sub.add_parser("train", help="train a model from a task YAML or a folder of triples")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("-c", "--config", help="task YAML (see tasks/)")
+    src.add_argument("--data", help="folder with train.txt, valid.txt, test.txt (head, relation, tail)")
+    p.add_argument("--out", help="run directory (default: runs/<config or folder name>)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--force", action="store_true", help="start over in a non-empty run directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint")
+    p.add_argument("-c", "--config", help="task YAML (default: the config stored in the checkpoint)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", choices=("valid", "test"), default="test")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_eval, data=None)
+
+    p = sub.add_parser("predict", help="ranked answers of (head, relation, ?) by name")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--head", required=True)
+    p.add_argument("--relation", required=True, help="relation name (append ^-1 for its inverse)")
+    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--split", choices=("train", "valid", "test"), default="test",
+                   help="graph to answer on (inductive data: test is the unseen graph)")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("demo", help="engine demo: spike timing and a short run on a GraIL split")
     p.add_argument("--data-root", default=str(DEFAULT_DATA),
                    help="folder holding grail/<split>/ (default: the repository's datasets/)")
     p.add_argument("--split", default="fb237_v1")
@@ -124,12 +238,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--eval-queries", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=demo)
+
     args = parser.parse_args(argv)
+    from .tasks import ConfigError, RunError
     try:
         args.func(args)
-    except DataError as err:
+    except (DataError, ConfigError, RunError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: resume with --resume", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -74,7 +74,8 @@ class KGData:
                 f"{', '.join(parts)}, inductive={self.inductive})")
 
 
-def _encode(rows: Sequence[Tuple[int, Triple]], path: Path, ents: Vocab, rels: Vocab) -> torch.Tensor:
+def _encode(rows: Sequence[Tuple[int, Triple]], path: Path, ents: Vocab,
+            rels: Vocab) -> torch.Tensor:
     out = []
     for lineno, (h, r, t) in rows:
         if r not in rels:
@@ -130,8 +131,14 @@ def load_triples_folder(folder: str | Path, name: Optional[str] = None) -> KGDat
         DataError: missing file, malformed line, empty file (names file and line).
 
     Example:
-        >>> kg = load_triples_folder("my_triples")          # doctest: +SKIP
-        >>> kg.splits["test"].triples[:2]                   # (head, tail, relation) ids
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> rows = {"train": "a\\tr\\tb\\n", "valid": "b\\tr\\tc\\n", "test": "a\\tr\\tc\\n"}
+        >>> for split, text in rows.items():
+        ...     _ = (d / f"{split}.txt").write_text(text)
+        >>> kg = load_triples_folder(d)
+        >>> kg.splits["test"].triples.tolist(), kg.splits["train"].entities  # (h, t, r) ids
+        ([[0, 2, 0]], ['a', 'b', 'c'])
     """
     folder = Path(folder)
     return _transductive(name or folder.resolve().name, folder)
@@ -183,8 +190,8 @@ def load_fb15k237(root: str | Path | None = None, download: bool = False) -> KGD
     ``download=True`` missing files are fetched and sha256-verified first.
 
     Example:
-        >>> kg = load_fb15k237()                            # doctest: +SKIP
-        >>> len(kg.splits["train"].entities), len(kg.relations)
+        >>> kg = load_fb15k237()                                    # doctest: +SKIP
+        >>> len(kg.splits["train"].entities), len(kg.relations)     # doctest: +SKIP
         (14541, 237)
     """
     return _transductive("FB15k-237", _registered("FB15k-237", root, download))
@@ -197,8 +204,8 @@ def load_wn18rr(root: str | Path | None = None, download: bool = False) -> KGDat
     ``download=True`` missing files are fetched and sha256-verified first.
 
     Example:
-        >>> kg = load_wn18rr()                              # doctest: +SKIP
-        >>> kg.num_relations
+        >>> kg = load_wn18rr()                                      # doctest: +SKIP
+        >>> kg.num_relations                                        # doctest: +SKIP
         22
     """
     return _transductive("WN18RR", _registered("WN18RR", root, download))
@@ -215,8 +222,8 @@ def load_grail(split: str, root: str | Path | None = None) -> KGData:
 
     Args:
         split: split name.
-        root: folder holding ``<split>/`` and ``<split>_ind/`` (default: the repository's
-            ``datasets/grail``).
+        root: folder holding ``<split>/`` and ``<split>_ind/``, or a data root holding
+            them under ``grail/`` (default: the repository's ``datasets/grail``).
 
     Raises:
         DataError: missing folder or file, malformed line, or an ``_ind`` triple whose
@@ -228,6 +235,8 @@ def load_grail(split: str, root: str | Path | None = None) -> KGData:
         [2746, 922]
     """
     base = Path(root) if root is not None else REPO_ROOT / "datasets" / "grail"
+    if not (base / split).is_dir() and (base / "grail" / split).is_dir():
+        base = base / "grail"  # a data root holding grail/ was given
     for folder in (base / split, base / f"{split}_ind"):
         if not folder.is_dir():
             raise DataError(f"{folder}: no such folder (GraIL splits: {', '.join(GRAIL_SPLITS)}; "

@@ -28,10 +28,22 @@ __all__ = ["REGISTRY", "download_dataset", "fetch_verified", "check_file", "safe
 
 _MS = "https://raw.githubusercontent.com/MichSchli/RelationPrediction/{ref}/data/FB-Toutanova/"
 _MS_REF = "98dcdf4eaa41b9ccb65b17b76e2d370e6b9b5e3b"
-_WN = "https://raw.githubusercontent.com/villmow/datasets_knowledge_embedding/{ref}/WN18RR/original/"
+_WN = ("https://raw.githubusercontent.com/villmow/datasets_knowledge_embedding/{ref}"
+       "/WN18RR/original/")
 _WN_REF = "9e392453d6804d1f51c13e5650ae58ed48b638d5"
 _PL = "https://raw.githubusercontent.com/kimiyoung/planetoid/{ref}/data/"
 _PL_REF = "af6abf468a772cc055bec88c52e4d6f51b7c37e3"
+
+_PUBMED = {  # ind.pubmed.<ext>: checksum kind and value (for allx only its git blob id is known)
+    "x": ("sha256", "fbe9cb5c47200d1b7769a26e579be3b7130b556831f9d850e77c4c74f2599b33"),
+    "tx": ("sha256", "4eb5f5d0f30f26497eb0ac6ac9719d09c67e284f1ed0385c93f3ef27a671da3d"),
+    "allx": ("git_blob", "3b86bccf08111c37c632a9dd8ab63db25ea76361"),
+    "y": ("sha256", "e6c807633307a07ed659249006536a147c7999c797f11a2560752990181b41b3"),
+    "ty": ("sha256", "ee2e0d4819d9fbcc403689c3bf2e49face401b605932f093bc58ab6461130fdd"),
+    "ally": ("sha256", "0c37bbe3b5014ec365e9d393cf4791925e5ed94fb194305d74f064a8d7b50f0e"),
+    "graph": ("sha256", "5b89f0036ca22909471f1e6558eb42fa06e0c730a577bde5b058b40638f81dc9"),
+    "test.index": ("sha256", "b101d421688bbaecbd82e8a18f1e282378d6830f3a37666f28ebc47f844341b5"),
+}
 
 
 def _urls(base: str, ref: str, name: str) -> List[str]:
@@ -76,18 +88,8 @@ REGISTRY: Dict[str, Dict[str, Any]] = {
     "PubMed": {
         "folder": "PubMed",
         "files": {
-            f"ind.pubmed.{ext}": {"urls": _urls(_PL, _PL_REF, f"ind.pubmed.{ext}"), **check}
-            for ext, check in [
-                ("x", {"sha256": "fbe9cb5c47200d1b7769a26e579be3b7130b556831f9d850e77c4c74f2599b33"}),
-                ("tx", {"sha256": "4eb5f5d0f30f26497eb0ac6ac9719d09c67e284f1ed0385c93f3ef27a671da3d"}),
-                ("allx", {"git_blob": "3b86bccf08111c37c632a9dd8ab63db25ea76361"}),
-                ("y", {"sha256": "e6c807633307a07ed659249006536a147c7999c797f11a2560752990181b41b3"}),
-                ("ty", {"sha256": "ee2e0d4819d9fbcc403689c3bf2e49face401b605932f093bc58ab6461130fdd"}),
-                ("ally", {"sha256": "0c37bbe3b5014ec365e9d393cf4791925e5ed94fb194305d74f064a8d7b50f0e"}),
-                ("graph", {"sha256": "5b89f0036ca22909471f1e6558eb42fa06e0c730a577bde5b058b40638f81dc9"}),
-                ("test.index",
-                 {"sha256": "b101d421688bbaecbd82e8a18f1e282378d6830f3a37666f28ebc47f844341b5"}),
-            ]
+            f"ind.pubmed.{ext}": {"urls": _urls(_PL, _PL_REF, f"ind.pubmed.{ext}"), kind: digest}
+            for ext, (kind, digest) in _PUBMED.items()
         },
         "source": "kimiyoung/planetoid@af6abf4 data/ (where PyG's Planetoid downloads from)",
         "licence": "MIT (Copyright (c) 2016 Zhilin Yang)",
@@ -132,7 +134,8 @@ def check_file(path: Path, sha256: Optional[str] = None, git_blob: Optional[str]
     if sha256 is not None and h256.hexdigest() != sha256.lower():
         raise DataError(f"{path}: sha256 mismatch (expected {sha256}, got {h256.hexdigest()})")
     if git_blob is not None and blob.hexdigest() != git_blob.lower():
-        raise DataError(f"{path}: git blob id mismatch (expected {git_blob}, got {blob.hexdigest()})")
+        raise DataError(f"{path}: git blob id mismatch (expected {git_blob}, "
+                        f"got {blob.hexdigest()})")
 
 
 def fetch_verified(urls: List[str], dest: Path, sha256: Optional[str] = None,
@@ -219,8 +222,9 @@ def download_dataset(name: str, root: str | Path,
     Example:
         >>> import tempfile, pathlib, hashlib
         >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "src").write_bytes(b"a\\tr\\tb\\n")
+        >>> digest = hashlib.sha256(b"a\\tr\\tb\\n").hexdigest()
         >>> reg = {"tiny": {"folder": "tiny", "files": {"train.txt": {
-        ...     "urls": [(d / "src").as_uri()], "sha256": hashlib.sha256(b"a\\tr\\tb\\n").hexdigest()}}}}
+        ...     "urls": [(d / "src").as_uri()], "sha256": digest}}}}
         >>> download_dataset("tiny", d, reg).name
         'tiny'
     """

@@ -1,0 +1,228 @@
+"""Knowledge-graph completion (transductive and inductive), NBFNet protocol.
+
+Training (METHOD section 7): self-adversarial binary cross-entropy, strict negatives,
+half the batch corrupting tails and half heads (a head query ``(?, r, t)`` is answered as
+the tail query ``(t, r + R, ?)``), and the easy edges of the batch removed from the graph.
+Evaluation (section 8): every target triple ranked in both directions against all
+entities of the split's graph, filtered by every other known true answer; the circuit
+runs once per unique ``(head, relation)`` query and scores all nodes at once.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+from tqdm import tqdm
+
+from ..data import DataError, KGData
+from ..metrics import filtered_ranks, num_candidates, ranking_metrics
+from ..nn import GRSNN
+
+__all__ = ["TripleIndex", "KGCompletionTask", "remove_easy_edges", "self_adversarial_loss"]
+
+
+class TripleIndex:
+    """Lookup of the true answers of ``(head, relation)`` queries, inverse relations included.
+
+    Example:
+        >>> idx = TripleIndex(torch.tensor([[0, 1, 0], [0, 2, 0]]), num_nodes=3, num_relations=1)
+        >>> idx.mask(torch.tensor([0, 2]), torch.tensor([0, 1])).int().tolist()
+        [[0, 1, 1], [1, 0, 0]]
+    """
+
+    def __init__(self, triples: Tensor, num_nodes: int, num_relations: int) -> None:
+        h, t, r = triples.long().t()
+        self.num_nodes, self.r2 = num_nodes, 2 * num_relations
+        heads, rels, tails = torch.cat([h, t]), torch.cat([r, r + num_relations]), torch.cat([t, h])
+        key = heads * self.r2 + rels
+        order = key.argsort()
+        self.keys, counts = torch.unique_consecutive(key[order], return_counts=True)
+        self.ptr = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+        self.values = tails[order]
+
+    def mask(self, heads: Tensor, rels: Tensor) -> Tensor:
+        """``[B, N]`` bool: true where a node is a known answer of ``(heads[i], rels[i], ?)``."""
+        key = heads.long() * self.r2 + rels.long()
+        pos = torch.searchsorted(self.keys, key).clamp(max=max(len(self.keys) - 1, 0))
+        found = (self.keys[pos] == key) if len(self.keys) else torch.zeros_like(key, dtype=torch.bool)
+        start = self.ptr[pos]
+        count = torch.where(found, self.ptr[pos + 1] - start, torch.zeros_like(start))
+        rows = torch.repeat_interleave(torch.arange(len(key)), count)
+        offset = torch.arange(int(count.sum())) - torch.repeat_interleave(count.cumsum(0) - count, count)
+        cols = self.values[torch.repeat_interleave(start, count) + offset]
+        out = torch.zeros(len(key), self.num_nodes, dtype=torch.bool)
+        out[rows, cols] = True
+        return out
+
+
+def remove_easy_edges(graph: Data, heads: Tensor, tails: Tensor, rels: Tensor,
+                      num_relations: int, one_hop: bool = False) -> Data:
+    """The graph without the query edges ``(h, r, t)`` and their inverses ``(t, r + R, h)``;
+    with ``one_hop`` without every edge between ``h`` and ``t`` (both directions, any type).
+
+    Example:
+        >>> g = Data(edge_index=torch.tensor([[0, 1, 0], [1, 0, 1]]),
+        ...          edge_type=torch.tensor([0, 1, 1]), num_nodes=2)
+        >>> remove_easy_edges(g, torch.tensor([0]), torch.tensor([1]), torch.tensor([0]), 1).edge_type
+        tensor([1])
+    """
+    n, r2 = graph.num_nodes, 2 * num_relations
+    src, dst = graph.edge_index
+    if one_hop:
+        edge_key = src * n + dst
+        query_key = torch.cat([heads * n + tails, tails * n + heads])
+    else:
+        edge_key = (src * n + dst) * r2 + graph.edge_type
+        query_key = torch.cat([(heads * n + tails) * r2 + rels,
+                               (tails * n + heads) * r2 + rels + num_relations])
+    keep = ~torch.isin(edge_key, query_key)
+    return Data(edge_index=graph.edge_index[:, keep], edge_type=graph.edge_type[keep],
+                num_nodes=n)
+
+
+def self_adversarial_loss(logits: Tensor, temperature: float) -> Tensor:
+    """Binary cross-entropy, column 0 positive, negatives weighted by
+    ``softmax(logit / temperature)`` (detached): ``(bce_pos + sum_i w_i bce_neg_i) / 2``.
+
+    Example:
+        >>> round(self_adversarial_loss(torch.zeros(1, 3), 1.0).item(), 4)  # log 2
+        0.6931
+    """
+    target = torch.zeros_like(logits)
+    target[:, 0] = 1.0
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    weight = torch.softmax(logits[:, 1:].detach() / temperature, dim=-1)
+    return ((bce[:, 0] + (weight * bce[:, 1:]).sum(-1)) / 2).mean()
+
+
+class KGCompletionTask:
+    """Training batches, loss, evaluation and prediction for one :class:`KGData`."""
+
+    def __init__(self, data: KGData, cfg: Dict[str, Dict]) -> None:
+        self.data, self.cfg = data, cfg
+        self.R = len(data.relations)
+        train = data.splits["train"]
+        self.train_triples = train.triples
+        self.train_index = TripleIndex(train.filter_triples, train.graph.num_nodes, self.R)
+        self._indices: Dict[str, TripleIndex] = {}
+
+    # ---------------------------------------------------------------- model
+    def build_model(self) -> GRSNN:
+        return GRSNN(self.data.num_relations, **self.cfg["model"])
+
+    def vocab(self) -> Dict[str, List[str]]:
+        """Names saved in checkpoints (reproducibility record)."""
+        return {"relations": list(self.data.relations),
+                "entities": list(self.data.splits["train"].entities)}
+
+    @property
+    def num_train(self) -> int:
+        return int(self.train_triples.size(0))
+
+    # --------------------------------------------------------------- training
+    def make_batch(self, idx: Tensor, gen: torch.Generator) -> Tuple[Data, Tensor]:
+        """Training graph without easy edges and a batch ``[B, 1 + n, 3]`` in tail-query form."""
+        task = self.cfg["task"]
+        h, t, r = self.train_triples[idx].t()
+        half = (len(idx) + 1) // 2          # first half corrupts tails, second half heads
+        head_side = torch.arange(len(idx)) >= half
+        qh = torch.where(head_side, t, h)
+        qt = torch.where(head_side, h, t)
+        qr = torch.where(head_side, r + self.R, r)
+        graph = self.data.splits["train"].graph
+        n = graph.num_nodes
+        if task["strict_negative"]:
+            allowed = ~self.train_index.mask(qh, qr)
+            allowed[allowed.sum(1) == 0] = True     # no valid negative left: sample any
+            neg = torch.multinomial(allowed.float(), task["num_negative"], replacement=True,
+                                    generator=gen)
+        else:
+            neg = torch.randint(0, n, (len(idx), task["num_negative"]), generator=gen)
+        tails = torch.cat([qt.unsqueeze(1), neg], dim=1)
+        batch = torch.stack([qh.unsqueeze(1).expand_as(tails), tails,
+                             qr.unsqueeze(1).expand_as(tails)], dim=-1)
+        if task["remove_one_hop"]:   # every edge between the source and each candidate
+            g = remove_easy_edges(graph, qh.repeat_interleave(tails.size(1)), tails.reshape(-1),
+                                  qr.repeat_interleave(tails.size(1)), self.R, one_hop=True)
+        else:                         # the query edge and its inverse
+            g = remove_easy_edges(graph, h, t, r, self.R)
+        return g, batch
+
+    def loss(self, model: GRSNN, graph: Data, batch: Tensor) -> Tensor:
+        logits = model(graph, batch)
+        return self_adversarial_loss(logits, self.cfg["task"]["adversarial_temperature"])
+
+    # -------------------------------------------------------------- evaluation
+    def index(self, split: str) -> TripleIndex:
+        if split not in self._indices:
+            sp = self.data.splits[split]
+            self._indices[split] = TripleIndex(sp.filter_triples, sp.graph.num_nodes, self.R)
+        return self._indices[split]
+
+    @torch.no_grad()
+    def evaluate(self, model: GRSNN, split: str, progress: bool = True) -> Dict[str, float]:
+        """Filtered ranking of ``split``'s targets in both directions (all entities)."""
+        sp = self.data.splits[split]
+        triples = sp.triples
+        cap = self.cfg["task"]["max_eval_queries"]
+        if cap is not None:
+            triples = triples[:cap]
+        h, t, r = triples.t()
+        qh, qr, target = torch.cat([h, t]), torch.cat([r, r + self.R]), torch.cat([t, h])
+        r2 = 2 * self.R
+        uniq, inverse = torch.unique(qh * r2 + qr, return_inverse=True)
+        order = inverse.argsort()
+        bounds = torch.searchsorted(inverse[order], torch.arange(len(uniq) + 1))
+        index = self.index(split)
+        was_training = model.training
+        model.eval()
+        ranks: Dict[str, List[Tensor]] = {"optimistic": [], "pessimistic": [], "realistic": []}
+        cands: List[Tensor] = []
+        size = self.cfg["task"]["eval_batch_size"]
+        chunks = range(0, len(uniq), size)
+        for start in tqdm(chunks, desc=f"eval {split}", unit="chunk", disable=not progress,
+                          leave=False):
+            stop = min(start + size, len(uniq))
+            uh, ur = uniq[start:stop] // r2, uniq[start:stop] % r2
+            scores = model.score_all(sp.graph, uh, ur)
+            mask = index.mask(uh, ur)
+            inst = order[bounds[start]:bounds[stop]]
+            rows = inverse[inst] - start
+            res = filtered_ranks(scores[rows], target[inst], mask[rows])
+            for k in ranks:
+                ranks[k].append(res[k])
+            cands.append(num_candidates(mask[rows], target[inst]))
+        model.train(was_training)
+        merged = {k: torch.cat(v) if v else torch.zeros(0) for k, v in ranks.items()}
+        return ranking_metrics(merged, torch.cat(cands) if self.data.inductive else None)
+
+    # -------------------------------------------------------------- prediction
+    def resolve(self, split: str, head: str, relation: str) -> Tuple[int, int]:
+        """Ids of an entity name and a relation name (``name^-1`` for the inverse)."""
+        sp = self.data.splits[split]
+        names = {name: i for i, name in enumerate(sp.entities)}
+        if head not in names:
+            raise DataError(f"unknown entity {head!r} (the {split} graph has {len(names)} "
+                           f"entities, e.g. {sp.entities[:3]})")
+        rels = {name: i for i, name in enumerate(self.data.relations)}
+        inverse = relation.endswith("^-1") and relation[:-3] in rels
+        base = relation[:-3] if inverse else relation
+        if base not in rels:
+            raise DataError(f"unknown relation {relation!r} (known: {self.data.relations[:3]}...; "
+                           f"append ^-1 for the inverse)")
+        return names[head], rels[base] + (self.R if inverse else 0)
+
+    @torch.no_grad()
+    def predict(self, model: GRSNN, head: str, relation: str, top: int = 10,
+                split: str = "test") -> List[Tuple[str, float, bool]]:
+        """Top answers ``(name, score, known_true)`` of ``(head, relation, ?)``."""
+        h, r = self.resolve(split, head, relation)
+        sp = self.data.splits[split]
+        model.eval()
+        scores = model.score_all(sp.graph, torch.tensor([h]), torch.tensor([r]))[0]
+        known = self.index(split).mask(torch.tensor([h]), torch.tensor([r]))[0]
+        best = scores.topk(min(top, scores.numel()))
+        return [(sp.entities[i], float(s), bool(known[i]))
+                for s, i in zip(best.values.tolist(), best.indices.tolist())]

@@ -1,0 +1,215 @@
+"""Training loop: progress bars, validation, best checkpoint, atomic checkpoints, resume.
+
+A run directory holds ``config.yaml``, ``log.txt``, ``metrics.jsonl`` (one JSON line per
+evaluation), ``last.pt`` (resume point), ``best.pt`` (best by the validation metric) and
+``results.json`` (``{"valid": {...}, "test": {...}}``). Checkpoints are plain dicts of
+tensors and Python scalars, written to a temporary file and renamed, and load with
+``torch.load(..., weights_only=True)``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+from tqdm import tqdm
+
+from .config import dump_config
+
+__all__ = ["RunError", "save_checkpoint", "load_checkpoint", "prepare_run_dir", "Trainer"]
+
+CHECKPOINT_FORMAT = "grsnn-checkpoint-1"
+
+
+class RunError(RuntimeError):
+    """A run directory or checkpoint problem; the message names the path."""
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def save_checkpoint(path: str | Path, state: Dict[str, Any]) -> None:
+    """Write ``state`` atomically (temporary file, then rename)."""
+    state = dict(state, format=CHECKPOINT_FORMAT)
+    _atomic_write(Path(path), lambda p: torch.save(state, p))
+
+
+def load_checkpoint(path: str | Path) -> Dict[str, Any]:
+    """Load a grsnn checkpoint with ``weights_only=True``; clear errors otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupt, truncated or foreign pickle
+        first = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+        raise RunError(f"{path}: not a readable grsnn checkpoint ({first})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise RunError(f"{path}: not a grsnn checkpoint (missing format tag)")
+    return state
+
+
+def prepare_run_dir(out: Path, resume: bool, force: bool) -> None:
+    """Create ``out``; refuse to reuse a non-empty one unless resuming or forced."""
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out}: exists and is not a directory")
+    if out.exists() and any(out.iterdir()) and not (resume or force):
+        raise RunError(f"{out}: run directory is not empty (use --resume to continue it or "
+                       f"--force to start over)")
+    if resume and not (out / "last.pt").is_file():
+        raise RunError(f"{out}: nothing to resume (no last.pt)")
+    out.mkdir(parents=True, exist_ok=True)
+    if force and not resume:
+        for name in ("last.pt", "best.pt", "metrics.jsonl", "results.json", "log.txt"):
+            if (out / name).exists():
+                (out / name).unlink()
+
+
+class Trainer:
+    """Runs a task (``KGCompletionTask`` or ``LinkPredictionTask``) from a validated config.
+
+    Args:
+        task: the task object (``build_model``, ``num_train``, ``make_batch``, ``loss``,
+            ``evaluate``, ``vocab``).
+        cfg: the validated configuration.
+        out: run directory.
+        progress: show tqdm bars.
+    """
+
+    def __init__(self, task, cfg: Dict[str, Dict[str, Any]], out: str | Path,
+                 progress: bool = True) -> None:
+        self.task, self.cfg, self.out, self.progress = task, cfg, Path(out), progress
+        tr = cfg["train"]
+        if tr["num_threads"]:
+            torch.set_num_threads(int(tr["num_threads"]))
+        torch.manual_seed(tr["seed"])
+        self.model = task.build_model()
+        opt = cfg["optimizer"]
+        cls = getattr(torch.optim, opt["name"])
+        self.optimizer = cls(self.model.parameters(), lr=opt["lr"], weight_decay=opt["weight_decay"])
+        self.gen = torch.Generator().manual_seed(tr["seed"])
+        self.epoch, self.step, self.best, self.best_epoch = 0, 0, -math.inf, -1
+
+    # ------------------------------------------------------------------ state
+    def log(self, msg: str) -> None:
+        with open(self.out / "log.txt", "a", encoding="utf-8") as f:
+            f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + msg + "\n")
+        if self.progress:
+            tqdm.write(msg)
+
+    def state(self) -> Dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "epoch": self.epoch, "step": self.step, "generator": self.gen.get_state(),
+                "best": self.best, "best_epoch": self.best_epoch, "config": self.cfg,
+                "vocab": self.task.vocab(), "torch_version": str(torch.__version__)}
+
+    def restore(self, state: Dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.gen.set_state(state["generator"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
+
+    def record(self, split: str, metrics: Dict[str, float]) -> None:
+        line = json.dumps({"epoch": self.epoch, "split": split, **metrics})
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    # ------------------------------------------------------------------ loop
+    def steps_per_epoch(self) -> int:
+        tr = self.cfg["train"]
+        steps = math.ceil(self.task.num_train / tr["batch_size"])
+        cap = tr["max_steps_per_epoch"]
+        return min(steps, cap) if cap else steps
+
+    def fit(self, resume: bool = False) -> Dict[str, Dict[str, float]]:
+        """Train (or continue), validate, keep the best, and evaluate it on valid and test."""
+        if resume:
+            self.restore(load_checkpoint(self.out / "last.pt"))
+            self.log(f"resumed at epoch {self.epoch} step {self.step}")
+        else:
+            _atomic_write(self.out / "config.yaml", lambda p: p.write_text(dump_config(self.cfg), encoding="utf-8"))
+        tr = self.cfg["train"]
+        n_steps = self.steps_per_epoch()
+        metric = self.cfg["task"]["metric"]
+        while self.epoch < tr["num_epoch"]:
+            perm = torch.randperm(self.task.num_train,
+                                  generator=torch.Generator().manual_seed(tr["seed"] * 100003 + self.epoch))
+            self.model.train()
+            bar = tqdm(range(self.step, n_steps), desc=f"epoch {self.epoch + 1}/{tr['num_epoch']}",
+                       unit="batch", disable=not self.progress, initial=self.step, total=n_steps)
+            start, seen, total_loss, count = time.perf_counter(), 0, 0.0, 0
+            for step in bar:
+                idx = perm[step * tr["batch_size"]:(step + 1) * tr["batch_size"]]
+                graph, batch = self.task.make_batch(idx, self.gen)
+                loss = self.task.loss(self.model, graph, batch)
+                if not torch.isfinite(loss):
+                    raise RunError(f"{self.out}: loss became {loss.item()} at epoch "
+                                   f"{self.epoch + 1} step {step}; lower optimizer.lr")
+                (loss / tr["gradient_interval"]).backward()
+                seen += len(idx)
+                total_loss += loss.item()
+                count += 1
+                self.step = step + 1
+                if self.step % tr["gradient_interval"] == 0 or self.step == n_steps:
+                    self.optimizer.step()
+                    self.optimizer.zero_grad()
+                    if self.step % tr["checkpoint_interval"] == 0 and self.step < n_steps:
+                        save_checkpoint(self.out / "last.pt", self.state())
+                bar.set_postfix(loss=f"{loss.item():.4f}",
+                                q_per_s=f"{seen / max(time.perf_counter() - start, 1e-9):.1f}")
+            bar.close()
+            self.log(f"epoch {self.epoch + 1}: mean loss {total_loss / max(1, count):.4f} over "
+                     f"{count} batches, {time.perf_counter() - start:.1f} s")
+            self.epoch, self.step = self.epoch + 1, 0
+            if self.epoch % tr["valid_interval"] == 0 or self.epoch == tr["num_epoch"]:
+                valid = self.task.evaluate(self.model, "valid", progress=self.progress)
+                self.record("valid", valid)
+                self.log(f"epoch {self.epoch} valid: " + _fmt(valid))
+                if valid[metric] > self.best:
+                    self.best, self.best_epoch = valid[metric], self.epoch
+                    save_checkpoint(self.out / "best.pt", self.state())
+            save_checkpoint(self.out / "last.pt", self.state())
+        return self.final()
+
+    def final(self) -> Dict[str, Dict[str, float]]:
+        """Evaluate the best checkpoint on valid and test, write ``results.json``."""
+        if (self.out / "best.pt").is_file():
+            self.model.load_state_dict(load_checkpoint(self.out / "best.pt")["model"])
+        results = {}
+        for split in ("valid", "test"):
+            results[split] = self.task.evaluate(self.model, split, progress=self.progress)
+            self.log(f"best (epoch {self.best_epoch}) {split}: " + _fmt(results[split]))
+        text = json.dumps(results, indent=2)
+        _atomic_write(self.out / "results.json", lambda p: p.write_text(text, encoding="utf-8"))
+        return results
+
+
+def _fmt(metrics: Dict[str, float]) -> str:
+    keys = [k for k in ("mrr", "hits@1", "hits@10", "hits@10_50", "auroc", "ap",
+                        "pessimistic.mrr", "tied_fraction") if k in metrics]
+    return ", ".join(f"{k} {metrics[k]:.4f}" for k in keys)
+
+
+def evaluate_checkpoint(task, path: str | Path, split: str, progress: bool = True
+                        ) -> Dict[str, float]:
+    """Load ``path`` into the task's model and evaluate ``split``."""
+    state = load_checkpoint(path)
+    model = task.build_model()
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise RunError(f"{path}: checkpoint does not fit this config's model "
+                       f"({str(err).splitlines()[0][:120]})") from None
+    return task.evaluate(model, split, progress=progress)
