@@ -175,6 +175,23 @@ class GRSNN(nn.Module):
         return torch.cat([enc, q.unsqueeze(1).expand_as(enc)], dim=-1)
 
     # ----------------------------------------------------------------- scoring
+    def score(self, features: Tensor) -> Tensor:
+        """MLP scores of readout features ``[..., 2D] -> [...]``.
+
+        Spiking scores tie often (nodes with identical spike trains), and a matrix product
+        may round identical rows differently depending on their position in the batch.
+        The MLP therefore runs in float64 and the scores are rounded to float32, so that
+        identical features get identical scores wherever they sit (exact tie semantics
+        for the realistic and pessimistic ranks).
+        """
+        x = features.double()
+        for layer in self.mlp:
+            if isinstance(layer, nn.Linear):
+                x = nn.functional.linear(x, layer.weight.double(), layer.bias.double())
+            else:
+                x = layer(x)
+        return x.squeeze(-1).float()
+
     def to_tail_queries(self, batch: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """Turn head-corruption rows into tail queries with the inverse relation."""
         h, t, r = batch.unbind(-1)
@@ -198,10 +215,10 @@ class GRSNN(nn.Module):
             inv = self.node_features(data, t[:, 0], r[:, 0])
             inv = inv.gather(1, h.unsqueeze(-1).expand(-1, -1, inv.size(-1)))
             feat = (feat + inv) / 2
-        return self.mlp(feat).squeeze(-1)
+        return self.score(feat)
 
     def score_all(self, data, h_index: Tensor, r_index: Tensor) -> Tensor:
         """Logits of every node as the tail of ``(h, r, ?)``: ``[B, N]`` (one circuit run)."""
         if self.symmetric:
             raise ValueError("score_all is not defined for symmetric scoring; score pairs")
-        return self.mlp(self.node_features(data, h_index, r_index)).squeeze(-1)
+        return self.score(self.node_features(data, h_index, r_index))

@@ -1,0 +1,196 @@
+"""KG completion protocol, trainer, checkpoints, resume, configuration."""
+import json
+import random
+
+import pytest
+import torch
+
+from grsnn.data import load_triples_folder
+from grsnn.metrics import filtered_ranks, ranking_metrics
+from grsnn.tasks import (ConfigError, KGCompletionTask, RunError, Trainer, apply_overrides,
+                         load_checkpoint, load_config, merge_config, save_checkpoint)
+from grsnn.tasks.kg_completion import TripleIndex, remove_easy_edges
+
+
+def write_kg(folder, seed=0, n=30, rels=3, facts=160):
+    rng = random.Random(seed)
+    triples = set()
+    while len(triples) < facts:
+        triples.add((f"e{rng.randrange(n)}", f"r{rng.randrange(rels)}", f"e{rng.randrange(n)}"))
+    triples = sorted(triples)
+    rng.shuffle(triples)
+    seen = {e for h, _, t in triples[:120] for e in (h, t)}
+    held = [x for x in triples[120:] if x[0] in seen and x[2] in seen]
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = {"train": triples[:120], "valid": held[: len(held) // 2], "test": held[len(held) // 2:]}
+    for name, rows in parts.items():
+        (folder / f"{name}.txt").write_text("".join(f"{h}\t{r}\t{t}\n" for h, r, t in rows))
+    return folder
+
+
+def tiny_cfg(folder, **train):
+    cfg = merge_config({
+        "dataset": {"path": str(folder)},
+        "model": {"hidden_dim": 8, "time_steps": 6},
+        "task": {"num_negative": 8, "eval_batch_size": 7},
+        "train": dict({"num_epoch": 2, "batch_size": 16, "seed": 3, "checkpoint_interval": 2},
+                      **train),
+    })
+    return cfg
+
+
+@pytest.fixture
+def kg_task(tmp_path):
+    folder = write_kg(tmp_path / "kg")
+    cfg = tiny_cfg(folder)
+    return KGCompletionTask(load_triples_folder(folder), cfg), cfg
+
+
+def test_negatives_are_strict_and_half_the_batch_corrupts_heads(kg_task):
+    task, _ = kg_task
+    gen = torch.Generator().manual_seed(0)
+    train = task.data.splits["train"].triples
+    true = {(h, r, t) for h, t, r in train.tolist()}
+    R = task.R
+    graph, batch = task.make_batch(torch.arange(20), gen)
+    assert batch.shape == (20, 9, 3)
+    for row, (h, t, r) in zip(batch, train[:20].tolist()):
+        qh, qt, qr = row[0].tolist()
+        if qr < R:
+            assert (qh, qt, qr) == (h, t, r)
+        else:   # head corruption as the inverse tail query
+            assert (qh, qt, qr) == (t, h, r + R)
+        for _, neg, _ in row[1:].tolist():
+            fact = (qh, qr, neg) if qr < R else (neg, qr - R, qh)
+            assert fact not in true
+    assert (batch[:, 0, 2] >= R).sum() == 10
+
+
+def test_easy_edge_removal_removes_query_edge_and_inverse(kg_task):
+    task, _ = kg_task
+    g = task.data.splits["train"].graph
+    h, t, r = task.data.splits["train"].triples[:4].t()
+    out = remove_easy_edges(g, h, t, r, task.R)
+    edges = set(zip(out.edge_index[0].tolist(), out.edge_index[1].tolist(), out.edge_type.tolist()))
+    for a, b, c in zip(h.tolist(), t.tolist(), r.tolist()):
+        assert (a, b, c) not in edges and (b, a, c + task.R) not in edges
+    assert out.edge_index.size(1) >= g.edge_index.size(1) - 8
+    hop = remove_easy_edges(g, h, t, r, task.R, one_hop=True)
+    pairs = set(zip(hop.edge_index[0].tolist(), hop.edge_index[1].tolist()))
+    for a, b in zip(h.tolist(), t.tolist()):
+        assert (a, b) not in pairs and (b, a) not in pairs
+
+
+def test_triple_index_mask():
+    idx = TripleIndex(torch.tensor([[0, 1, 0], [0, 2, 0], [3, 0, 1]]), num_nodes=4, num_relations=2)
+    m = idx.mask(torch.tensor([0, 1, 0, 2]), torch.tensor([0, 2, 3, 1]))
+    assert m.int().tolist() == [[0, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 0, 0]]
+
+
+def test_evaluation_matches_brute_force_in_both_directions(kg_task):
+    task, cfg = kg_task
+    torch.manual_seed(0)
+    model = task.build_model()
+    got = task.evaluate(model, "test", progress=False)
+    sp = task.data.splits["test"]
+    true = {tuple(x) for x in sp.filter_triples.tolist()}
+    n, R = sp.graph.num_nodes, task.R
+    ranks = {"optimistic": [], "pessimistic": [], "realistic": []}
+    with torch.no_grad():
+        for h, t, r in sp.triples.tolist():
+            for qh, qr, target in ((h, r, t), (t, r + R, h)):
+                scores = model.score_all(sp.graph, torch.tensor([qh]), torch.tensor([qr]))
+                mask = torch.zeros(1, n, dtype=torch.bool)
+                for c in range(n):
+                    fact = (qh, c, qr) if qr < R else (c, qh, qr - R)
+                    mask[0, c] = fact in true and c != target
+                res = filtered_ranks(scores, torch.tensor([target]), mask)
+                for k in ranks:
+                    ranks[k].append(res[k])
+    want = ranking_metrics({k: torch.cat(v) for k, v in ranks.items()})
+    assert got["num_queries"] == 2 * sp.triples.size(0)
+    for k in want:
+        assert got[k] == pytest.approx(want[k]), k
+
+
+def test_checkpoint_round_trip_and_bad_checkpoints(tmp_path):
+    state = {"model": {"w": torch.randn(3)}, "epoch": 2, "config": {"train": {"seed": 1}},
+             "vocab": {"entities": ["a", "b"]}}
+    save_checkpoint(tmp_path / "c.pt", state)
+    back = load_checkpoint(tmp_path / "c.pt")
+    assert torch.equal(back["model"]["w"], state["model"]["w"]) and back["epoch"] == 2
+    assert torch.load(tmp_path / "c.pt", weights_only=True)["vocab"]["entities"] == ["a", "b"]
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(RunError, match="bad.pt"):
+        load_checkpoint(tmp_path / "bad.pt")
+    torch.save({"x": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(RunError, match="not a grsnn checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(RunError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_interrupted_then_resumed_run_matches_uninterrupted(tmp_path, monkeypatch):
+    folder = write_kg(tmp_path / "kg", seed=1)
+    cfg = tiny_cfg(folder, num_epoch=3)
+    full = Trainer(KGCompletionTask(load_triples_folder(folder), cfg), cfg, tmp_path / "a",
+                   progress=False)
+    (tmp_path / "a").mkdir()
+    want = full.fit()
+
+    task = KGCompletionTask(load_triples_folder(folder), cfg)
+    calls = {"n": 0}
+    original = task.loss
+
+    def crashing_loss(*args):
+        calls["n"] += 1
+        if calls["n"] == 13:     # epoch 2 (8 batches per epoch), after a mid-epoch checkpoint
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(task, "loss", crashing_loss)
+    (tmp_path / "b").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(task, cfg, tmp_path / "b", progress=False).fit()
+    state = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert (state["epoch"], state["step"]) == (1, 4)
+    resumed = Trainer(KGCompletionTask(load_triples_folder(folder), cfg), cfg, tmp_path / "b",
+                      progress=False).fit(resume=True)
+    assert resumed == want
+    saved = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert saved["test"]["mrr"] == want["test"]["mrr"]
+    assert set(saved) == {"valid", "test"}
+    for key in ("mrr", "hits@1", "hits@3", "hits@10", "mr", "pessimistic.mrr",
+                "optimistic.hits@10", "tied_fraction"):
+        assert key in saved["test"]
+
+
+def test_config_validation(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("train:\n  num_epochz: 3\n")
+    with pytest.raises(ConfigError, match="train.num_epochz"):
+        load_config(p)
+    p.write_text("modle:\n  hidden_dim: 3\n")
+    with pytest.raises(ConfigError, match="unknown section 'modle'"):
+        load_config(p)
+    p.write_text("optimizer:\n  lr: .nan\n")
+    with pytest.raises(ConfigError, match="optimizer.lr"):
+        load_config(p)
+    p.write_text("train:\n  batch_size: -4\n")
+    with pytest.raises(ConfigError, match="train.batch_size"):
+        load_config(p)
+    p.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="no such config"):
+        load_config(tmp_path / "missing.yaml")
+    cfg = apply_overrides(merge_config({}), ["model.hidden_dim=16", "task.metric=hits@10"])
+    assert cfg["model"]["hidden_dim"] == 16 and cfg["task"]["metric"] == "hits@10"
+    with pytest.raises(ConfigError, match="model.hidden"):
+        apply_overrides(merge_config({}), ["model.hidden=16"])
+    with pytest.raises(ConfigError, match="section.key=value"):
+        apply_overrides(merge_config({}), ["hidden_dim=16"])
+    p.write_text("!!python/object/apply:os.system ['echo hacked']\n")
+    with pytest.raises(ConfigError):
+        load_config(p)
