@@ -1,0 +1,102 @@
+"""The command line end to end on a tiny KG, and every kind of bad input."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grsnn.cli import main
+
+from test_tasks import write_kg
+
+FAST = ["--set", "model.hidden_dim=8", "--set", "model.time_steps=6", "--set",
+        "train.num_epoch=1", "--set", "task.num_negative=4", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    folder = write_kg(root / "kg")
+    out = root / "run"
+    assert main(["train", "--data", str(folder), "--out", str(out), *FAST]) == 0
+    return folder, out
+
+
+def test_train_writes_a_complete_run_directory(trained, capsys):
+    _, out = trained
+    for name in ("config.yaml", "log.txt", "metrics.jsonl", "results.json", "best.pt", "last.pt"):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "results.json").read_text())
+    assert set(results) == {"valid", "test"}
+    assert 0 < results["test"]["mrr"] <= 1 and "pessimistic.mrr" in results["test"]
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0]["split"] == "valid" and lines[0]["epoch"] == 1
+
+
+def test_eval_and_predict(trained, capsys):
+    folder, out = trained
+    assert main(["eval", "--checkpoint", str(out / "best.pt"), "--split", "test", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    mrr = float(next(x for x in text.splitlines() if x.startswith("test.mrr:")).split()[1])
+    assert mrr == pytest.approx(json.loads((out / "results.json").read_text())["test"]["mrr"],
+                                rel=1e-5)
+    head, rel, _ = (folder / "test.txt").read_text().splitlines()[0].split("\t")
+    assert main(["predict", "--checkpoint", str(out / "best.pt"), "--head", head,
+                 "--relation", rel, "--top", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and lines[1].strip().startswith("1. e")
+
+
+def test_unknown_names_and_existing_run_dir(trained, capsys):
+    folder, out = trained
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(["predict", "--checkpoint", str(out / "best.pt"), "--head", "nobody",
+                 "--relation", "r0"]) == 2
+    assert "unknown entity 'nobody'" in capsys.readouterr().err
+    assert main(["predict", "--checkpoint", str(out / "best.pt"), "--head", "e1",
+                 "--relation", "r9"]) == 2
+    assert "unknown relation 'r9'" in capsys.readouterr().err
+    assert main(["train", "--data", str(folder), "--out", str(out), *FAST]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("content,needle", [
+    ("a\tr\tb\nc\tr\n", "train.txt:2"),
+    ("", "no triples"),
+    (b"a\tr\tb\n\xff\xfe\tr\tb\n", "not UTF-8"),
+    ("a\tr\tb\tx\n", "train.txt:1"),
+])
+def test_malformed_triple_files(tmp_path, capsys, content, needle):
+    folder = write_kg(tmp_path / "kg")
+    mode = "wb" if isinstance(content, bytes) else "w"
+    with open(folder / "train.txt", mode) as f:
+        f.write(content)
+    assert main(["train", "--data", str(folder), "--out", str(tmp_path / "o"), *FAST]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_missing_files_and_bad_config(tmp_path, capsys):
+    folder = write_kg(tmp_path / "kg")
+    (folder / "valid.txt").unlink()
+    assert main(["train", "--data", str(folder), "--out", str(tmp_path / "o"), *FAST]) == 2
+    assert "valid.txt" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path / "nope"), *FAST]) == 2
+    assert "nope" in capsys.readouterr().err
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("dataset:\n  name: fb237_v1\ntrain:\n  epochs: 3\n")
+    assert main(["train", "-c", str(cfg), "--out", str(tmp_path / "o2")]) == 2
+    assert "train.epochs" in capsys.readouterr().err
+    assert main(["train", "-c", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", str(tmp_path / "none.pt")]) == 2
+    assert "none.pt" in capsys.readouterr().err
+
+
+def test_python_dash_m_entry_point(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "grsnn", "predict", "--checkpoint",
+                          str(tmp_path / "x.pt"), "--head", "a", "--relation", "b"],
+                         capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert res.returncode == 2 and "x.pt: no such checkpoint" in res.stderr
