@@ -194,3 +194,39 @@ def test_config_validation(tmp_path):
     p.write_text("!!python/object/apply:os.system ['echo hacked']\n")
     with pytest.raises(ConfigError):
         load_config(p)
+
+
+def test_link_prediction_task_on_a_tiny_graph(tmp_path):
+    from grsnn.data import LinkData
+    from grsnn.tasks import LinkPredictionTask
+
+    g = torch.Generator().manual_seed(0)
+    # two dense communities; positives inside communities, negatives across
+    edges = {(u, v) for c in (0, 10) for u in range(c, c + 10) for v in range(u + 1, c + 10)
+             if torch.rand(1, generator=g).item() < 0.6}
+    edges = torch.tensor(sorted(edges)).t()
+    perm = torch.randperm(edges.size(1), generator=g)
+    train, valid, test = edges[:, perm[:40]], edges[:, perm[40:46]], edges[:, perm[46:52]]
+    neg = torch.stack([torch.arange(6), torch.arange(10, 16)])
+    data = LinkData("toy", 20, train, {"train": train, "valid": valid, "test": test},
+                    {"valid": neg, "test": neg})
+    cfg = merge_config({"dataset": {"name": "toy"},
+                        "task": {"name": "link_prediction", "num_negative": 1,
+                                 "eval_batch_size": 4},
+                        "model": {"hidden_dim": 8, "time_steps": 6},
+                        "train": {"num_epoch": 2, "batch_size": 8}})
+    task = LinkPredictionTask(data, cfg)
+    assert task.graph.edge_index.size(1) == 2 * 40 + 20            # both directions + loops
+    graph, batch = task.make_batch(torch.arange(8), torch.Generator().manual_seed(1))
+    assert batch.shape == (16, 1, 3)
+    train_pairs = {tuple(sorted(p)) for p in train.t().tolist()}
+    heads, cands = batch[:, 0, 0].view(8, 2), batch[:, 0, 1].view(8, 2)
+    pairs = set(zip(graph.edge_index[0].tolist(), graph.edge_index[1].tolist()))
+    for h, (pos, neg_) in zip(heads[:, 0].tolist(), cands.tolist()):
+        assert tuple(sorted((h, neg_))) not in train_pairs and neg_ != h      # strict
+        assert (h, pos) not in pairs and (pos, h) not in pairs               # easy edges gone
+    model = task.build_model()
+    assert model.symmetric and not model.dependent and model.num_relations == 1
+    (tmp_path / "run").mkdir()
+    results = Trainer(task, cfg, tmp_path / "run", progress=False).fit()
+    assert set(results["test"]) == {"auroc", "ap"} and 0 <= results["test"]["auroc"] <= 1
