@@ -18,6 +18,8 @@ minus the RSS after data loading and model construction, in MiB.
 
 Run:  python benchmarks/engine.py [--data-root DIR] [--queries 5] [--candidates 257]
           [--repeats 3] [--repeats-baseline 1] [--variants a,b,c] [--max-edges M]
+          [--mmap-threshold BYTES]   # e.g. 131072: freed blocks go back to the OS, so the
+                                     # peak RSS is the memory in use, not glibc's cache
       python benchmarks/engine.py --check   # (b) reproduces (a): float64 logits and grads
 The data root defaults to $GRSNN_DATA_ROOT, else ../shared/datasets beside the repository.
 """
@@ -270,6 +272,9 @@ def main() -> int:
     for flag, default in (("queries", 5), ("candidates", 257), ("repeats", 3), ("seed", 0),
                           ("repeats-baseline", 1), ("max-edges", 0), ("variants", "a,b,c")):
         p.add_argument("--" + flag, type=type(default), default=default)  # max-edges: M/2 facts
+    p.add_argument("--mmap-threshold", type=int, default=0,
+                   help="glibc MALLOC_MMAP_THRESHOLD_ for the workers (0: glibc's adaptive "
+                        "default, which keeps freed blocks up to 32 MiB in the heap)")
     p.add_argument("--check", action="store_true")
     p.add_argument("--worker", choices=["a", "b", "c"], help=argparse.SUPPRESS)  # one variant
     args = p.parse_args()
@@ -281,7 +286,8 @@ def main() -> int:
     if os.environ.get("GRSNN_BENCH_WORKER"):  # never let a worker spawn workers
         raise SystemExit("engine.py: worker started without --worker")
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, torch.get_num_threads() = "
-          f"{torch.get_num_threads()}, load average {os.getloadavg()}")
+          f"{torch.get_num_threads()}, load average {os.getloadavg()}, malloc mmap threshold "
+          f"{args.mmap_threshold or 'glibc default'}")
     names = {"a": "(a) grsnn engine", "b": "(b) per-edge baseline", "c": "(c) 9x sparse.mm floor"}
     res = {}
     for v in args.variants.split(","):
@@ -290,8 +296,10 @@ def main() -> int:
         cmd = [sys.executable, __file__, "--worker", v] + [
             f"--{k.replace('_', '-')}={getattr(args, k)}" for k in keys]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True,
-                              env=dict(os.environ, GRSNN_BENCH_WORKER="1"))
+        env = dict(os.environ, GRSNN_BENCH_WORKER="1")
+        if args.mmap_threshold:
+            env["MALLOC_MMAP_THRESHOLD_"] = str(args.mmap_threshold)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode or not line:
             why = "SIGKILL (out of memory?)" if proc.returncode == -9 else proc.stderr[-2000:]

@@ -18,7 +18,10 @@ from typing import Callable, Tuple
 import torch
 from torch import Tensor
 
+from .surrogate import Surrogate, heaviside
+
 __all__ = [
+    "fire",
     "lif_init",
     "lif_step",
     "alpha_kernel",
@@ -26,6 +29,40 @@ __all__ = [
     "trace_step",
     "readout_kernel",
 ]
+
+
+class _FireFn(torch.autograd.Function):
+    """``s = H(u - V_th)``, ``u' = u (1 - s)``; saves only ``u`` (one tensor, not three)."""
+
+    @staticmethod
+    def forward(ctx, u: Tensor, v_threshold: float, surrogate: Surrogate):  # type: ignore[override]
+        s = heaviside(u - v_threshold)
+        ctx.save_for_backward(u)
+        ctx.v_threshold, ctx.surrogate = v_threshold, surrogate
+        return s, u * (1.0 - s)
+
+    @staticmethod
+    def backward(ctx, grad_s: Tensor, grad_u: Tensor):  # type: ignore[override]
+        (u,) = ctx.saved_tensors
+        x = u - ctx.v_threshold
+        s, ds = heaviside(x), ctx.surrogate.derivative(x)
+        return grad_s * ds + grad_u * ((1.0 - s) - u * ds), None, None
+
+
+def fire(u: Tensor, v_threshold: float, surrogate: Callable[[Tensor], Tensor]
+         ) -> Tuple[Tensor, Tensor]:
+    """Spikes ``H(u - V_th)`` (surrogate gradient) and the hard-reset membrane ``u (1 - s)``
+    (the reset is not detached).
+
+    Example:
+        >>> from grsnn.functional import Sigmoid
+        >>> fire(torch.tensor([2.5, 1.0]), 2.0, Sigmoid())
+        (tensor([1., 0.]), tensor([0., 1.]))
+    """
+    if isinstance(surrogate, Surrogate) and torch.is_grad_enabled() and u.requires_grad:
+        return _FireFn.apply(u, v_threshold, surrogate)
+    s = surrogate(u - v_threshold)
+    return s, u * (1.0 - s)
 
 
 def lif_init(beta: Tensor, v_threshold: float, surrogate: Callable[[Tensor], Tensor]
@@ -40,9 +77,8 @@ def lif_init(beta: Tensor, v_threshold: float, surrogate: Callable[[Tensor], Ten
         >>> s, u
         (tensor([1., 0.]), tensor([0., 1.]))
     """
-    u = beta
-    s = surrogate(u - v_threshold)
-    return s, torch.zeros_like(beta), u * (1.0 - s)
+    s, u = fire(beta, v_threshold, surrogate)
+    return s, torch.zeros_like(beta), u
 
 
 def lif_step(current_in: Tensor, c: Tensor, u: Tensor, beta: Tensor, tau: float,
@@ -70,8 +106,8 @@ def lif_step(current_in: Tensor, c: Tensor, u: Tensor, beta: Tensor, tau: float,
     a = math.exp(-1.0 / tau)
     c = a * c + (math.e / tau) * current_in
     u = a * u + c + beta
-    s = surrogate(u - v_threshold)
-    return s, c, u * (1.0 - s)
+    s, u = fire(u, v_threshold, surrogate)
+    return s, c, u
 
 
 def alpha_kernel(j: Tensor, tau: float = 4.0) -> Tensor:

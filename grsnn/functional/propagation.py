@@ -192,7 +192,8 @@ class _DelayedFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, plan: DelayPlan, aggregate: bool, hist: Tensor, delta: Tensor,  # type: ignore[override]
-                delay: Optional[Tensor], weight: Optional[Tensor], traces: Optional[Tensor],
+                delay: Optional[Tensor], weight: Optional[Tensor],
+                traces: Optional[Sequence[Tensor]],
                 *frames: Tensor) -> Tensor:
         dtype = frames[0].dtype
         msg = _messages(plan, hist, delta, dtype)
@@ -200,13 +201,17 @@ class _DelayedFn(torch.autograd.Function):
             msg = msg * weight.index_select(0, plan.rel)
         out = _spmm(plan.operators(dtype)[0], msg) if aggregate else msg
         ctx.plan, ctx.aggregate, ctx.num_frames = plan, aggregate, len(frames)
-        ctx.save_for_backward(hist, delta, delay, weight, traces)
+        # the trace frames are node-level tensors shared by K + 1 steps: keep references
+        # (no copy, no gradient) instead of stacking them anew every step
+        ctx.traces = None if traces is None else [tr.detach() for tr in traces]
+        ctx.save_for_backward(hist, delta, delay, weight)
         return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
         plan: DelayPlan = ctx.plan
-        hist, delta, delay, weight, traces = ctx.saved_tensors
+        hist, delta, delay, weight = ctx.saved_tensors
+        traces = ctx.traces
         need_frames = ctx.needs_input_grad[7:]
         need_delay, need_weight = ctx.needs_input_grad[4], ctx.needs_input_grad[5]
         grad_out = grad_out.contiguous()
@@ -255,7 +260,7 @@ def _check(plan: DelayPlan, frames: Sequence[Tensor], delta: Tensor, delay_bound
 
 def delayed_gather(plan: DelayPlan, hist: Tensor, frames: Sequence[Tensor], delta: Tensor,
                    delay: Optional[Tensor] = None, weight: Optional[Tensor] = None,
-                   traces: Optional[Tensor] = None) -> Tensor:
+                   traces: Optional[Sequence[Tensor]] = None) -> Tensor:
     """Delayed spikes of every ``(source, relation)`` pair, ``[P, C]``.
 
     Args:
@@ -267,8 +272,8 @@ def delayed_gather(plan: DelayPlan, hist: Tensor, frames: Sequence[Tensor], delt
         delay: ``[R, C]`` continuous delays that receive the trace-based gradient
             (``None``: no delay gradient).
         weight: ``[R, C]`` relation weights multiplying the messages (``None``: 1).
-        traces: ``[len(frames), N, C]`` spike traces ``tr[t-1-j]``, needed for the delay
-            gradient.
+        traces: spike traces ``[tr[t-1], tr[t-2], ...]`` (``[N, C]`` each, or stacked),
+            needed for the delay gradient.
 
     Example:
         >>> plan = build_plan(torch.tensor([[0], [1]]), 2)
@@ -283,7 +288,7 @@ def delayed_gather(plan: DelayPlan, hist: Tensor, frames: Sequence[Tensor], delt
 
 def delayed_propagate(plan: DelayPlan, hist: Tensor, frames: Sequence[Tensor], delta: Tensor,
                       delay: Optional[Tensor] = None, weight: Optional[Tensor] = None,
-                      traces: Optional[Tensor] = None) -> Tensor:
+                      traces: Optional[Sequence[Tensor]] = None) -> Tensor:
     """Sum of the delayed (and weighted) messages into every node, ``[N, C]``.
 
     ``A_v[t] = sum_{e=(u->v, rho)} w_e * omega_rho * s_u[t - 1 - delta_rho]``; same

@@ -210,7 +210,7 @@ class SpikingDelayConv(MessagePassing):
         scales = (pna_scales(plan.in_degree) if self.aggregate_fn == "pna" else None)
         for t in range(1, self.time_steps):
             frames = spikes[::-1][: self.delay_bound + 1]
-            trace = torch.stack(traces[::-1][: self.delay_bound + 1]) if need_trace else None
+            trace = traces[::-1][: self.delay_bound + 1] if need_trace else None
             if edge_level:
                 agg = self.propagate(edge_index, size=(num_nodes, num_nodes), plan=plan,
                                      hist=hist, frames=frames, delta=delta, delay=delay,

@@ -180,9 +180,10 @@ class GRSNN(nn.Module):
 
         Spiking scores tie often (nodes with identical spike trains), and a matrix product
         may round identical rows differently depending on their position in the batch.
-        The MLP therefore runs in float64 and the scores are rounded to float32, so that
-        identical features get identical scores wherever they sit (exact tie semantics
-        for the realistic and pessimistic ranks).
+        The MLP therefore runs in float64 and the scores are rounded to the features' dtype
+        (float32 by default), so that identical features get identical scores wherever
+        they sit (exact tie semantics for the realistic and pessimistic ranks). A float64
+        model keeps float64 scores.
         """
         x = features.double()
         for layer in self.mlp:
@@ -190,7 +191,8 @@ class GRSNN(nn.Module):
                 x = nn.functional.linear(x, layer.weight.double(), layer.bias.double())
             else:
                 x = layer(x)
-        return x.squeeze(-1).float()
+        out = x.squeeze(-1)
+        return out if features.dtype == torch.float64 else out.to(features.dtype)
 
     def to_tail_queries(self, batch: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """Turn head-corruption rows into tail queries with the inverse relation."""
