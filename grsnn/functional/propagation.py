@@ -181,10 +181,29 @@ def _spmm(csr: Tensor, dense: Tensor) -> Tensor:
     return torch.sparse.mm(csr, dense)
 
 
-def _messages(plan: DelayPlan, hist: Tensor, delta: Tensor, dtype: torch.dtype) -> Tensor:
-    """Raw delayed spikes of every pair, ``[P, C]`` in ``dtype``."""
-    dp = delta.index_select(0, plan.rel)
-    return ((hist.index_select(0, plan.src) >> dp) & 1).to(dtype)
+def _buffer(workspace: dict, name: str, shape: tuple, dtype: torch.dtype,
+            device: torch.device) -> Tensor:
+    buf = workspace.get(name)
+    if buf is None or tuple(buf.shape) != shape or buf.dtype != dtype:
+        buf = workspace[name] = torch.empty(shape, dtype=dtype, device=device)
+    return buf
+
+
+def _messages(plan: DelayPlan, hist: Tensor, delta: Tensor, dtype: torch.dtype,
+              workspace: Optional[dict] = None) -> Tensor:
+    """Raw delayed spikes of every pair, ``[P, C]`` in ``dtype``.
+
+    With a ``workspace`` dict the pair-level temporaries live in buffers reused from step
+    to step (no allocation churn); the result is then one of those buffers.
+    """
+    if workspace is None:
+        dp = delta.index_select(0, plan.rel)
+        return ((hist.index_select(0, plan.src) >> dp) & 1).to(dtype)
+    shape, dev = (plan.num_pairs, hist.size(1)), hist.device
+    bits = torch.index_select(hist, 0, plan.src, out=_buffer(workspace, "bits", shape, hist.dtype, dev))
+    dp = torch.index_select(delta, 0, plan.rel, out=_buffer(workspace, "dp", shape, delta.dtype, dev))
+    bits.bitwise_right_shift_(dp).bitwise_and_(1)
+    return _buffer(workspace, "msg", shape, dtype, dev).copy_(bits)
 
 
 class _DelayedFn(torch.autograd.Function):
@@ -193,12 +212,18 @@ class _DelayedFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, plan: DelayPlan, aggregate: bool, hist: Tensor, delta: Tensor,  # type: ignore[override]
                 delay: Optional[Tensor], weight: Optional[Tensor],
-                traces: Optional[Sequence[Tensor]],
+                traces: Optional[Sequence[Tensor]], workspace: Optional[dict],
                 *frames: Tensor) -> Tensor:
         dtype = frames[0].dtype
-        msg = _messages(plan, hist, delta, dtype)
+        workspace = workspace if aggregate else None   # a gathered output must be fresh
+        msg = _messages(plan, hist, delta, dtype, workspace)
         if weight is not None:
-            msg = msg * weight.index_select(0, plan.rel)
+            if workspace is None:
+                msg = msg * weight.index_select(0, plan.rel)
+            else:
+                shape = (plan.num_pairs, msg.size(1))
+                msg.mul_(torch.index_select(weight, 0, plan.rel, out=_buffer(
+                    workspace, "weight", shape, weight.dtype, msg.device)))
         out = _spmm(plan.operators(dtype)[0], msg) if aggregate else msg
         ctx.plan, ctx.aggregate, ctx.num_frames = plan, aggregate, len(frames)
         # the trace frames are node-level tensors shared by K + 1 steps: keep references
@@ -212,33 +237,39 @@ class _DelayedFn(torch.autograd.Function):
         plan: DelayPlan = ctx.plan
         hist, delta, delay, weight = ctx.saved_tensors
         traces = ctx.traces
-        need_frames = ctx.needs_input_grad[7:]
+        need_frames = ctx.needs_input_grad[8:]
         need_delay, need_weight = ctx.needs_input_grad[4], ctx.needs_input_grad[5]
         grad_out = grad_out.contiguous()
-        g = _spmm(plan.operators(grad_out.dtype)[1], grad_out) if ctx.aggregate else grad_out
-        grad_weight = grad_delay = None
-        if weight is not None:
-            if need_weight:
-                raw = _messages(plan, hist, delta, g.dtype)
-                grad_weight = torch.zeros_like(weight).index_add_(0, plan.rel, g * raw)
-                del raw
-            g = g * weight.index_select(0, plan.rel)
-        num_frames = ctx.num_frames
-        grad_frames = [g.new_zeros(plan.num_nodes, g.size(1)) if need else None
+        dtype, cols, num_nodes = grad_out.dtype, grad_out.size(1), plan.num_nodes
+        if ctx.aggregate:   # g = adj^T grad_out, computed chunk by chunk from row slices
+            adj_t = plan.operators(dtype)[1]
+            crow, col, val = adj_t.crow_indices(), adj_t.col_indices(), adj_t.values()
+        grad_weight = (torch.zeros_like(weight) if weight is not None and need_weight
+                       else None)
+        grad_delay = torch.zeros_like(delay) if need_delay and traces is not None else None
+        grad_frames = [grad_out.new_zeros(num_nodes, cols) if need else None
                        for need in need_frames]
-        with_delay = need_delay and traces is not None
-        if with_delay:
-            grad_delay = torch.zeros_like(delay)
-        zero = g.new_zeros(())
+        zero = grad_out.new_zeros(())
         # pairs in chunks that stay in cache while the K + 1 masked passes run over them
-        rows = max(1, _CHUNK_ELEMENTS // max(1, g.size(1)))
+        rows = max(1, _CHUNK_ELEMENTS // max(1, cols))
         for start in range(0, plan.num_pairs, rows):
-            src = plan.src[start:start + rows]
-            rel = plan.rel[start:start + rows]
-            gc = g[start:start + rows]
+            stop = min(start + rows, plan.num_pairs)
+            if ctx.aggregate:
+                lo, hi = int(crow[start]), int(crow[stop])
+                sub = torch.sparse_csr_tensor(crow[start:stop + 1] - lo, col[lo:hi], val[lo:hi],
+                                              (stop - start, num_nodes), check_invariants=False)
+                gc = _spmm(sub, grad_out)
+            else:
+                gc = grad_out[start:stop]
+            src, rel = plan.src[start:stop], plan.rel[start:stop]
             dp = delta.index_select(0, rel)
-            acc = torch.zeros_like(gc) if with_delay else None
-            for j in range(num_frames):
+            if weight is not None:
+                if grad_weight is not None:
+                    raw = ((hist.index_select(0, src) >> dp) & 1).to(dtype)
+                    grad_weight.index_add_(0, rel, gc * raw)
+                gc = gc * weight.index_select(0, rel)
+            acc = torch.zeros_like(gc) if grad_delay is not None else None
+            for j in range(ctx.num_frames):
                 gj = torch.where(dp == j, gc, zero)
                 if grad_frames[j] is not None:
                     grad_frames[j].index_add_(0, src, gj)
@@ -246,7 +277,7 @@ class _DelayedFn(torch.autograd.Function):
                     acc.addcmul_(gj, traces[j].index_select(0, src))
             if acc is not None:
                 grad_delay.index_add_(0, rel, acc)
-        return (None, None, None, None, grad_delay, grad_weight, None, *grad_frames)
+        return (None, None, None, None, grad_delay, grad_weight, None, None, *grad_frames)
 
 
 def _check(plan: DelayPlan, frames: Sequence[Tensor], delta: Tensor, delay_bound: int) -> None:
@@ -283,17 +314,19 @@ def delayed_gather(plan: DelayPlan, hist: Tensor, frames: Sequence[Tensor], delt
         tensor([[1.]])
     """
     _check(plan, frames, delta, 30)
-    return _DelayedFn.apply(plan, False, hist, delta, delay, weight, traces, *frames)
+    return _DelayedFn.apply(plan, False, hist, delta, delay, weight, traces, None, *frames)
 
 
 def delayed_propagate(plan: DelayPlan, hist: Tensor, frames: Sequence[Tensor], delta: Tensor,
                       delay: Optional[Tensor] = None, weight: Optional[Tensor] = None,
-                      traces: Optional[Sequence[Tensor]] = None) -> Tensor:
+                      traces: Optional[Sequence[Tensor]] = None,
+                      workspace: Optional[dict] = None) -> Tensor:
     """Sum of the delayed (and weighted) messages into every node, ``[N, C]``.
 
     ``A_v[t] = sum_{e=(u->v, rho)} w_e * omega_rho * s_u[t - 1 - delta_rho]``; same
-    arguments as :func:`delayed_gather`. Backward saves only node- and relation-level
-    tensors.
+    arguments as :func:`delayed_gather`, plus ``workspace``: a dict (the same one for all
+    steps of a simulation) in which the pair-level temporaries are kept and reused.
+    Backward saves only node- and relation-level tensors.
 
     Example:
         >>> plan = build_plan(torch.tensor([[0, 0], [1, 2]]), 3)
@@ -303,4 +336,4 @@ def delayed_propagate(plan: DelayPlan, hist: Tensor, frames: Sequence[Tensor], d
         tensor([0., 1., 1.])
     """
     _check(plan, frames, delta, 30)
-    return _DelayedFn.apply(plan, True, hist, delta, delay, weight, traces, *frames)
+    return _DelayedFn.apply(plan, True, hist, delta, delay, weight, traces, workspace, *frames)

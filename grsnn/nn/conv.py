@@ -166,8 +166,19 @@ class SpikingDelayConv(MessagePassing):
                 relation_weights: Optional[Tensor] = None,
                 plan: Optional[DelayPlan] = None) -> Tensor:
         """Run the circuit for ``time_steps`` steps and return the spike trains."""
-        squeeze = beta.dim() == 2
-        if squeeze:
+        frames = self.simulate(beta, edge_index, edge_type, edge_weight, delay_logits,
+                               relation_weights, plan)
+        return torch.stack(frames).view(self.time_steps, *beta.shape)
+
+    def simulate(self, beta: Tensor, edge_index: Union[Tensor, "object"],
+                 edge_type: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None,
+                 delay_logits: Optional[Tensor] = None,
+                 relation_weights: Optional[Tensor] = None,
+                 plan: Optional[DelayPlan] = None) -> List[Tensor]:
+        """Same as :meth:`forward` but returns the ``T`` spike frames as a list of
+        ``[N, B * D]`` tensors (a readout can consume them one by one, so the whole
+        train is never stacked)."""
+        if beta.dim() == 2:
             beta = beta.unsqueeze(1)
         num_nodes, batch, dim = beta.shape
         if dim != self.channels:
@@ -208,6 +219,7 @@ class SpikingDelayConv(MessagePassing):
                 tr, acc_a, acc_b = trace_step(s.detach(), zero, zero, self.tau)
                 traces.append(tr)
         scales = (pna_scales(plan.in_degree) if self.aggregate_fn == "pna" else None)
+        workspace: dict = {}   # pair-level buffers reused by every step of this simulation
         for t in range(1, self.time_steps):
             frames = spikes[::-1][: self.delay_bound + 1]
             trace = traces[::-1][: self.delay_bound + 1] if need_trace else None
@@ -219,7 +231,8 @@ class SpikingDelayConv(MessagePassing):
             else:
                 agg = self.propagate(plan.adj, plan=plan, hist=hist, frames=frames,
                                      delta=delta, delay=delay, weight=weight, trace=trace,
-                                     edge_scale=edge_weight, scales=scales)
+                                     edge_scale=edge_weight, scales=scales,
+                                     workspace=workspace)
             x = agg.view(num_nodes, batch, -1)
             if self.self_connection:
                 x = torch.cat([spikes[-1].view(num_nodes, batch, dim), x], dim=-1)
@@ -234,8 +247,7 @@ class SpikingDelayConv(MessagePassing):
                 with torch.no_grad():
                     tr, acc_a, acc_b = trace_step(s.detach(), acc_a, acc_b, self.tau)
                     traces.append(tr)
-        out = torch.stack(spikes).view(self.time_steps, num_nodes, batch, dim)
-        return out.squeeze(2) if squeeze else out
+        return spikes
 
     # ------------------------------------------------------- message passing API
     def message(self, plan: DelayPlan, hist: Tensor, frames: List[Tensor], delta: Tensor,
@@ -259,11 +271,12 @@ class SpikingDelayConv(MessagePassing):
     def message_and_aggregate(self, adj: Tensor, plan: DelayPlan, hist: Tensor,
                               frames: List[Tensor], delta: Tensor, delay: Optional[Tensor],
                               weight: Optional[Tensor], trace: Optional[Tensor],
-                              edge_scale: Optional[Tensor], scales: Optional[Tensor]
-                              ) -> Tensor:
+                              edge_scale: Optional[Tensor], scales: Optional[Tensor],
+                              workspace: Optional[dict] = None) -> Tensor:
         """Fused delayed propagation over ``(source, relation)`` pairs, ``[N, B * D]``."""
         if self.aggregate_fn == "sum":
-            return delayed_propagate(plan, hist, frames, delta, delay, weight, trace)
+            return delayed_propagate(plan, hist, frames, delta, delay, weight, trace,
+                                     workspace)
 
         def edge_part(delay_, weight_, *frames_):
             msg = delayed_gather(plan, hist, list(frames_), delta, delay_, weight_, trace)

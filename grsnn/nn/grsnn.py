@@ -152,15 +152,19 @@ class GRSNN(nn.Module):
 
     def spikes(self, data, h_index: Tensor, r_index: Tensor) -> Tensor:
         """Spike trains ``[T, N, B, D]`` (float, differentiable) for queries ``(h, r, ?)``."""
+        frames = self._frames(data, h_index, r_index)
+        return torch.stack(frames).view(len(frames), int(data.num_nodes), -1, self.hidden_dim)
+
+    def _frames(self, data, h_index: Tensor, r_index: Tensor):
         n = int(data.num_nodes)
         q = self.scaled_query(r_index)
         beta = q.new_zeros(n, q.size(0), self.hidden_dim)
         beta[h_index, torch.arange(q.size(0), device=q.device)] = q
         z, w = self.relation_parameters(q)
         edge_weight = getattr(data, "edge_weight", None)
-        return self.conv(beta, data.edge_index, getattr(data, "edge_type", None),
-                         edge_weight=edge_weight, delay_logits=z, relation_weights=w,
-                         plan=None if self.conv.explain else self.plan(data))
+        return self.conv.simulate(beta, data.edge_index, getattr(data, "edge_type", None),
+                                  edge_weight=edge_weight, delay_logits=z, relation_weights=w,
+                                  plan=None if self.conv.explain else self.plan(data))
 
     def spike_trains(self, data, h_index: Tensor, r_index: Tensor) -> Tensor:
         """Spike trains as booleans ``[T, N, B, D]`` (no gradient), for analysis."""
@@ -169,8 +173,13 @@ class GRSNN(nn.Module):
 
     def node_features(self, data, h_index: Tensor, r_index: Tensor) -> Tensor:
         """Readout features ``[B, N, 2D]``: ``[sum_t kappa_t s_v[t]; q~]``."""
-        s = self.spikes(data, h_index, r_index)
-        enc = torch.einsum("t,tnbd->bnd", self.kappa.to(s.dtype), s)
+        frames = self._frames(data, h_index, r_index)          # T x [N, B * D]
+        kappa = self.kappa.tolist()
+        enc = kappa[0] * frames[0]
+        for k, s in zip(kappa[1:], frames[1:]):
+            enc = enc + k * s
+        del frames
+        enc = enc.view(int(data.num_nodes), -1, self.hidden_dim).transpose(0, 1)
         q = self.scaled_query(r_index)
         return torch.cat([enc, q.unsqueeze(1).expand_as(enc)], dim=-1)
 
