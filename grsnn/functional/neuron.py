@@ -36,10 +36,10 @@ class _FireFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u: Tensor, v_threshold: float, surrogate: Surrogate):  # type: ignore[override]
-        s = heaviside(u - v_threshold)
+        fired = u >= v_threshold
         ctx.save_for_backward(u)
         ctx.v_threshold, ctx.surrogate = v_threshold, surrogate
-        return s, u * (1.0 - s)
+        return fired.to(u.dtype), u.masked_fill(fired, 0.0)
 
     @staticmethod
     def backward(ctx, grad_s: Tensor, grad_u: Tensor):  # type: ignore[override]
@@ -104,8 +104,8 @@ def lif_step(current_in: Tensor, c: Tensor, u: Tensor, beta: Tensor, tau: float,
         0.6796
     """
     a = math.exp(-1.0 / tau)
-    c = a * c + (math.e / tau) * current_in
-    u = a * u + c + beta
+    c = (current_in * (math.e / tau)).add_(c, alpha=a)    # few temporaries: in-place on
+    u = c.add(u, alpha=a).add_(beta)                       # fresh tensors autograd keeps none of
     s, u = fire(u, v_threshold, surrogate)
     return s, c, u
 
@@ -150,9 +150,9 @@ def trace_step(spikes: Tensor, acc_a: Tensor, acc_b: Tensor, tau: float
         -0.5097
     """
     a = math.exp(-1.0 / tau)
-    new_b = a * (acc_b + acc_a)
-    new_a = a * acc_a + spikes
-    trace = -(math.e / tau) * ((1.0 - 1.0 / tau) * new_a - new_b / tau)
+    new_b = (acc_b + acc_a).mul_(a)
+    new_a = (acc_a * a).add_(spikes)
+    trace = (new_a * (-(math.e / tau) * (1.0 - 1.0 / tau))).add_(new_b, alpha=math.e / tau / tau)
     return trace, new_a, new_b
 
 
