@@ -12,12 +12,14 @@ T=10, tau=4, V_th=2, K=4, linear_scale 0.1, dependent query-conditioned delays, 
                 edges, X dense [N, B*D]: the bandwidth floor of one pass over the edges.
 "forward" runs under torch.no_grad(); "fwd+bwd" adds .backward() of BCE-with-logits with
 column 0 positive ((c): of the sum of the outputs). Time: one warm-up batch, then the median
-of --repeats batches (--repeats-baseline for (b)). Memory: each variant runs in a fresh
+of --repeats batches (--repeats-baseline for (b)); both default to 1 so that every variant
+runs the same sequence of batches and the peak memory compares like with like (glibc's
+adaptive allocator keeps freed blocks, so a process's peak RSS creeps up with every batch). Memory: each variant runs in a fresh
 subprocess (--worker a|b|c); peak RSS (ru_maxrss, reset through /proc/self/clear_refs)
 minus the RSS after data loading and model construction, in MiB.
 
 Run:  python benchmarks/engine.py [--data-root DIR] [--queries 5] [--candidates 257]
-          [--repeats 3] [--repeats-baseline 1] [--variants a,b,c] [--max-edges M]
+          [--repeats 1] [--repeats-baseline 1] [--variants a,b,c] [--max-edges M]
           [--mmap-threshold BYTES]   # e.g. 131072: freed blocks go back to the OS, so the
                                      # peak RSS is the memory in use, not glibc's cache
       python benchmarks/engine.py --check   # (b) reproduces (a): float64 logits and grads
@@ -269,7 +271,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-root", default=os.environ.get(
         "GRSNN_DATA_ROOT", str(ROOT / ".." / "shared" / "datasets")))
-    for flag, default in (("queries", 5), ("candidates", 257), ("repeats", 3), ("seed", 0),
+    for flag, default in (("queries", 5), ("candidates", 257), ("repeats", 1), ("seed", 0),
                           ("repeats-baseline", 1), ("max-edges", 0), ("variants", "a,b,c")):
         p.add_argument("--" + flag, type=type(default), default=default)  # max-edges: M/2 facts
     p.add_argument("--mmap-threshold", type=int, default=0,
