@@ -100,3 +100,12 @@ def test_python_dash_m_entry_point(tmp_path):
                           str(tmp_path / "x.pt"), "--head", "a", "--relation", "b"],
                          capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert res.returncode == 2 and "x.pt: no such checkpoint" in res.stderr
+
+
+def test_stats_command(trained, capsys):
+    _, out = trained
+    assert main(["stats", "--checkpoint", str(out / "best.pt"), "--queries", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "firing rate per time step" in text and "synaptic operations per query" in text
+    rates = next(x for x in text.splitlines() if x.startswith("firing rate per time step"))
+    assert len(rates.split(":")[1].split()) == 6          # time_steps = 6 in this run
