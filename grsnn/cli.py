@@ -1,4 +1,4 @@
-"""Command line: ``grsnn train | eval | predict | stats | demo``."""
+"""Command line: ``grsnn train | eval | predict | stats | plot | demo``."""
 from __future__ import annotations
 
 import argparse
@@ -227,6 +227,25 @@ def cmd_stats(args: argparse.Namespace) -> None:
           f"{stats['energy_ratio_gnn_over_snn']:.1f}x less")
 
 
+def cmd_plot(args: argparse.Namespace) -> None:
+    from .tasks import build_task, load_checkpoint
+    from .tasks.plots import delay_histogram, learning_curve
+    run = Path(args.run)
+    if not (run / "metrics.jsonl").is_file():
+        raise DataError(f"{run}: no metrics.jsonl (not a run directory?)")
+    out = Path(args.out) if args.out else run
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"wrote {learning_curve(run, out / 'learning_curve.png')}")
+    ckpt = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
+    state = load_checkpoint(ckpt)
+    task = build_task(state["config"])
+    model = task.build_model()
+    model.load_state_dict(state["model"])
+    names = task.data.relations if hasattr(task.data, "relations") else ["link"]
+    queries = torch.arange(model.num_relations)
+    print(f"wrote {delay_histogram(model, queries, names, out / 'delays.png')}")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="grsnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -264,6 +283,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--split", choices=("train", "valid", "test"), default="test")
     p.add_argument("--queries", type=int, default=32, help="number of target queries sampled")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("plot", help="learning curve and delay histogram of a run (PNG)")
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--out", help="folder for the PNG files (default: the run directory)")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("demo", help="engine demo: spike timing and a short run on a GraIL split")
     p.add_argument("--data-root", default=str(DEFAULT_DATA),

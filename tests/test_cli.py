@@ -109,3 +109,12 @@ def test_stats_command(trained, capsys):
     assert "firing rate per time step" in text and "synaptic operations per query" in text
     rates = next(x for x in text.splitlines() if x.startswith("firing rate per time step"))
     assert len(rates.split(":")[1].split()) == 6          # time_steps = 6 in this run
+
+
+def test_plot_command(trained, tmp_path, capsys):
+    _, out = trained
+    assert main(["plot", "--run", str(out), "--out", str(tmp_path)]) == 0
+    for name in ("learning_curve.png", "delays.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    assert main(["plot", "--run", str(tmp_path / "nothing")]) == 2

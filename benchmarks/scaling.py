@@ -1,0 +1,108 @@
+"""Seconds per training batch against the number of edges (should be linear).
+
+For each data set (GraIL fb237_v1..v4 and WN18RR_v1..v4 from the shipped files, WN18RR and
+FB15k-237 from the data root), one training batch of the data set's own task config
+(``tasks/kg_completion/*.yaml``: queries per batch, negatives, linear scale; easy-edge removal
+and strict negatives included) is timed after a warm-up, and the seconds per batch and per
+query are printed with the number of edges. A least-squares line through the per-query times
+and its R^2 tell how linear the cost is; ``--plot PATH`` writes the figure (matplotlib).
+
+Run:  python benchmarks/scaling.py [--data-root DIR] [--repeats 3] [--plot docs/scaling.png]
+          [--only fb237_v1,WN18RR_v1]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from grsnn.tasks import build_task, load_config  # noqa: E402
+
+SETS = [(f"fb237_v{i}", f"fb237_v{i}") for i in range(1, 5)] + \
+       [(f"WN18RR_v{i}", f"WN18RR_v{i}") for i in range(1, 5)] + \
+       [("wn18rr", "wn18rr"), ("fb15k237", "fb15k237")]
+
+
+def time_batch(name: str, config: str, root: str | None, repeats: int) -> dict:
+    cfg = load_config(ROOT / "tasks" / "kg_completion" / f"{config}.yaml")
+    if root:
+        cfg["dataset"]["root"] = root
+    task = build_task(cfg)
+    torch.manual_seed(0)
+    model = task.build_model()
+    gen = torch.Generator().manual_seed(0)
+    bs = cfg["train"]["batch_size"]
+    times = []
+    for i in range(repeats + 1):
+        idx = torch.randint(0, task.num_train, (bs,), generator=gen)
+        t0 = time.perf_counter()
+        graph, batch = task.make_batch(idx, gen)
+        task.loss(model, graph, batch).backward()
+        if i:   # the first batch is the warm-up
+            times.append(time.perf_counter() - t0)
+    graph = task.data.splits["train"].graph
+    sec = statistics.median(times)
+    return {"name": name, "edges": graph.edge_index.size(1), "nodes": graph.num_nodes,
+            "batch": bs, "sec": sec, "sec_per_query": sec / bs}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--plot", default=None)
+    p.add_argument("--only", default=None)
+    args = p.parse_args()
+    only = set(args.only.split(",")) if args.only else None
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    rows = []
+    print(f"{'data set':12s} {'edges':>9s} {'nodes':>7s} {'batch':>5s} {'s/batch':>8s} {'s/query':>8s}")
+    for name, config in SETS:
+        if only and name not in only:
+            continue
+        try:
+            r = time_batch(name, config, args.data_root, args.repeats)
+        except Exception as err:   # a data set missing from the root: say so and go on
+            print(f"{name:12s} skipped: {str(err).splitlines()[0][:100]}")
+            continue
+        rows.append(r)
+        print(f"{name:12s} {r['edges']:9d} {r['nodes']:7d} {r['batch']:5d} {r['sec']:8.3f} "
+              f"{r['sec_per_query']:8.4f}", flush=True)
+    if len(rows) >= 2:
+        x = torch.tensor([float(r["edges"]) for r in rows])
+        y = torch.tensor([r["sec_per_query"] for r in rows])
+        a = torch.stack([x, torch.ones_like(x)], 1)
+        coef = torch.linalg.lstsq(a, y.unsqueeze(1)).solution.squeeze(1)
+        pred = a @ coef
+        r2 = 1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+        print(f"least squares: s/query = {coef[0].item() * 1e6:.3f} us x edges + "
+              f"{coef[1].item() * 1e3:.2f} ms, R^2 = {r2.item():.4f}")
+        if args.plot:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+            fig, ax = plt.subplots(figsize=(6, 4))
+            ax.scatter(x.numpy(), y.numpy())
+            for r in rows:
+                ax.annotate(r["name"], (r["edges"], r["sec_per_query"]), fontsize=7)
+            xs = torch.linspace(0, float(x.max()), 50)
+            ax.plot(xs.numpy(), (coef[0] * xs + coef[1]).numpy(), "--", label=f"fit, R^2 {r2:.3f}")
+            ax.set_xlabel("directed edges (with inverses)")
+            ax.set_ylabel("seconds per training query (fwd+bwd)")
+            ax.legend()
+            fig.tight_layout()
+            Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(args.plot, dpi=120)
+            print(f"wrote {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
