@@ -1,4 +1,4 @@
-"""Command line: ``grsnn train | eval | predict | stats | plot | demo``."""
+"""Command line: ``grsnn train | eval | predict | explain | stats | plot | demo``."""
 from __future__ import annotations
 
 import argparse
@@ -246,6 +246,47 @@ def cmd_plot(args: argparse.Namespace) -> None:
     print(f"wrote {delay_histogram(model, queries, names, out / 'delays.png')}")
 
 
+def cmd_explain(args: argparse.Namespace) -> None:
+    from .tasks import build_task, load_checkpoint
+    from .tasks.explain import explain_prediction
+    state = load_checkpoint(args.checkpoint)
+    task = build_task(state["config"])
+    if not hasattr(task, "predict"):
+        raise DataError("explain works on knowledge-graph checkpoints (kg_completion)")
+    model = task.build_model()
+    model.load_state_dict(state["model"])
+    sp = task.data.splits[args.split]
+    h, r = task.resolve(args.split, args.head, args.relation)
+    t, _ = task.resolve(args.split, args.tail, args.relation)
+    paths, importance, score = explain_prediction(model, sp.graph, h, r, t, top=args.top)
+    R = len(task.data.relations)
+    edge_names = [task.data.relations[x % R] + ("^-1" if x >= R else "")
+                  for x in sp.graph.edge_type.tolist()]
+    print(f"({args.head}, {args.relation}, {args.tail}): score {score:.4f}; "
+          f"{len(paths)} paths by average edge importance (gradient of the score):")
+    for i, p in enumerate(paths, 1):
+        hops = " ".join(f"--[{edge_names[e]}]--> {sp.entities[v]}"
+                        for e, v in zip(p.edges, p.nodes[1:]))
+        print(f"{i:3d}. {p.importance:+.4f}  {sp.entities[p.nodes[0]]} {hops}")
+    if args.plot:
+        from .paths import hop_distances
+        from .tasks.plots import delay_heatmap, first_spike_vs_hops, path_subgraph, spike_raster
+        out = Path(args.plot)
+        out.mkdir(parents=True, exist_ok=True)
+        spikes = model.spike_trains(sp.graph, torch.tensor([h]), torch.tensor([r]))[:, :, 0]
+        best = paths[0].nodes if paths else [h, t]
+        files = [spike_raster(spikes, best, [sp.entities[v] for v in best], out / "raster.png")]
+        labels = [task.data.relations[x % R] + ("^-1" if x >= R else "") for x in range(2 * R)]
+        on_path = sorted({int(sp.graph.edge_type[e]) for p in paths for e in p.edges})
+        delays = model.integer_delays(torch.tensor([r]))[0]
+        files.append(delay_heatmap(delays, labels, on_path, out / "delays_heatmap.png"))
+        hops = hop_distances(sp.graph.edge_index, sp.graph.num_nodes, h)
+        files.append(first_spike_vs_hops(spikes, hops, out / "first_spike_vs_hops.png"))
+        files.append(path_subgraph(paths, sp.graph.edge_index, sp.entities, edge_names,
+                                   out / "explained_subgraph.png"))
+        print("wrote " + ", ".join(str(f) for f in files))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="grsnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -277,6 +318,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--split", choices=("train", "valid", "test"), default="test",
                    help="graph to answer on (inductive data: test is the unseen graph)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("explain", help="most important paths of a prediction, and pictures")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--head", required=True)
+    p.add_argument("--relation", required=True, help="relation name (append ^-1 for its inverse)")
+    p.add_argument("--tail", required=True)
+    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    p.add_argument("--plot", metavar="DIR", help="write raster, delay heatmap, first spike vs "
+                   "hops and the explained subgraph as PNG files into DIR")
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("stats", help="firing rates, synaptic operations and energy of a checkpoint")
     p.add_argument("--checkpoint", required=True)

@@ -18,7 +18,8 @@ from typing import Dict, Hashable, List, Tuple
 import networkx as nx
 import torch
 
-__all__ = ["compile_circuit", "first_spike_times", "shortest_path_lengths", "shortest_paths"]
+__all__ = ["compile_circuit", "first_spike_times", "hop_distances", "shortest_path_lengths",
+           "shortest_paths"]
 
 
 def compile_circuit(G: nx.Graph, weight: str = "weight", resolution: float = 1.0
@@ -163,3 +164,18 @@ def shortest_paths(G: nx.Graph, source: Hashable, weight: str = "weight",
         p = par[i]
         out[nodes[i]] = (out[nodes[p]] + [nodes[i]]) if p >= 0 else [nodes[i]]
     return out
+
+
+def hop_distances(edge_index: torch.Tensor, num_nodes: int, source: int) -> torch.Tensor:
+    """Hop distance of every node from ``source`` along ``edge_index`` (``-1``: unreachable),
+    from the first-spike times of the unit-delay circuit.
+
+    Example:
+        >>> hop_distances(torch.tensor([[0, 1], [1, 2]]), 4, 0).tolist()
+        [0, 1, 2, -1]
+    """
+    src, dst = edge_index
+    order = torch.argsort(src, stable=True)
+    ptr = torch.zeros(num_nodes + 1, dtype=torch.long)
+    ptr[1:] = torch.bincount(src, minlength=num_nodes).cumsum(0)
+    return first_spike_times(ptr, dst[order], torch.ones_like(src), source)[0]

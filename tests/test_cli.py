@@ -118,3 +118,17 @@ def test_plot_command(trained, tmp_path, capsys):
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     assert main(["plot", "--run", str(tmp_path / "nothing")]) == 2
+
+
+def test_explain_command_prints_paths_and_writes_pictures(trained, tmp_path, capsys):
+    folder, out = trained
+    head, rel, tail = (folder / "test.txt").read_text().splitlines()[0].split("\t")
+    assert main(["explain", "--checkpoint", str(out / "best.pt"), "--head", head,
+                 "--relation", rel, "--tail", tail, "--top", "3", "--plot", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"({head}, {rel}, {tail}): score")
+    for name in ("raster.png", "delays_heatmap.png", "first_spike_vs_hops.png",
+                 "explained_subgraph.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    assert main(["explain", "--checkpoint", str(out / "best.pt"), "--head", head,
+                 "--relation", rel, "--tail", "nobody"]) == 2

@@ -85,3 +85,106 @@ def delay_histogram(model, r_index: torch.Tensor, relation_names: List[str], out
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def _short(name: str, width: int = 28) -> str:
+    return name if len(name) <= width else "..." + name[-(width - 3):]
+
+
+def spike_raster(spikes: torch.Tensor, nodes: List[int], names: List[str], out: str | Path
+                 ) -> Path:
+    """Spike rasters (neuron x time) of the nodes along a path, one panel per node.
+
+    ``spikes``: ``[T, N, D]`` spike trains of one query.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(nodes), figsize=(1.9 * len(nodes) + 1, 3.6), squeeze=False)
+    for ax, v, name in zip(axes[0], nodes, names):
+        ax.imshow(spikes[:, v, :].t().float().numpy(), aspect="auto", cmap="Greys",
+                  interpolation="nearest", vmin=0, vmax=1)
+        ax.set_title(_short(name, 18), fontsize=7)
+        ax.set_xlabel("time step")
+    axes[0][0].set_ylabel("neuron")
+    fig.suptitle("spikes along the explained path (source first)", fontsize=9)
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def delay_heatmap(delays: torch.Tensor, labels: List[str], highlight: List[int], out: str | Path
+                  ) -> Path:
+    """Integer delays ``[R, D]`` (relation x neuron) of one query as a heatmap; the
+    relations in ``highlight`` (e.g. those on the explained paths) are labelled."""
+    plt = _pyplot()
+    rows = delays.size(0)
+    fig, ax = plt.subplots(figsize=(6, min(0.12 * rows + 1.5, 30)))
+    im = ax.imshow(delays.numpy(), aspect="auto", cmap="viridis", interpolation="nearest")
+    shown = list(range(rows)) if rows <= 60 else sorted(set(highlight))
+    ax.set_yticks(shown, [_short(labels[i], 40) for i in shown], fontsize=6)
+    ax.set_xlabel("neuron")
+    fig.colorbar(im, ax=ax, label="delay (steps)")
+    ax.set_title("synaptic delays per relation for this query", fontsize=9)
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def first_spike_vs_hops(spikes: torch.Tensor, hops: torch.Tensor, out: str | Path) -> Path:
+    """First spike time of every node (earliest neuron) against its hop distance from the
+    source; nodes that never fire or are unreachable are left out."""
+    plt = _pyplot()
+    fired = spikes.bool().any(-1)                                  # [T, N]
+    t = torch.arange(spikes.size(0)).unsqueeze(1).expand_as(fired)
+    first = torch.where(fired, t, torch.full_like(t, 10**6)).min(0).values
+    ok = (first < 10**6) & (hops >= 0)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    jitter = (torch.rand(int(ok.sum())) - 0.5) * 0.3
+    ax.scatter((hops[ok].float() + jitter).numpy(), first[ok].numpy(), s=8, alpha=0.4)
+    for h in sorted(set(hops[ok].tolist())):
+        sel = ok & (hops == h)
+        ax.plot([h - 0.3, h + 0.3], [first[sel].float().mean().item()] * 2, "r-")
+    ax.set_xlabel("hop distance from the source")
+    ax.set_ylabel("first spike time (earliest neuron)")
+    ax.set_title(f"{int(ok.sum())} firing nodes; red: mean", fontsize=9)
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def path_subgraph(paths, edge_index: torch.Tensor, node_names: List[str],
+                  edge_names: List[str], out: str | Path) -> Path:
+    """The union of the explained paths drawn with networkx (edge width = importance)."""
+    import networkx as nx
+    plt = _pyplot()
+    G = nx.MultiDiGraph()
+    widths = {}
+    for p in paths:
+        for e in p.edges:
+            u, v = int(edge_index[0, e]), int(edge_index[1, e])
+            G.add_edge(u, v, key=e, label=_short(edge_names[e], 24))
+            widths[e] = max(widths.get(e, 0.0), p.importance)
+    fig, ax = plt.subplots(figsize=(8, 6))
+    if G.number_of_nodes():
+        pos = nx.spring_layout(G, seed=0)
+        top = max(widths.values()) or 1.0
+        nx.draw_networkx_nodes(G, pos, ax=ax, node_size=300, node_color="#cde")
+        nx.draw_networkx_labels(G, pos, {v: _short(node_names[v], 16) for v in G}, ax=ax,
+                                font_size=7)
+        for u, v, e in G.edges(keys=True):
+            nx.draw_networkx_edges(G, pos, [(u, v)], ax=ax, arrows=True,
+                                   width=0.5 + 3 * max(widths[e], 0) / top)
+        nx.draw_networkx_edge_labels(G, pos, {(u, v): d["label"] for u, v, d in G.edges(data=True)},
+                                     ax=ax, font_size=6)
+    ax.set_title("explained subgraph (union of the top paths)", fontsize=9)
+    ax.axis("off")
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
