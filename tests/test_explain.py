@@ -42,3 +42,19 @@ def test_edge_importance_is_zero_outside_the_reach_of_the_query():
     imp, _ = edge_importance(model, data, 0, 0, 2)
     assert imp[4:].abs().sum() == 0
     assert imp[:4].abs().sum() > 0
+
+
+def test_pyg_explainer_algorithm_returns_an_explanation():
+    from torch_geometric.explain import Explanation
+
+    from grsnn.tasks.explain import PathExplainer
+
+    torch.manual_seed(1)
+    ei = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
+    et = torch.tensor([0, 1, 0, 1])
+    model = GRSNN(2, hidden_dim=8, linear_scale=3.0)
+    expl = PathExplainer(top=2)(model, None, ei, edge_type=et, head=0, relation=0, tail=2)
+    assert isinstance(expl, Explanation) and expl.edge_mask.shape == (4,)
+    direct, _ = edge_importance(model, Data(edge_index=ei, edge_type=et, num_nodes=3), 0, 0, 2)
+    assert torch.equal(expl.edge_mask, direct)
+    assert expl.paths and expl.paths[0][0][0] == 0 and expl.paths[0][0][-1] == 2

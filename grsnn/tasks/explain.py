@@ -8,15 +8,18 @@ the highest average edge importance.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
+from torch_geometric.explain import Explanation
+from torch_geometric.explain.algorithm import ExplainerAlgorithm
 
 from ..nn import GRSNN
 
-__all__ = ["edge_importance", "beam_search_paths", "ExplainedPath", "explain_prediction"]
+__all__ = ["edge_importance", "beam_search_paths", "ExplainedPath", "explain_prediction",
+           "PathExplainer"]
 
 
 @dataclass
@@ -126,3 +129,40 @@ def explain_prediction(model: GRSNN, graph: Data, head: int, relation: int, tail
     paths = beam_search_paths(graph.edge_index, importance, int(graph.num_nodes), head, tail,
                               beam=beam, max_hops=max_hops, top=top)
     return paths, importance, score
+
+
+class PathExplainer(ExplainerAlgorithm):
+    """PyG ``ExplainerAlgorithm`` for :class:`~grsnn.nn.GRSNN` predictions: the explanation's
+    ``edge_mask`` is the edge-gradient importance, and ``explanation.paths`` the top paths
+    ``(nodes, edges, importance)`` from the beam search.
+
+    Example:
+        >>> ei = torch.tensor([[0, 1], [1, 0]])
+        >>> expl = PathExplainer()(GRSNN(2, hidden_dim=4), None, ei, edge_type=torch.tensor([0, 1]),
+        ...                        head=0, relation=0, tail=1)
+        >>> expl.edge_mask.shape
+        torch.Size([2])
+    """
+
+    def __init__(self, top: int = 10, beam: int = 10, max_hops: int = 4) -> None:
+        super().__init__()
+        self.top, self.beam, self.max_hops = top, beam, max_hops
+
+    def forward(self, model: GRSNN, x: Optional[Tensor], edge_index: Tensor, *,
+                target: Optional[Tensor] = None, index=None, edge_type: Optional[Tensor] = None,
+                head: int = 0, relation: int = 0, tail: int = 0, num_nodes: Optional[int] = None,
+                **kwargs) -> Explanation:
+        n = num_nodes or (x.size(0) if x is not None else int(edge_index.max()) + 1)
+        graph = Data(edge_index=edge_index, edge_type=edge_type, num_nodes=n)
+        paths, importance, score = explain_prediction(model, graph, int(head), int(relation),
+                                                      int(tail), self.top, self.beam,
+                                                      self.max_hops)
+        expl = Explanation(edge_mask=importance, edge_index=edge_index)
+        if x is not None:
+            expl.x = x
+        expl.paths = [(p.nodes, p.edges, p.importance) for p in paths]
+        expl.score = score
+        return expl
+
+    def supports(self) -> bool:
+        return True
