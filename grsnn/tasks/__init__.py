@@ -34,5 +34,8 @@ def build_task(cfg: Dict[str, Dict[str, Any]]):
             raise ConfigError(f"dataset.name: {dname!r} is not a homogeneous link data set "
                               f"({', '.join(HOMOGENEOUS)}, ogbl-*)")
         return LinkPredictionTask(data, cfg)
+    if not ds["path"] and str(ds["name"]).lower() == "family":   # synthetic family trees
+        from ..data.family import family_kg
+        return KGCompletionTask(family_kg(seed=ds["seed"])[0], cfg)
     data = load_triples_folder(ds["path"]) if ds["path"] else load_kg(ds["name"], ds["root"])
     return KGCompletionTask(data, cfg)
