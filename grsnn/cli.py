@@ -103,7 +103,8 @@ def demo(args: argparse.Namespace) -> None:
         rank = 1 + (scores > target).sum(1).float() + 0.5 * ((scores == target).sum(1) - 1)
         spikes = model.spike_trains(data, h, r)
     print(f"  {len(t)} queries: MRR {(1 / rank).mean():.3f}, Hits@10 {(rank <= 10).float().mean():.3f}"
-          f" (realistic ranks; a random scorer gets MRR about {2 / data.num_nodes * 3.7:.3f})")
+          f" (realistic ranks; a random ranking has expected MRR "
+          f"{sum(1 / k for k in range(1, data.num_nodes + 1)) / data.num_nodes:.3f})")
     rate = spikes.float().mean(dim=(1, 2, 3))
     print("  firing rate per time step: " + " ".join(f"{x:.3f}" for x in rate.tolist()))
     q, top = h[0].item(), scores[0].topk(3).indices.tolist()
@@ -173,6 +174,19 @@ def _print_examples(task, model, count: int = 3, top: int = 5) -> None:
             print(f"    {i}. {name} {score:.3f}{' *' if known else ''}")
 
 
+def _load_trained(path: str, kg_only: str = ""):
+    """``(task, model)`` from a checkpoint (its own config and data); ``kg_only`` names
+    a command that needs a knowledge-graph checkpoint."""
+    from .tasks import build_task, load_checkpoint
+    state = load_checkpoint(path)
+    task = build_task(state["config"])
+    if kg_only and not hasattr(task, "predict"):
+        raise DataError(f"{kg_only} works on knowledge-graph checkpoints (kg_completion)")
+    model = task.build_model()
+    model.load_state_dict(state["model"])
+    return task, model
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     from .tasks import build_task, evaluate_checkpoint, load_checkpoint
     cfg = _load_cfg(args) if args.config else load_checkpoint(args.checkpoint)["config"]
@@ -183,13 +197,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from .tasks import build_task, load_checkpoint
-    state = load_checkpoint(args.checkpoint)
-    task = build_task(state["config"])
-    if not hasattr(task, "predict"):
-        raise DataError("predict works on knowledge-graph checkpoints (kg_completion)")
-    model = task.build_model()
-    model.load_state_dict(state["model"])
+    task, model = _load_trained(args.checkpoint, kg_only="predict")
     answers = task.predict(model, args.head, args.relation, top=args.top, split=args.split)
     print(f"({args.head}, {args.relation}, ?) on the {args.split} graph (* = known true):")
     for i, (name, score, known) in enumerate(answers, 1):
@@ -197,12 +205,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
-    from .tasks import build_task, load_checkpoint
     from .tasks.stats import circuit_stats
-    state = load_checkpoint(args.checkpoint)
-    task = build_task(state["config"])
-    model = task.build_model()
-    model.load_state_dict(state["model"])
+    task, model = _load_trained(args.checkpoint)
     if hasattr(task, "predict"):
         sp = task.data.splits[args.split]
         h, _, r = sp.triples[: args.queries].t()
@@ -228,7 +232,6 @@ def cmd_stats(args: argparse.Namespace) -> None:
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
-    from .tasks import build_task, load_checkpoint
     from .tasks.plots import delay_histogram, learning_curve
     run = Path(args.run)
     if not (run / "metrics.jsonl").is_file():
@@ -237,31 +240,21 @@ def cmd_plot(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     print(f"wrote {learning_curve(run, out / 'learning_curve.png')}")
     ckpt = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
-    state = load_checkpoint(ckpt)
-    task = build_task(state["config"])
-    model = task.build_model()
-    model.load_state_dict(state["model"])
+    task, model = _load_trained(str(ckpt))
     names = task.data.relations if hasattr(task.data, "relations") else ["link"]
     queries = torch.arange(model.num_relations)
     print(f"wrote {delay_histogram(model, queries, names, out / 'delays.png')}")
 
 
 def cmd_explain(args: argparse.Namespace) -> None:
-    from .tasks import build_task, load_checkpoint
     from .tasks.explain import explain_prediction
-    state = load_checkpoint(args.checkpoint)
-    task = build_task(state["config"])
-    if not hasattr(task, "predict"):
-        raise DataError("explain works on knowledge-graph checkpoints (kg_completion)")
-    model = task.build_model()
-    model.load_state_dict(state["model"])
+    task, model = _load_trained(args.checkpoint, kg_only="explain")
     sp = task.data.splits[args.split]
     h, r = task.resolve(args.split, args.head, args.relation)
     t, _ = task.resolve(args.split, args.tail, args.relation)
     paths, importance, score = explain_prediction(model, sp.graph, h, r, t, top=args.top)
-    R = len(task.data.relations)
-    edge_names = [task.data.relations[x % R] + ("^-1" if x >= R else "")
-                  for x in sp.graph.edge_type.tolist()]
+    labels = task.data.edge_type_names()
+    edge_names = [labels[x] for x in sp.graph.edge_type.tolist()]
     print(f"({args.head}, {args.relation}, {args.tail}): score {score:.4f}; "
           f"{len(paths)} paths by average edge importance (gradient of the score):")
     for i, p in enumerate(paths, 1):
@@ -276,7 +269,6 @@ def cmd_explain(args: argparse.Namespace) -> None:
         spikes = model.spike_trains(sp.graph, torch.tensor([h]), torch.tensor([r]))[:, :, 0]
         best = paths[0].nodes if paths else [h, t]
         files = [spike_raster(spikes, best, [sp.entities[v] for v in best], out / "raster.png")]
-        labels = [task.data.relations[x % R] + ("^-1" if x >= R else "") for x in range(2 * R)]
         on_path = sorted({int(sp.graph.edge_type[e]) for p in paths for e in p.edges})
         delays = model.integer_delays(torch.tensor([r]))[0]
         files.append(delay_heatmap(delays, labels, on_path, out / "delays_heatmap.png"))

@@ -67,6 +67,10 @@ class KGData:
         """Number of edge types, inverses included (``2R``)."""
         return 2 * len(self.relations)
 
+    def edge_type_names(self) -> List[str]:
+        """Names of the ``2R`` edge types: the relations, then ``name^-1`` for inverses."""
+        return list(self.relations) + [f"{name}^-1" for name in self.relations]
+
     def __repr__(self) -> str:
         parts = [f"{k}={v.triples.shape[0]}" for k, v in self.splits.items()]
         ents = sorted({len(s.entities) for s in self.splits.values()})

@@ -10,6 +10,14 @@ import torch
 __all__ = ["learning_curve", "delay_histogram"]
 
 
+def _save(fig, out: str | Path) -> Path:
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=120)
+    _pyplot().close(fig)
+    return out
+
+
 def _pyplot():
     import matplotlib
     matplotlib.use("Agg")
@@ -48,11 +56,7 @@ def learning_curve(run_dir: str | Path, out: str | Path, metrics: List[str] | No
         ax2.legend(loc="lower right")
     ax.legend(loc="upper left")
     ax.set_title(run_dir.name)
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def delay_histogram(model, r_index: torch.Tensor, relation_names: List[str], out: str | Path,
@@ -74,17 +78,13 @@ def delay_histogram(model, r_index: torch.Tensor, relation_names: List[str], out
     for k in range(bound + 1):
         ax.barh(range(len(order)), counts[order, k].numpy(), left=left.numpy(), label=f"delay {k}")
         left += counts[order, k]
-    num = len(relation_names)
-    labels = [relation_names[i % num] + ("^-1" if i >= num else "") for i in order.tolist()]
+    names = list(relation_names) + [f"{n}^-1" for n in relation_names]
+    labels = [names[i] for i in order.tolist()]
     ax.set_yticks(range(len(order)), [lab[-40:] for lab in labels], fontsize=7)
     ax.set_xlabel("share of neurons (over the sampled queries)")
     ax.legend(fontsize=7, ncol=bound + 1, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     ax.set_title("integer synaptic delays per relation (most varied)")
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def _short(name: str, width: int = 28) -> str:
@@ -106,11 +106,7 @@ def spike_raster(spikes: torch.Tensor, nodes: List[int], names: List[str], out: 
         ax.set_xlabel("time step")
     axes[0][0].set_ylabel("neuron")
     fig.suptitle("spikes along the explained path (source first)", fontsize=9)
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def delay_heatmap(delays: torch.Tensor, labels: List[str], highlight: List[int], out: str | Path
@@ -126,11 +122,7 @@ def delay_heatmap(delays: torch.Tensor, labels: List[str], highlight: List[int],
     ax.set_xlabel("neuron")
     fig.colorbar(im, ax=ax, label="delay (steps)")
     ax.set_title("synaptic delays per relation for this query", fontsize=9)
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def first_spike_vs_hops(spikes: torch.Tensor, hops: torch.Tensor, out: str | Path) -> Path:
@@ -150,11 +142,7 @@ def first_spike_vs_hops(spikes: torch.Tensor, hops: torch.Tensor, out: str | Pat
     ax.set_xlabel("hop distance from the source")
     ax.set_ylabel("first spike time (earliest neuron)")
     ax.set_title(f"{int(ok.sum())} firing nodes; red: mean", fontsize=9)
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def path_subgraph(paths, edge_index: torch.Tensor, node_names: List[str],
@@ -183,8 +171,4 @@ def path_subgraph(paths, edge_index: torch.Tensor, node_names: List[str],
                                      ax=ax, font_size=6)
     ax.set_title("explained subgraph (union of the top paths)", fontsize=9)
     ax.axis("off")
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
