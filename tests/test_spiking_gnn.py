@@ -1,0 +1,76 @@
+"""SpikingGNN behaves like a PyG model: shapes, parameters, inputs, loaders, explainers."""
+import pytest
+import torch
+from torch_geometric.data import Data
+
+from grsnn.nn import SpikingGNN
+
+
+def graph(n=30, e=120, f=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, f, generator=g), torch.randint(0, n, (2, e), generator=g)
+
+
+def test_shapes_reset_repr_and_gradients():
+    torch.manual_seed(0)
+    x, ei = graph()
+    model = SpikingGNN(12, 16, num_layers=2, out_channels=5, time_steps=6, linear_scale=2.0)
+    out = model(x, ei)
+    assert out.shape == (30, 5)
+    assert SpikingGNN(12, 16, num_layers=1)(x, ei).shape == (30, 16)
+    out.pow(2).sum().backward()
+    assert model.convs[0].delay_logit.grad.abs().sum() > 0      # delays learn
+    assert model.encoder.weight.grad.abs().sum() > 0
+    before = model.convs[1].lin.weight.detach().clone()
+    model.reset_parameters()
+    assert not torch.equal(before, model.convs[1].lin.weight)
+    assert repr(model) == "SpikingGNN(12, 5, num_layers=2, time_steps=6)"
+    with pytest.raises(ValueError, match="num_layers"):
+        SpikingGNN(12, 16, num_layers=0)
+
+
+def test_sparse_adjacency_and_relational_input_agree_with_edge_index():
+    torch.manual_seed(1)
+    x, ei = graph()
+    model = SpikingGNN(12, 8, num_layers=2, out_channels=3, time_steps=5, linear_scale=2.0).eval()
+    adj = torch.sparse_coo_tensor(ei.flip(0), torch.ones(ei.size(1)), (30, 30)).coalesce()
+    assert torch.allclose(model(x, ei), model(x, adj), atol=1e-6)
+    assert torch.allclose(model(x, ei), model(x, adj.to_sparse_csr()), atol=1e-6)
+    rel = SpikingGNN(12, 8, num_layers=2, out_channels=3, num_relations=3).eval()
+    et = torch.randint(0, 3, (ei.size(1),))
+    assert rel(x, ei, et).shape == (30, 3)
+
+
+def test_lazy_input_and_mini_batches():
+    """A NeighborLoader-style mini-batch: the seed nodes first, their 2-hop subgraph
+    relabelled (NeighborLoader itself needs pyg-lib or torch-sparse, which have no wheels
+    for this torch on PyPI; the batch it yields has this form)."""
+    from torch_geometric.utils import k_hop_subgraph
+
+    torch.manual_seed(2)
+    x, ei = graph(n=60, e=300)
+    model = SpikingGNN(-1, 8, num_layers=2, out_channels=3, time_steps=4).eval()
+    seeds = torch.arange(16)
+    subset, sub_ei, mapping, _ = k_hop_subgraph(seeds, 2, ei, relabel_nodes=True, num_nodes=60)
+    out = model(x[subset], sub_ei)[mapping]
+    assert out.shape == (16, 3)
+    # spikes travel at most one hop per step, so circuits of 2 steps (one hop per layer) in
+    # 2 layers see exactly the 2-hop neighbourhood: the mini-batch equals the full graph
+    short = SpikingGNN(-1, 8, num_layers=2, out_channels=3, time_steps=2).eval()
+    full = short(x, ei)[seeds]
+    assert torch.allclose(short(x[subset], sub_ei)[mapping], full, atol=1e-6)
+
+
+def test_gnn_explainer_runs_on_the_model():
+    from torch_geometric.explain import Explainer, GNNExplainer
+
+    torch.manual_seed(3)
+    x, ei = graph(n=20, e=60, f=6)
+    model = SpikingGNN(6, 8, num_layers=2, out_channels=3, time_steps=4, linear_scale=2.0)
+    explainer = Explainer(model, algorithm=GNNExplainer(epochs=3), explanation_type="model",
+                          node_mask_type="attributes", edge_mask_type="object",
+                          model_config=dict(mode="multiclass_classification", task_level="node",
+                                            return_type="raw"))
+    expl = explainer(x, ei, index=0)
+    assert expl.edge_mask.shape == (60,) and expl.node_mask.shape == (20, 6)
+    assert not model.convs[0].explain                    # explain mode switched off again
