@@ -7,8 +7,8 @@
 
 ``ogb`` is imported only inside the OGB functions (importing it contacts PyPI).
 """
-from .homogeneous import (LinkData, load_ogbl, load_planetoid, ogb_evaluator, split_edges,
-                          strict_negatives, undirected_pairs)
+from .homogeneous import (LinkData, load_ogbl, load_planetoid, ogb_evaluator, planetoid_data,
+                          split_edges, strict_negatives, undirected_pairs)
 from .kg import (GRAIL_SPLITS, KGData, KGSplit, data_root, load_fb15k237, load_grail, load_kg,
                  load_triples_folder, load_wn18rr)
 from .networkx_io import from_networkx
@@ -19,7 +19,7 @@ __all__ = [
     "DataError", "Vocab", "fact_graph", "read_triples", "read_numbered_triples",
     "KGData", "KGSplit", "GRAIL_SPLITS", "data_root", "load_triples_folder", "load_fb15k237",
     "load_wn18rr", "load_grail", "load_kg", "from_networkx",
-    "LinkData", "load_planetoid", "load_ogbl", "ogb_evaluator", "split_edges",
+    "LinkData", "load_planetoid", "planetoid_data", "load_ogbl", "ogb_evaluator", "split_edges",
     "strict_negatives", "undirected_pairs",
     "REGISTRY", "download_dataset",
 ]

@@ -146,6 +146,28 @@ def _planetoid_raw(canonical: str, root: str | Path | None, download: bool) -> P
                     + (", or pass download=True" if canonical in registry.REGISTRY else ""))
 
 
+def planetoid_data(name: str, root: str | Path | None = None, download: bool = False):
+    """PyG ``Planetoid`` data (public split masks) from local raw files, never downloading.
+
+    Example:
+        >>> planetoid_data("Cora").train_mask.sum().item()
+        140
+    """
+    canonical = _PLANETOID.get(name.lower())
+    if canonical is None:
+        raise DataError(f"{name}: not a Planetoid data set (Cora, CiteSeer, PubMed)")
+    raw = _planetoid_raw(canonical, root, download)
+    from torch_geometric.datasets import Planetoid
+
+    with tempfile.TemporaryDirectory(prefix="grsnn-planetoid-") as tmp:
+        target = Path(tmp) / canonical / "raw"
+        target.mkdir(parents=True)
+        for ext in _PLANETOID_EXT:
+            fname = f"ind.{canonical.lower()}.{ext}"
+            shutil.copyfile(raw / fname, target / fname)
+        return Planetoid(tmp, canonical)[0]
+
+
 def load_planetoid(name: str, root: str | Path | None = None, seed: int = 0,
                    download: bool = False) -> LinkData:
     """Cora, CiteSeer or PubMed for link prediction, from local raw files.
@@ -164,21 +186,10 @@ def load_planetoid(name: str, root: str | Path | None = None, seed: int = 0,
         >>> d.num_nodes, d.x.shape[1]
         (3327, 3703)
     """
-    canonical = _PLANETOID.get(name.lower())
-    if canonical is None:
-        raise DataError(f"{name}: not a Planetoid data set (Cora, CiteSeer, PubMed)")
-    raw = _planetoid_raw(canonical, root, download)
-    from torch_geometric.datasets import Planetoid
-
-    with tempfile.TemporaryDirectory(prefix="grsnn-planetoid-") as tmp:
-        target = Path(tmp) / canonical / "raw"
-        target.mkdir(parents=True)
-        for ext in _PLANETOID_EXT:
-            fname = f"ind.{canonical.lower()}.{ext}"
-            shutil.copyfile(raw / fname, target / fname)
-        data = Planetoid(tmp, canonical)[0]
+    data = planetoid_data(name, root, download)
     pos, neg = split_edges(data.edge_index, data.num_nodes, seed=seed)
-    return LinkData(canonical, int(data.num_nodes), pos["train"], pos, neg, data.x)
+    return LinkData(_PLANETOID[name.lower()], int(data.num_nodes), pos["train"], pos, neg,
+                    data.x)
 
 
 def _open_ogb_dataset(name: str, root: str | Path) -> Any:
