@@ -166,23 +166,22 @@ def test_interrupted_then_resumed_run_matches_uninterrupted(tmp_path, monkeypatc
         assert key in saved["test"]
 
 
+@pytest.mark.parametrize("text,needle", [
+    ("train:\n  num_epochz: 3\n", "train.num_epochz"),
+    ("modle:\n  hidden_dim: 3\n", "unknown section 'modle'"),
+    ("optimizer:\n  lr: .nan\n", "optimizer.lr"),
+    ("train:\n  batch_size: -4\n", "train.batch_size"),
+    ("train: [1, 2\n", "not valid YAML"),
+])
+def test_bad_config_files(tmp_path, text, needle):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=needle):
+        load_config(p)
+
+
 def test_config_validation(tmp_path):
     p = tmp_path / "c.yaml"
-    p.write_text("train:\n  num_epochz: 3\n")
-    with pytest.raises(ConfigError, match="train.num_epochz"):
-        load_config(p)
-    p.write_text("modle:\n  hidden_dim: 3\n")
-    with pytest.raises(ConfigError, match="unknown section 'modle'"):
-        load_config(p)
-    p.write_text("optimizer:\n  lr: .nan\n")
-    with pytest.raises(ConfigError, match="optimizer.lr"):
-        load_config(p)
-    p.write_text("train:\n  batch_size: -4\n")
-    with pytest.raises(ConfigError, match="train.batch_size"):
-        load_config(p)
-    p.write_text("train: [1, 2\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
-        load_config(p)
     with pytest.raises(ConfigError, match="no such config"):
         load_config(tmp_path / "missing.yaml")
     cfg = apply_overrides(merge_config({}), ["model.hidden_dim=16", "task.metric=hits@10"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import math
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import yaml
 
@@ -163,11 +163,3 @@ def dump_config(cfg: Dict[str, Dict[str, Any]]) -> str:
     """The configuration as YAML text."""
     return yaml.safe_dump(cfg, sort_keys=False)
 
-
-def model_kwargs(cfg: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
-    """Keyword arguments of :class:`grsnn.nn.GRSNN` from the ``model`` section."""
-    return dict(cfg["model"])
-
-
-def optional(x: Optional[Any], default: Any) -> Any:
-    return default if x is None else x
