@@ -8,7 +8,7 @@ query are printed with the number of edges. A least-squares line through the per
 and its R^2 tell how linear the cost is; ``--plot PATH`` writes the figure (matplotlib).
 
 Run:  python benchmarks/scaling.py [--data-root DIR] [--repeats 3] [--plot docs/scaling.png]
-          [--only fb237_v1,WN18RR_v1]
+          [--only fb237_v1,WN18RR_v1] [--one-pass]
 """
 from __future__ import annotations
 
@@ -24,16 +24,19 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from grsnn.tasks import build_task, load_config  # noqa: E402
+from grsnn.tasks.trainer import accumulate_gradients, micro_rows  # noqa: E402
 
 SETS = [(f"fb237_v{i}", f"fb237_v{i}") for i in range(1, 5)] + \
        [(f"WN18RR_v{i}", f"WN18RR_v{i}") for i in range(1, 5)] + \
        [("wn18rr", "wn18rr"), ("fb15k237", "fb15k237")]
 
 
-def time_batch(name: str, config: str, root: str | None, repeats: int) -> dict:
+def time_batch(name: str, config: str, root: str | None, repeats: int,
+               micro_batch: int | None = None) -> dict:
     cfg = load_config(ROOT / "tasks" / "kg_completion" / f"{config}.yaml")
     if root:
         cfg["dataset"]["root"] = root
+    cfg["train"]["micro_batch"] = micro_batch
     task = build_task(cfg)
     torch.manual_seed(0)
     model = task.build_model()
@@ -44,13 +47,14 @@ def time_batch(name: str, config: str, root: str | None, repeats: int) -> dict:
         idx = torch.randint(0, task.num_train, (bs,), generator=gen)
         t0 = time.perf_counter()
         graph, batch = task.make_batch(idx, gen)
-        task.loss(model, graph, batch).backward()
+        accumulate_gradients(task, model, cfg, graph, batch)   # what `grsnn train` runs
         if i:   # the first batch is the warm-up
             times.append(time.perf_counter() - t0)
     graph = task.data.splits["train"].graph
     sec = statistics.median(times)
     return {"name": name, "edges": graph.edge_index.size(1), "nodes": graph.num_nodes,
-            "batch": bs, "sec": sec, "sec_per_query": sec / bs}
+            "batch": bs, "pass": micro_rows(task, model, cfg, graph, batch), "sec": sec,
+            "sec_per_query": sec / bs}
 
 
 def main() -> int:
@@ -59,11 +63,14 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--plot", default=None)
     p.add_argument("--only", default=None)
+    p.add_argument("--one-pass", action="store_true",
+                   help="also time each batch as one pass (train.micro_batch = batch size), "
+                        "the baseline of the automatic micro-batching")
     args = p.parse_args()
     only = set(args.only.split(",")) if args.only else None
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     rows = []
-    print(f"{'data set':12s} {'edges':>9s} {'nodes':>7s} {'batch':>5s} {'s/batch':>8s} {'s/query':>8s}")
+    print(f"{'data set':12s} {'edges':>9s} {'nodes':>7s} {'batch':>5s} {'pass':>5s} {'s/batch':>8s} {'s/query':>8s}")
     for name, config in SETS:
         if only and name not in only:
             continue
@@ -73,8 +80,12 @@ def main() -> int:
             print(f"{name:12s} skipped: {str(err).splitlines()[0][:100]}")
             continue
         rows.append(r)
-        print(f"{name:12s} {r['edges']:9d} {r['nodes']:7d} {r['batch']:5d} {r['sec']:8.3f} "
-              f"{r['sec_per_query']:8.4f}", flush=True)
+        line = (f"{name:12s} {r['edges']:9d} {r['nodes']:7d} {r['batch']:5d} {r['pass']:5d} "
+                f"{r['sec']:8.3f} {r['sec_per_query']:8.4f}")
+        if args.one_pass:
+            one = time_batch(name, config, args.data_root, args.repeats, r["batch"])
+            line += f"   one pass {one['sec']:8.3f} s/batch ({one['sec'] / r['sec']:.2f}x)"
+        print(line, flush=True)
     if len(rows) >= 2:
         x = torch.tensor([float(r["edges"]) for r in rows])
         y = torch.tensor([r["sec_per_query"] for r in rows])

@@ -226,6 +226,58 @@ def test_link_prediction_task_on_a_tiny_graph(tmp_path):
         assert (h, pos) not in pairs and (pos, h) not in pairs               # easy edges gone
     model = task.build_model()
     assert model.symmetric and not model.dependent and model.num_relations == 1
+    # micro-batches keep a positive with its negative and add up to the batch gradient
+    loss, grads = _grads(task, cfg, graph, batch, 32)
+    for micro in (1, 6):
+        loss_m, grads_m = _grads(task, cfg, graph, batch, micro)
+        assert loss_m == pytest.approx(loss, rel=1e-12)
+        for a, b in zip(grads, grads_m):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
     (tmp_path / "run").mkdir()
     results = Trainer(task, cfg, tmp_path / "run", progress=False).fit()
     assert set(results["test"]) == {"auroc", "ap"} and 0 <= results["test"]["auroc"] <= 1
+
+
+def _grads(task, cfg, graph, batch, micro):
+    from grsnn.tasks.trainer import accumulate_gradients
+    torch.manual_seed(0)
+    model = task.build_model().double()
+    cfg = {**cfg, "train": {**cfg["train"], "micro_batch": micro}}
+    loss = accumulate_gradients(task, model, cfg, graph, batch)
+    return loss, [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+
+@pytest.mark.parametrize("micro", [1, 3, 5])
+def test_micro_batches_give_the_batch_gradient(kg_task, micro):
+    task, cfg = kg_task
+    graph, batch = task.make_batch(torch.arange(11), torch.Generator().manual_seed(2))
+    loss, grads = _grads(task, cfg, graph, batch, 11)
+    loss_m, grads_m = _grads(task, cfg, graph, batch, micro)
+    assert loss_m == pytest.approx(loss, rel=1e-12)
+    assert len(grads) == len(grads_m) > 0
+    for a, b in zip(grads, grads_m):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_queries_per_pass_rules():
+    from grsnn.tasks.chunking import NODE_TENSOR_BUDGET, queries_per_pass
+    # CPU: one [N, B * D] float tensor stays within the allocator budget
+    b = queries_per_pass(10_000, 32, "cpu")
+    assert b * 10_000 * 32 * 4 <= NODE_TENSOR_BUDGET < (b + 1) * 10_000 * 32 * 4
+    assert queries_per_pass(10_000, 32, "cpu", requested=7) == 7
+    assert queries_per_pass(10, 8, "cuda") is None
+    # a memory budget only ever lowers the number, and never below one query
+    assert queries_per_pass(10_000, 32, "cpu", memory_mb=1) == 1
+    assert queries_per_pass(100, 8, "cuda", memory_mb=64) >= queries_per_pass(100, 8, "cuda",
+                                                                              memory_mb=8)
+
+
+def test_evaluation_does_not_depend_on_the_memory_budget(kg_task):
+    task, cfg = kg_task
+    torch.manual_seed(0)
+    model = task.build_model()
+    full = task.evaluate(model, "test", progress=False)
+    assert task.eval_queries_per_pass(model, 30) == cfg["task"]["eval_batch_size"]
+    task.cfg = {**cfg, "task": {**cfg["task"], "eval_memory_mb": 1e-3}}
+    assert task.eval_queries_per_pass(model, 30) == 1
+    assert task.evaluate(model, "test", progress=False) == full

@@ -41,6 +41,7 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "eval_batch_size": 32,         # queries per circuit run in evaluation
         "metric": "mrr",               # model selection metric (auroc for link prediction)
         "max_eval_queries": None,      # cap on evaluated target triples per split (budget runs)
+        "eval_memory_mb": None,        # memory budget of one evaluation pass (chunks queries)
     },
     "optimizer": {"name": "Adam", "lr": 5.0e-3, "weight_decay": 0.0},
     "train": {
@@ -50,6 +51,7 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "checkpoint_interval": 200,    # batches between mid-epoch checkpoints
         "log_interval": 50,
         "num_threads": None,
+        "micro_batch": None,           # queries per forward/backward pass (None: automatic)
     },
 }
 
@@ -59,6 +61,14 @@ _POSITIVE = {("model", "hidden_dim"), ("model", "time_steps"), ("model", "tau"),
              ("train", "gradient_interval"), ("train", "valid_interval"),
              ("train", "checkpoint_interval"), ("train", "log_interval"),
              ("task", "adversarial_temperature"), ("model", "v_threshold")}
+# keys whose default is None ("not set"): the type a set value must have
+_OPTIONAL_TYPES = {("dataset", "name"): str, ("dataset", "path"): str, ("dataset", "root"): str,
+                   ("task", "max_eval_queries"): int, ("task", "eval_memory_mb"): float,
+                   ("train", "max_steps_per_epoch"): int, ("train", "num_threads"): int,
+                   ("train", "micro_batch"): int}
+_POSITIVE |= {("task", "max_eval_queries"), ("task", "eval_memory_mb"),
+              ("train", "max_steps_per_epoch"), ("train", "num_threads"),
+              ("train", "micro_batch")}
 _CHOICES = {("model", "aggregate"): ("sum", "pna"),
             ("model", "surrogate"): ("sigmoid", "atan"),
             ("task", "name"): ("kg_completion", "link_prediction"),
@@ -70,6 +80,8 @@ def _check_value(section: str, key: str, value: Any, default: Any, where: str) -
     name = f"{where}{section}.{key}"
     if value is None:
         return None
+    if default is None and (section, key) in _OPTIONAL_TYPES:
+        default = _OPTIONAL_TYPES[(section, key)]()
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{name}: expected true or false, got {value!r}")

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from ..data import DataError, KGData
 from ..metrics import filtered_ranks, num_candidates, ranking_metrics
 from ..nn import GRSNN
+from .chunking import queries_per_pass
 
 __all__ = ["TripleIndex", "KGCompletionTask", "remove_easy_edges", "self_adversarial_loss"]
 
@@ -161,6 +162,16 @@ class KGCompletionTask:
             self._indices[split] = TripleIndex(sp.filter_triples, sp.graph.num_nodes, self.R)
         return self._indices[split]
 
+    def eval_queries_per_pass(self, model: GRSNN, num_nodes: int, circuits: int = 1) -> int:
+        """``task.eval_batch_size``, lowered to fit the CPU allocator rule and
+        ``task.eval_memory_mb`` (:func:`~grsnn.tasks.chunking.queries_per_pass`)."""
+        task = self.cfg["task"]
+        limit = queries_per_pass(int(num_nodes), model.hidden_dim,
+                                 next(model.parameters()).device,
+                                 memory_mb=task["eval_memory_mb"])
+        size = task["eval_batch_size"]
+        return size if limit is None else max(1, min(size, limit // circuits))
+
     @torch.no_grad()
     def evaluate(self, model: GRSNN, split: str, progress: bool = True) -> Dict[str, float]:
         """Filtered ranking of ``split``'s targets in both directions (all entities)."""
@@ -180,7 +191,7 @@ class KGCompletionTask:
         model.eval()
         ranks: Dict[str, List[Tensor]] = {"optimistic": [], "pessimistic": [], "realistic": []}
         cands: List[Tensor] = []
-        size = self.cfg["task"]["eval_batch_size"]
+        size = self.eval_queries_per_pass(model, sp.graph.num_nodes)
         chunks = range(0, len(uniq), size)
         for start in tqdm(chunks, desc=f"eval {split}", unit="chunk", disable=not progress,
                           leave=False):

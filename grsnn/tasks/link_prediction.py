@@ -18,6 +18,7 @@ from tqdm import tqdm
 from ..data import LinkData
 from ..metrics import auroc_ap
 from ..nn import GRSNN
+from .chunking import queries_per_pass
 from .kg_completion import TripleIndex, remove_easy_edges, self_adversarial_loss
 
 __all__ = ["LinkPredictionTask", "relational_graph"]
@@ -49,6 +50,13 @@ class LinkPredictionTask:
         both = torch.stack([torch.cat([u, v]), torch.cat([v, u]), torch.zeros(2 * len(u), dtype=torch.long)], 1)
         self.neighbours = TripleIndex(both, data.num_nodes, 1)
         self.train_pairs = data.pos["train"]
+
+    circuits_per_row = 2        # symmetric scoring: a circuit from each end of a pair
+
+    @property
+    def rows_per_group(self) -> int:
+        """Rows of a training batch that share one loss term (a positive and its negatives)."""
+        return 1 + self.cfg["task"]["num_negative"]
 
     def build_model(self) -> GRSNN:
         kwargs = dict(self.cfg["model"])
@@ -85,7 +93,11 @@ class LinkPredictionTask:
     def score_pairs(self, model: GRSNN, pairs: Tensor, progress: bool = False) -> Tensor:
         was = model.training
         model.eval()
-        size = self.cfg["task"]["eval_batch_size"]
+        size = queries_per_pass(self.data.num_nodes, model.hidden_dim,
+                                next(model.parameters()).device,
+                                memory_mb=self.cfg["task"]["eval_memory_mb"])
+        size = self.cfg["task"]["eval_batch_size"] if size is None else max(
+            1, min(self.cfg["task"]["eval_batch_size"], size // self.circuits_per_row))
         out = []
         for start in tqdm(range(0, pairs.size(1), size), disable=not progress, leave=False,
                           unit="chunk", desc="eval"):

@@ -18,6 +18,7 @@ from typing import Any, Dict, Optional
 import torch
 from tqdm import tqdm
 
+from .chunking import queries_per_pass
 from .config import dump_config
 
 __all__ = ["RunError", "save_checkpoint", "load_checkpoint", "prepare_run_dir", "Trainer"]
@@ -74,6 +75,38 @@ def prepare_run_dir(out: Path, resume: bool, force: bool) -> None:
         for name in ("last.pt", "best.pt", "metrics.jsonl", "results.json", "log.txt"):
             if (out / name).exists():
                 (out / name).unlink()
+
+
+def micro_rows(task, model, cfg: Dict[str, Dict[str, Any]], graph, batch) -> int:
+    """Rows of a training ``batch`` per forward/backward pass (:mod:`.chunking`)."""
+    rows = batch.size(0)
+    per_pass = queries_per_pass(int(graph.num_nodes), cfg["model"]["hidden_dim"],
+                                next(model.parameters()).device, cfg["train"]["micro_batch"])
+    if per_pass is None:
+        return rows
+    group = getattr(task, "rows_per_group", 1)         # rows that share one loss term
+    circuits = getattr(task, "circuits_per_row", 1)    # circuit runs per row
+    return max(group, per_pass // circuits // group * group)
+
+
+def accumulate_gradients(task, model, cfg: Dict[str, Dict[str, Any]], graph, batch) -> float:
+    """Backpropagate the loss of one training batch in micro-batches; return its value.
+
+    The task losses are means over rows (over groups of rows for link prediction), so a
+    micro-batch's loss weighted by its share of the rows adds up to the batch's gradient
+    (divided by ``train.gradient_interval``). Raises ``FloatingPointError`` on a
+    non-finite loss.
+    """
+    rows, size = batch.size(0), micro_rows(task, model, cfg, graph, batch)
+    total = 0.0
+    for start in range(0, rows, size):
+        part = batch[start:start + size]
+        loss = task.loss(model, graph, part) * (part.size(0) / rows)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()}")
+        (loss / cfg["train"]["gradient_interval"]).backward()
+        total += loss.item()
+    return total
 
 
 class Trainer:
@@ -133,6 +166,14 @@ class Trainer:
         cap = tr["max_steps_per_epoch"]
         return min(steps, cap) if cap else steps
 
+    def backward(self, graph, batch, step: int) -> float:
+        """Loss of one batch, backpropagated in micro-batches; returns its value."""
+        try:
+            return accumulate_gradients(self.task, self.model, self.cfg, graph, batch)
+        except FloatingPointError as err:
+            raise RunError(f"{self.out}: {err} at epoch {self.epoch + 1} step {step}; "
+                           f"lower optimizer.lr") from None
+
     def fit(self, resume: bool = False) -> Dict[str, Dict[str, float]]:
         """Train (or continue), validate, keep the best, and evaluate it on valid and test."""
         if resume:
@@ -153,13 +194,9 @@ class Trainer:
             for step in bar:
                 idx = perm[step * tr["batch_size"]:(step + 1) * tr["batch_size"]]
                 graph, batch = self.task.make_batch(idx, self.gen)
-                loss = self.task.loss(self.model, graph, batch)
-                if not torch.isfinite(loss):
-                    raise RunError(f"{self.out}: loss became {loss.item()} at epoch "
-                                   f"{self.epoch + 1} step {step}; lower optimizer.lr")
-                (loss / tr["gradient_interval"]).backward()
+                loss = self.backward(graph, batch, step)
                 seen += len(idx)
-                total_loss += loss.item()
+                total_loss += loss
                 count += 1
                 self.step = step + 1
                 if self.step % tr["gradient_interval"] == 0 or self.step == n_steps:
@@ -167,7 +204,7 @@ class Trainer:
                     self.optimizer.zero_grad()
                     if self.step % tr["checkpoint_interval"] == 0 and self.step < n_steps:
                         save_checkpoint(self.out / "last.pt", self.state())
-                bar.set_postfix(loss=f"{loss.item():.4f}",
+                bar.set_postfix(loss=f"{loss:.4f}",
                                 q_per_s=f"{seen / max(time.perf_counter() - start, 1e-9):.1f}")
             bar.close()
             self.log(f"epoch {self.epoch + 1}: mean loss {total_loss / max(1, count):.4f} over "

@@ -1,0 +1,63 @@
+"""How many circuits (queries) to run in one pass, from the graph size and a memory budget.
+
+Every query of a batch is a column block of the node-level state (``[N, B * D]`` spikes,
+currents, membranes, traces). Two things bound how many queries should share one pass:
+
+* **CPU allocator behaviour** (training and evaluation). glibc serves blocks above 32 MiB
+  (its largest ``mmap`` threshold) with fresh ``mmap`` calls, and every page of a fresh
+  block faults on first touch; below that size freed blocks are reused from the heap. The
+  engine's node-level temporaries are one such block per elementwise operation, so a
+  pass whose ``[N, B * D]`` tensors exceed 32 MiB spends most of its time in page faults:
+  on GraIL WN18RR_v3 (12,078 nodes) a batch of 32 queries takes 8.1 s as one pass and
+  4.4 s as two passes of 16 (``benchmarks/scaling.py``). On CPU the default therefore keeps
+  one node-level tensor within :data:`NODE_TENSOR_BUDGET`. Results do not depend on it
+  (a micro-batch's loss is weighted by its share of the batch; evaluation scores queries
+  independently).
+* **A memory budget** (evaluation, ``task.eval_memory_mb``): the number of queries per pass
+  is chosen so that the estimated live memory of a pass stays within the budget.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+__all__ = ["NODE_TENSOR_BUDGET", "EVAL_BYTES_PER_NODE_CHANNEL", "queries_per_pass"]
+
+NODE_TENSOR_BUDGET = 24 << 20   # bytes of one [N, B * D] float tensor on CPU (< 32 MiB)
+
+# Live bytes per node, channel and query while a no-grad evaluation pass runs: the K + 1
+# spike frames, current, membrane, injected current, readout and bit history in float32,
+# and the scorer's float64 features and hidden layer (2D and 2D wide). Calibrated with
+# ``benchmarks/eval_memory.py`` (measured peak / estimate is printed there).
+EVAL_BYTES_PER_NODE_CHANNEL = 4 * 12 + 8 * 6
+
+
+def queries_per_pass(num_nodes: int, channels: int, device: torch.device | str,
+                     requested: Optional[int] = None, memory_mb: Optional[float] = None,
+                     itemsize: int = 4) -> Optional[int]:
+    """Queries per circuit pass, or ``None`` for "no limit".
+
+    Args:
+        num_nodes, channels: ``N`` and ``D`` of the circuit.
+        device: where it runs (the allocator rule applies on CPU only).
+        requested: an explicit number (``train.micro_batch``); wins over the rules.
+        memory_mb: evaluation memory budget in MiB (``task.eval_memory_mb``).
+        itemsize: bytes per element of the node state.
+
+    Example:
+        >>> queries_per_pass(12078, 32, "cpu")      # 24 MiB / (12078 * 32 * 4 B)
+        16
+        >>> queries_per_pass(1000, 32, "cuda") is None
+        True
+    """
+    if requested:
+        return int(requested)
+    per_query = max(1, num_nodes * channels)
+    limit = None
+    if torch.device(device).type == "cpu":
+        limit = max(1, NODE_TENSOR_BUDGET // (per_query * itemsize))
+    if memory_mb:
+        budget = int(memory_mb * (1 << 20)) // (per_query * EVAL_BYTES_PER_NODE_CHANNEL)
+        limit = max(1, budget if limit is None else min(limit, budget))
+    return limit
