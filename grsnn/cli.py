@@ -134,12 +134,20 @@ def _default_out(args: argparse.Namespace) -> Path:
 def cmd_train(args: argparse.Namespace) -> None:
     from .tasks import Trainer, build_task
     from .tasks.trainer import prepare_run_dir
+    from .tasks import distributed as dist
     cfg = _load_cfg(args)
     out = Path(args.out) if args.out else _default_out(args)
-    prepare_run_dir(out, resume=args.resume, force=args.force)
+    _join_processes(cfg)
+    if dist.is_main():           # under torchrun only rank 0 touches the run directory
+        prepare_run_dir(out, resume=args.resume, force=args.force)
+    dist.barrier()
     task = build_task(cfg)
-    print(f"data: {task.data}\nrun directory: {out}")
+    if dist.is_main():
+        print(f"data: {task.data}\nrun directory: {out}"
+              + (f"\nprocesses: {dist.world_size()}" if dist.is_distributed() else ""))
     results = Trainer(task, cfg, out, progress=not args.quiet).fit(resume=args.resume)
+    if not dist.is_main():
+        return
     _print_results(results)
     if hasattr(task, "predict"):
         _print_examples(task, _best_model(task, out))
@@ -179,7 +187,7 @@ def _load_trained(path: str, kg_only: str = ""):
     a command that needs a knowledge-graph checkpoint."""
     from .tasks import build_task, load_checkpoint
     state = load_checkpoint(path)
-    task = build_task(state["config"])
+    task = build_task(_stored_config(state, path))
     if kg_only and not hasattr(task, "predict"):
         raise DataError(f"{kg_only} works on knowledge-graph checkpoints (kg_completion)")
     model = task.build_model()
@@ -187,13 +195,35 @@ def _load_trained(path: str, kg_only: str = ""):
     return task, model
 
 
+def _stored_config(state, path):
+    """The config saved in a checkpoint, with the defaults of keys added since."""
+    from .tasks import ConfigError, merge_config
+    try:
+        return merge_config(state["config"])
+    except (KeyError, ConfigError) as err:
+        raise ConfigError(f"{path}: the stored config is not valid ({err})") from None
+
+
+def _join_processes(cfg) -> None:
+    """Under ``torchrun``: pick this process's device and join the process group."""
+    from .tasks import distributed as dist
+    dist.init_from_env(dist.device_for(cfg["train"]["device"]))
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
-    from .tasks import build_task, evaluate_checkpoint, load_checkpoint
-    cfg = _load_cfg(args) if args.config else load_checkpoint(args.checkpoint)["config"]
+    from .tasks import apply_overrides, build_task, evaluate_checkpoint, load_checkpoint
+    from .tasks import distributed as dist
+    if args.config:
+        cfg = _load_cfg(args)
+    else:
+        cfg = apply_overrides(_stored_config(load_checkpoint(args.checkpoint), args.checkpoint),
+                              args.set or [])
+    _join_processes(cfg)
     task = build_task(cfg)
     metrics = evaluate_checkpoint(task, args.checkpoint, args.split, progress=not args.quiet)
-    for k, v in metrics.items():
-        print(f"{args.split}.{k}: {v:.6g}")
+    if dist.is_main():
+        for k, v in metrics.items():
+            print(f"{args.split}.{k}: {v:.6g}")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -346,6 +376,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     args = parser.parse_args(argv)
     from .tasks import ConfigError, RunError
+    from .tasks import distributed as dist
     try:
         args.func(args)
     except (DataError, ConfigError, RunError) as err:
@@ -354,6 +385,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: resume with --resume", file=sys.stderr)
         return 130
+    finally:
+        dist.cleanup()
     return 0
 
 

@@ -52,6 +52,7 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "log_interval": 50,
         "num_threads": None,
         "micro_batch": None,           # queries per forward/backward pass (None: automatic)
+        "device": "auto",              # auto (cuda if available), cpu, cuda, cuda:N
     },
 }
 

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from ..data import DataError, KGData
 from ..metrics import filtered_ranks, num_candidates, ranking_metrics
 from ..nn import GRSNN
+from . import distributed as dist
 from .chunking import queries_per_pass
 
 __all__ = ["TripleIndex", "KGCompletionTask", "remove_easy_edges", "self_adversarial_loss"]
@@ -192,12 +193,15 @@ class KGCompletionTask:
         ranks: Dict[str, List[Tensor]] = {"optimistic": [], "pessimistic": [], "realistic": []}
         cands: List[Tensor] = []
         size = self.eval_queries_per_pass(model, sp.graph.num_nodes)
-        chunks = range(0, len(uniq), size)
-        for start in tqdm(chunks, desc=f"eval {split}", unit="chunk", disable=not progress,
-                          leave=False):
-            stop = min(start + size, len(uniq))
+        device = next(model.parameters()).device
+        graph = dist.to_device(sp.graph, device)
+        lo, hi = dist.shard(len(uniq))            # this process's queries (all of them alone)
+        chunks = range(lo, hi, size)
+        for start in tqdm(chunks, desc=f"eval {split}", unit="chunk",
+                          disable=not (progress and dist.is_main()), leave=False):
+            stop = min(start + size, hi)
             uh, ur = uniq[start:stop] // r2, uniq[start:stop] % r2
-            scores = model.score_all(sp.graph, uh, ur)
+            scores = model.score_all(graph, uh.to(device), ur.to(device)).cpu()
             mask = index.mask(uh, ur)
             inst = order[bounds[start]:bounds[stop]]
             rows = inverse[inst] - start
@@ -206,8 +210,8 @@ class KGCompletionTask:
                 ranks[k].append(res[k])
             cands.append(num_candidates(mask[rows], target[inst]))
         model.train(was_training)
-        merged = {k: torch.cat(v) if v else torch.zeros(0) for k, v in ranks.items()}
-        return ranking_metrics(merged, torch.cat(cands) if self.data.inductive else None)
+        merged = {k: dist.gather_cat(v) for k, v in ranks.items()}
+        return ranking_metrics(merged, dist.gather_cat(cands) if self.data.inductive else None)
 
     # -------------------------------------------------------------- prediction
     def resolve(self, split: str, head: str, relation: str) -> Tuple[int, int]:

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from ..data import LinkData
 from ..metrics import auroc_ap
 from ..nn import GRSNN
+from . import distributed as dist
 from .chunking import queries_per_pass
 from .kg_completion import TripleIndex, remove_easy_edges, self_adversarial_loss
 
@@ -98,14 +99,17 @@ class LinkPredictionTask:
                                 memory_mb=self.cfg["task"]["eval_memory_mb"])
         size = self.cfg["task"]["eval_batch_size"] if size is None else max(
             1, min(self.cfg["task"]["eval_batch_size"], size // self.circuits_per_row))
+        device = next(model.parameters()).device
+        graph = dist.to_device(self.graph, device)
+        lo, hi = dist.shard(pairs.size(1))        # this process's pairs (all of them alone)
         out = []
-        for start in tqdm(range(0, pairs.size(1), size), disable=not progress, leave=False,
-                          unit="chunk", desc="eval"):
-            h, t = pairs[:, start:start + size]
+        for start in tqdm(range(lo, hi, size), disable=not (progress and dist.is_main()),
+                          leave=False, unit="chunk", desc="eval"):
+            h, t = pairs[:, start:min(start + size, hi)]
             batch = torch.stack([h, t, torch.zeros_like(h)], dim=-1).view(-1, 1, 3)
-            out.append(model(self.graph, batch).view(-1))
+            out.append(model(graph, batch.to(device)).view(-1).cpu())
         model.train(was)
-        return torch.cat(out) if out else torch.zeros(0)
+        return dist.gather_cat(out)
 
     def evaluate(self, model: GRSNN, split: str, progress: bool = True) -> Dict[str, float]:
         pos, neg = self.data.pos[split], self.data.neg[split]

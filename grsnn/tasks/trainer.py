@@ -18,6 +18,7 @@ from typing import Any, Dict, Optional
 import torch
 from tqdm import tqdm
 
+from . import distributed as dist
 from .chunking import queries_per_pass
 from .config import dump_config
 
@@ -31,9 +32,13 @@ class RunError(RuntimeError):
 
 
 def _atomic_write(path: Path, write) -> None:
+    """Write to a temporary file, flush it to disk, then rename it over ``path``: a reader
+    (or a crash at any moment) sees the old file or the new one, never a partial one."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -89,23 +94,26 @@ def micro_rows(task, model, cfg: Dict[str, Dict[str, Any]], graph, batch) -> int
     return max(group, per_pass // circuits // group * group)
 
 
-def accumulate_gradients(task, model, cfg: Dict[str, Dict[str, Any]], graph, batch) -> float:
+def accumulate_gradients(task, model, cfg: Dict[str, Dict[str, Any]], graph, batch,
+                         total_rows: Optional[int] = None) -> float:
     """Backpropagate the loss of one training batch in micro-batches; return its value.
 
     The task losses are means over rows (over groups of rows for link prediction), so a
     micro-batch's loss weighted by its share of the rows adds up to the batch's gradient
-    (divided by ``train.gradient_interval``). Raises ``FloatingPointError`` on a
-    non-finite loss.
+    (divided by ``train.gradient_interval``). ``total_rows``: the rows of the whole batch
+    when ``batch`` is one process's share of it (distributed training). A non-finite loss
+    stops the accumulation and is returned (the caller decides).
     """
     rows, size = batch.size(0), micro_rows(task, model, cfg, graph, batch)
+    total_rows = rows if total_rows is None else total_rows
     total = 0.0
     for start in range(0, rows, size):
         part = batch[start:start + size]
-        loss = task.loss(model, graph, part) * (part.size(0) / rows)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()}")
-        (loss / cfg["train"]["gradient_interval"]).backward()
+        loss = task.loss(model, graph, part) * (part.size(0) / total_rows)
         total += loss.item()
+        if not math.isfinite(total):
+            break
+        (loss / cfg["train"]["gradient_interval"]).backward()
     return total
 
 
@@ -122,12 +130,17 @@ class Trainer:
 
     def __init__(self, task, cfg: Dict[str, Dict[str, Any]], out: str | Path,
                  progress: bool = True) -> None:
-        self.task, self.cfg, self.out, self.progress = task, cfg, Path(out), progress
+        self.task, self.cfg, self.out = task, cfg, Path(out)
+        self.progress = progress and dist.is_main()
         tr = cfg["train"]
         if tr["num_threads"]:
             torch.set_num_threads(int(tr["num_threads"]))
+        elif dist.is_distributed():   # processes sharing a machine share its cores
+            local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
+        self.device = dist.device_for(tr["device"])
         torch.manual_seed(tr["seed"])
-        self.model = task.build_model()
+        self.model = task.build_model().to(self.device)
         opt = cfg["optimizer"]
         cls = getattr(torch.optim, opt["name"])
         self.optimizer = cls(self.model.parameters(), lr=opt["lr"], weight_decay=opt["weight_decay"])
@@ -136,6 +149,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def log(self, msg: str) -> None:
+        if not dist.is_main():
+            return
         with open(self.out / "log.txt", "a", encoding="utf-8") as f:
             f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + msg + "\n")
         if self.progress:
@@ -147,6 +162,11 @@ class Trainer:
                 "best": self.best, "best_epoch": self.best_epoch, "config": self.cfg,
                 "vocab": self.task.vocab(), "torch_version": str(torch.__version__)}
 
+    def save(self, name: str) -> None:
+        """Checkpoint (rank 0 only; written atomically)."""
+        if dist.is_main():
+            save_checkpoint(self.out / name, self.state())
+
     def restore(self, state: Dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -155,6 +175,8 @@ class Trainer:
         self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
 
     def record(self, split: str, metrics: Dict[str, float]) -> None:
+        if not dist.is_main():
+            return
         line = json.dumps({"epoch": self.epoch, "split": split, **metrics})
         with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(line + "\n")
@@ -167,12 +189,19 @@ class Trainer:
         return min(steps, cap) if cap else steps
 
     def backward(self, graph, batch, step: int) -> float:
-        """Loss of one batch, backpropagated in micro-batches; returns its value."""
-        try:
-            return accumulate_gradients(self.task, self.model, self.cfg, graph, batch)
-        except FloatingPointError as err:
-            raise RunError(f"{self.out}: {err} at epoch {self.epoch + 1} step {step}; "
-                           f"lower optimizer.lr") from None
+        """Loss of one batch, backpropagated in micro-batches (this process's share of the
+        rows under ``torchrun``); returns the batch's loss."""
+        lo, hi = dist.shard(batch.size(0), getattr(self.task, "rows_per_group", 1))
+        loss = 0.0
+        if hi > lo:
+            loss = accumulate_gradients(self.task, self.model, self.cfg,
+                                        dist.to_device(graph, self.device),
+                                        batch[lo:hi].to(self.device), total_rows=batch.size(0))
+        loss = dist.all_reduce_sum(loss, self.device)
+        if not math.isfinite(loss):
+            raise RunError(f"{self.out}: loss became {loss} at epoch {self.epoch + 1} step "
+                           f"{step}; lower optimizer.lr")
+        return loss
 
     def fit(self, resume: bool = False) -> Dict[str, Dict[str, float]]:
         """Train (or continue), validate, keep the best, and evaluate it on valid and test."""
@@ -180,7 +209,9 @@ class Trainer:
             self.restore(load_checkpoint(self.out / "last.pt"))
             self.log(f"resumed at epoch {self.epoch} step {self.step}")
         else:
-            _atomic_write(self.out / "config.yaml", lambda p: p.write_text(dump_config(self.cfg), encoding="utf-8"))
+            if dist.is_main():
+                _atomic_write(self.out / "config.yaml",
+                              lambda p: p.write_text(dump_config(self.cfg), encoding="utf-8"))
         tr = self.cfg["train"]
         n_steps = self.steps_per_epoch()
         metric = self.cfg["task"]["metric"]
@@ -200,10 +231,11 @@ class Trainer:
                 count += 1
                 self.step = step + 1
                 if self.step % tr["gradient_interval"] == 0 or self.step == n_steps:
+                    dist.all_reduce_gradients(self.model.parameters())
                     self.optimizer.step()
                     self.optimizer.zero_grad()
                     if self.step % tr["checkpoint_interval"] == 0 and self.step < n_steps:
-                        save_checkpoint(self.out / "last.pt", self.state())
+                        self.save("last.pt")
                 bar.set_postfix(loss=f"{loss:.4f}",
                                 q_per_s=f"{seen / max(time.perf_counter() - start, 1e-9):.1f}")
             bar.close()
@@ -216,12 +248,13 @@ class Trainer:
                 self.log(f"epoch {self.epoch} valid: " + _fmt(valid))
                 if valid[metric] > self.best:
                     self.best, self.best_epoch = valid[metric], self.epoch
-                    save_checkpoint(self.out / "best.pt", self.state())
-            save_checkpoint(self.out / "last.pt", self.state())
+                    self.save("best.pt")
+            self.save("last.pt")
         return self.final()
 
     def final(self) -> Dict[str, Dict[str, float]]:
         """Evaluate the best checkpoint on valid and test, write ``results.json``."""
+        dist.barrier()      # rank 0 has written best.pt
         if (self.out / "best.pt").is_file():
             self.model.load_state_dict(load_checkpoint(self.out / "best.pt")["model"])
         results = {}
@@ -229,7 +262,8 @@ class Trainer:
             results[split] = self.task.evaluate(self.model, split, progress=self.progress)
             self.log(f"best (epoch {self.best_epoch}) {split}: " + _fmt(results[split]))
         text = json.dumps(results, indent=2)
-        _atomic_write(self.out / "results.json", lambda p: p.write_text(text, encoding="utf-8"))
+        if dist.is_main():
+            _atomic_write(self.out / "results.json", lambda p: p.write_text(text, encoding="utf-8"))
         return results
 
 
