@@ -174,6 +174,24 @@ class Trainer:
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
 
+    def _forget_after(self, epoch: int) -> None:
+        """Drop metrics of epochs after the checkpoint (a run killed between validating
+        and checkpointing validates that epoch again on resume)."""
+        path = self.out / "metrics.jsonl"
+        if not dist.is_main() or not path.is_file():
+            return
+        lines = path.read_text(encoding="utf-8").splitlines()
+        keep = []
+        for line in lines:
+            try:
+                if int(json.loads(line)["epoch"]) <= epoch:
+                    keep.append(line)
+            except (ValueError, KeyError, TypeError):   # a line cut by the kill
+                continue
+        if keep != lines:
+            text = "".join(line + "\n" for line in keep)
+            _atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
     def record(self, split: str, metrics: Dict[str, float]) -> None:
         if not dist.is_main():
             return
@@ -208,6 +226,7 @@ class Trainer:
         if resume:
             self.restore(load_checkpoint(self.out / "last.pt"))
             self.log(f"resumed at epoch {self.epoch} step {self.step}")
+            self._forget_after(self.epoch)
         else:
             if dist.is_main():
                 _atomic_write(self.out / "config.yaml",
