@@ -138,10 +138,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     cfg = _load_cfg(args)
     out = Path(args.out) if args.out else _default_out(args)
     _join_processes(cfg)
+    task = build_task(cfg)       # bad data fails here, before the run directory is touched
     if dist.is_main():           # under torchrun only rank 0 touches the run directory
         prepare_run_dir(out, resume=args.resume, force=args.force)
     dist.barrier()
-    task = build_task(cfg)
     if dist.is_main():
         print(f"data: {task.data}\nrun directory: {out}"
               + (f"\nprocesses: {dist.world_size()}" if dist.is_distributed() else ""))
@@ -207,6 +207,7 @@ def _stored_config(state, path):
 def _join_processes(cfg) -> None:
     """Under ``torchrun``: pick this process's device and join the process group."""
     from .tasks import distributed as dist
+    dist.set_deterministic(cfg["train"]["deterministic"])
     dist.init_from_env(dist.device_for(cfg["train"]["device"]))
 
 

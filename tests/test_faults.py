@@ -112,3 +112,18 @@ def test_same_seed_same_metrics_other_seed_other_run(tmp_path):
     assert a == b                                       # bit for bit
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert any(not torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_deterministic_mode_runs_the_whole_engine_and_changes_nothing_on_cpu(tmp_path):
+    folder = write_kg(tmp_path / "kg", seed=4)
+    results = []
+    try:
+        for name, flag in (("plain", False), ("det", True)):
+            cfg = tiny_cfg(folder, num_epoch=1, seed=7, deterministic=flag)
+            (tmp_path / name).mkdir()
+            results.append(Trainer(KGCompletionTask(load_triples_folder(folder), cfg), cfg,
+                                   tmp_path / name, progress=False).fit())
+        assert torch.are_deterministic_algorithms_enabled()   # no op refused to run
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert results[0] == results[1]

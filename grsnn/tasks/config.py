@@ -53,6 +53,7 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "num_threads": None,
         "micro_batch": None,           # queries per forward/backward pass (None: automatic)
         "device": "auto",              # auto (cuda if available), cpu, cuda, cuda:N
+        "deterministic": False,        # deterministic kernels only (GPU reproducibility)
     },
 }
 

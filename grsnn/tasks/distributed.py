@@ -32,7 +32,7 @@ from .config import ConfigError
 
 __all__ = ["init_from_env", "is_distributed", "rank", "world_size", "is_main", "shard",
            "all_reduce_gradients", "all_reduce_sum", "gather_cat", "barrier", "cleanup",
-           "device_for", "to_device"]
+           "device_for", "to_device", "set_deterministic"]
 
 
 def is_distributed() -> bool:
@@ -152,3 +152,20 @@ def to_device(data, device: torch.device):
         return data
     import copy
     return copy.copy(data).to(device)
+
+
+def set_deterministic(enabled: bool) -> None:
+    """``train.deterministic``: deterministic kernels only.
+
+    On CPU the engine is deterministic already (the same seed gives bit-identical runs).
+    On CUDA, atomics make ``index_add_`` and friends vary in their last bits from run to
+    run; this switches PyTorch to its deterministic implementations
+    (``torch.use_deterministic_algorithms``), fixes the cuBLAS workspace
+    (``CUBLAS_WORKSPACE_CONFIG``, read when cuBLAS starts) and turns off cuDNN autotuning.
+    Any operation without a deterministic implementation then raises instead of varying.
+    """
+    if not enabled:
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False

@@ -139,6 +139,7 @@ class Trainer:
             local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
         self.device = dist.device_for(tr["device"])
+        dist.set_deterministic(tr["deterministic"])
         torch.manual_seed(tr["seed"])
         self.model = task.build_model().to(self.device)
         opt = cfg["optimizer"]
