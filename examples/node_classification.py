@@ -2,7 +2,7 @@
 recipe, with the model line the only change (``--model spiking`` uses grsnn's SpikingGNN).
 
 Run:  python examples/node_classification.py [--dataset Cora] [--model spiking|gcn|sage|gat]
-          [--epochs 200] [--seed 0]
+          [--epochs 200] [--hidden 64] [--seed 0]
 """
 import argparse
 import sys
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch_geometric import seed_everything
 from torch_geometric.nn import GAT, GCN, GraphSAGE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -18,7 +19,7 @@ from grsnn.data import planetoid_data  # noqa: E402
 from grsnn.nn import SpikingGNN  # noqa: E402
 
 
-def make_model(name: str, in_channels: int, out_channels: int, hidden: int = 16):
+def make_model(name: str, in_channels: int, out_channels: int, hidden: int = 64):
     if name == "spiking":
         return SpikingGNN(in_channels, hidden, num_layers=2, out_channels=out_channels,
                           dropout=0.5, time_steps=8, v_threshold=1.0)
@@ -26,10 +27,11 @@ def make_model(name: str, in_channels: int, out_channels: int, hidden: int = 16)
     return cls(in_channels, hidden, num_layers=2, out_channels=out_channels, dropout=0.5)
 
 
-def run(dataset: str, model_name: str, epochs: int, seed: int, verbose: bool = True) -> dict:
-    torch.manual_seed(seed)
+def run(dataset: str, model_name: str, epochs: int = 200, seed: int = 0, hidden: int = 64,
+        verbose: bool = True) -> dict:
+    seed_everything(seed)   # torch, numpy and random (PyG samples negatives with them)
     data = planetoid_data(dataset)
-    model = make_model(model_name, data.num_features, int(data.y.max()) + 1)   # the model line
+    model = make_model(model_name, data.num_features, int(data.y.max()) + 1, hidden)  # the model line
     opt = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
     best_val = test_acc = 0.0
     start = time.perf_counter()
@@ -49,7 +51,8 @@ def run(dataset: str, model_name: str, epochs: int, seed: int, verbose: bool = T
         if verbose and epoch % 20 == 0:
             print(f"epoch {epoch:3d}  train {accs[0]:.3f}  val {accs[1]:.3f}  test {accs[2]:.3f}")
     return {"val": best_val, "test": test_acc, "seconds": time.perf_counter() - start,
-            "params": sum(p.numel() for p in model.parameters())}
+            "params": sum(p.numel() for p in model.parameters()), "model": model.eval(),
+            "data": data}
 
 
 def main() -> None:
@@ -58,8 +61,9 @@ def main() -> None:
     p.add_argument("--model", default="spiking", choices=("spiking", "gcn", "sage", "gat"))
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hidden", type=int, default=64)
     args = p.parse_args()
-    r = run(args.dataset, args.model, args.epochs, args.seed)
+    r = run(args.dataset, args.model, args.epochs, args.seed, args.hidden)
     print(f"{args.model} on {args.dataset}: test accuracy {r['test']:.3f} at the best validation "
           f"epoch ({r['params']} parameters, {r['seconds']:.1f} s)")
 

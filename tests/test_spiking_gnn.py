@@ -74,3 +74,27 @@ def test_gnn_explainer_runs_on_the_model():
     expl = explainer(x, ei, index=0)
     assert expl.edge_mask.shape == (60,) and expl.node_mask.shape == (20, 6)
     assert not model.convs[0].explain                    # explain mode switched off again
+
+
+def test_spiking_gnn_stats_count_delivered_spikes_like_a_brute_force_loop():
+    from grsnn.tasks.stats import spiking_gnn_stats
+    torch.manual_seed(3)
+    model = SpikingGNN(5, 4, num_layers=2, out_channels=3, time_steps=6, v_threshold=0.5,
+                       num_relations=2).eval()
+    x = torch.randn(7, 5) * 3
+    edge_index = torch.randint(0, 7, (2, 15))
+    edge_type = torch.randint(0, 2, (15,))
+    stats = spiking_gnn_stats(model, x, edge_index, edge_type)
+    trains = model.spike_trains(x, edge_index, edge_type)
+    sops = spikes = 0
+    for conv, train in zip(model.convs, trains):
+        delays = conv.integer_delays()
+        steps, _, d = train.shape
+        for t, u, k in train.nonzero().tolist():
+            spikes += 1
+            for e in range(edge_index.size(1)):
+                if edge_index[0, e] == u and t + 1 + delays[edge_type[e], k] <= steps - 1:
+                    sops += d
+    assert spikes > 0 and sops > 0
+    assert stats["spikes"] == spikes and stats["sops"] == sops
+    assert stats["firing_rate"] == pytest.approx(spikes / sum(t.numel() for t in trains))

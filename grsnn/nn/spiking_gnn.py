@@ -1,7 +1,7 @@
 """SpikingGNN: a drop-in spiking alternative to PyG's ``BasicGNN`` models (GCN, SAGE, GAT)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from torch import Tensor, nn
@@ -84,18 +84,32 @@ class SpikingGNN(nn.Module):
         if self.lin is not None:
             self.lin.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index, edge_type: Optional[Tensor] = None,
-                edge_weight: Optional[Tensor] = None) -> Tensor:
-        """Node outputs ``[N, out_channels]`` (or ``[N, hidden_channels]``)."""
+    def _run(self, x: Tensor, edge_index, edge_type, edge_weight, trains=None) -> Tensor:
         current = self.encoder(x)
         h = current
         for i, conv in enumerate(self.convs):
             frames = conv.simulate(current, edge_index, edge_type, edge_weight=edge_weight)
+            if trains is not None:
+                trains.append(torch.stack(frames).detach().bool())
             h = sum(k * s for k, s in zip(self.kappa.tolist(), frames))
             h = nn.functional.dropout(h, p=self.dropout, training=self.training)
             if i < len(self.mixers):
                 current = self.mixers[i](h)
         return self.lin(h) if self.lin is not None else h
+
+    def forward(self, x: Tensor, edge_index, edge_type: Optional[Tensor] = None,
+                edge_weight: Optional[Tensor] = None) -> Tensor:
+        """Node outputs ``[N, out_channels]`` (or ``[N, hidden_channels]``)."""
+        return self._run(x, edge_index, edge_type, edge_weight)
+
+    @torch.no_grad()
+    def spike_trains(self, x: Tensor, edge_index, edge_type: Optional[Tensor] = None,
+                     edge_weight: Optional[Tensor] = None) -> List[Tensor]:
+        """Spike trains of every layer, ``[T, N, hidden_channels]`` booleans (eval mode
+        semantics of the current ``training`` flag; no gradient), for analysis."""
+        trains: List[Tensor] = []
+        self._run(x, edge_index, edge_type, edge_weight, trains)
+        return trains
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels or self.hidden_channels}, "

@@ -14,7 +14,7 @@
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 from torch import Tensor
@@ -22,10 +22,65 @@ from torch import Tensor
 from ..functional import build_plan
 from ..nn import GRSNN
 
-__all__ = ["circuit_stats", "ENERGY_AC_PJ", "ENERGY_MAC_PJ"]
+__all__ = ["circuit_stats", "spiking_gnn_stats", "delivered_spikes", "ENERGY_AC_PJ",
+           "ENERGY_MAC_PJ"]
 
 ENERGY_AC_PJ = 0.9
 ENERGY_MAC_PJ = 4.6
+
+
+def delivered_spikes(spikes: Tensor, plan, delays: Tensor) -> Tensor:
+    """Spikes that reach a target inside the simulation, per column ``[C]``.
+
+    ``spikes`` ``[T, N, C]`` (0/1), ``plan`` from :func:`~grsnn.functional.build_plan`,
+    ``delays`` ``[R, C]`` integer delays: a spike of node ``u`` at step ``j`` crosses every
+    outgoing edge of relation ``rho`` and arrives at ``j + 1 + delays[rho]``, which counts
+    if that is at most ``T - 1``.
+
+    Example:
+        >>> from grsnn.functional import build_plan
+        >>> plan = build_plan(torch.tensor([[0, 0], [1, 2]]), 3)      # 0 -> 1, 0 -> 2
+        >>> s = torch.zeros(3, 3, 1); s[0, 0] = 1; s[2, 0] = 1         # node 0 at t = 0, 2
+        >>> delivered_spikes(s, plan, torch.zeros(1, 1, dtype=torch.long))  # t = 2 arrives too late
+        tensor([2.])
+    """
+    steps, _, cols = spikes.shape
+    fan = torch.zeros(plan.num_pairs).index_add_(0, plan.edge_pair, torch.ones(plan.dst.numel()))
+    cum = spikes.cumsum(0)                     # spikes of each neuron in steps [0, i]
+    dp = delays.index_select(0, plan.rel)      # [P, C]
+    delivered = torch.zeros(cols)
+    for j in range(int(dp.max()) + 1 if dp.numel() else 0):
+        last = steps - 2 - j                   # a spike at i arrives at i + 1 + j <= T - 1
+        if last < 0:
+            continue
+        arrived = cum[last].index_select(0, plan.src) * (dp == j)
+        delivered += (arrived * fan.unsqueeze(1)).sum(0)
+    return delivered
+
+
+@torch.no_grad()
+def spiking_gnn_stats(model, x: Tensor, edge_index: Tensor,
+                      edge_type: Optional[Tensor] = None) -> Dict[str, float]:
+    """Firing rate and synaptic operations of one forward pass of a
+    :class:`~grsnn.nn.SpikingGNN` (all layers): every delivered spike adds a column of the
+    layer's ``D x D`` weight, i.e. ``D`` accumulates. The dense encoder, mixers and output
+    layer are counted separately as multiply-accumulates.
+    """
+    trains = model.spike_trains(x, edge_index, edge_type)          # per layer [T, N, D]
+    n = x.size(0)
+    total = spikes = sops = 0.0
+    for conv, train in zip(model.convs, trains):
+        steps, _, d = train.shape
+        plan = build_plan(edge_index, n, edge_type, conv.num_relations)
+        delays = (conv.integer_delays() if conv.delay_logit is not None else
+                  torch.zeros(conv.num_relations, d, dtype=torch.long))
+        sops += float(delivered_spikes(train.float(), plan, delays).sum()) * d
+        spikes += float(train.sum())
+        total += train.numel()
+    dense = sum(m.weight.numel() for m in (model.encoder, *model.mixers, model.lin)
+                if m is not None and hasattr(m, "weight")) * n
+    return {"firing_rate": spikes / max(total, 1.0), "spikes": spikes, "sops": sops,
+            "dense_macs": float(dense)}
 
 
 @torch.no_grad()
@@ -45,17 +100,7 @@ def circuit_stats(model: GRSNN, data, h_index: Tensor, r_index: Tensor) -> Dict[
     steps, n, b, d = spikes.shape
     delays = model.integer_delays(r_index).transpose(0, 1).reshape(model.num_relations, -1)
     plan = build_plan(data.edge_index, n, getattr(data, "edge_type", None), model.num_relations)
-    fan = torch.zeros(plan.num_pairs).index_add_(0, plan.edge_pair, torch.ones(plan.dst.numel()))
-    # spikes of neuron k of u in [0, i]: a spike at j arrives at j + 1 + delta <= T - 1
-    cum = spikes.reshape(steps, n, b * d).cumsum(0)
-    dp = delays.index_select(0, plan.rel)                              # [P, B * D]
-    delivered = torch.zeros(b * d)
-    for j in range(int(dp.max()) + 1 if dp.numel() else 0):
-        last = steps - 2 - j
-        if last < 0:
-            continue
-        arrived = cum[last].index_select(0, plan.src) * (dp == j)
-        delivered += (arrived * fan.unsqueeze(1)).sum(0)
+    delivered = delivered_spikes(spikes.reshape(steps, n, b * d), plan, delays)
     delivered_per_query = delivered.view(b, d).sum(1)
     sops = delivered_per_query * d
     edges = plan.dst.numel()
