@@ -277,7 +277,8 @@ def test_evaluation_does_not_depend_on_the_memory_budget(kg_task):
     torch.manual_seed(0)
     model = task.build_model()
     full = task.evaluate(model, "test", progress=False)
-    assert task.eval_queries_per_pass(model, 30) == cfg["task"]["eval_batch_size"]
+    graph = task.data.splits["test"].graph
+    assert task.eval_queries_per_pass(model, graph) == cfg["task"]["eval_batch_size"]
     task.cfg = {**cfg, "task": {**cfg["task"], "eval_memory_mb": 1e-3}}
-    assert task.eval_queries_per_pass(model, 30) == 1
+    assert task.eval_queries_per_pass(model, graph) == 1
     assert task.evaluate(model, "test", progress=False) == full

@@ -14,7 +14,9 @@ currents, membranes, traces). Two things bound how many queries should share one
   (a micro-batch's loss is weighted by its share of the batch; evaluation scores queries
   independently).
 * **A memory budget** (evaluation, ``task.eval_memory_mb``): the number of queries per pass
-  is chosen so that the estimated live memory of a pass stays within the budget.
+  is chosen so that the estimated working memory of a pass (:func:`eval_bytes_per_query`)
+  stays within the budget. The graph, its plan and the filter index come on top; one query
+  per pass is the floor.
 """
 from __future__ import annotations
 
@@ -22,20 +24,35 @@ from typing import Optional
 
 import torch
 
-__all__ = ["NODE_TENSOR_BUDGET", "EVAL_BYTES_PER_NODE_CHANNEL", "queries_per_pass"]
+__all__ = ["NODE_TENSOR_BUDGET", "EVAL_BYTES_PER_NODE_CHANNEL", "EVAL_BYTES_PER_PAIR_CHANNEL",
+           "queries_per_pass", "eval_bytes_per_query"]
 
 NODE_TENSOR_BUDGET = 24 << 20   # bytes of one [N, B * D] float tensor on CPU (< 32 MiB)
 
-# Live bytes per node, channel and query while a no-grad evaluation pass runs: the K + 1
-# spike frames, current, membrane, injected current, readout and bit history in float32,
-# and the scorer's float64 features and hidden layer (2D and 2D wide). Calibrated with
-# ``benchmarks/eval_memory.py`` (measured peak / estimate is printed there).
-EVAL_BYTES_PER_NODE_CHANNEL = 4 * 12 + 8 * 6
+# Live bytes per query of a no-grad evaluation pass, per node and channel (the K + 1 spike
+# frames, current, membrane, injected current, readout and bit history in float32, the
+# scorer's float64 features, hidden layer and activations) and per (source, relation) pair
+# and channel (the delayed-message buffers: bits, delays, float messages, weights).
+# Calibrated with ``python benchmarks/eval_memory.py`` (GraIL WN18RR_v3 test graph: 20.6 MiB
+# measured per extra query against 22.5 MiB estimated).
+EVAL_BYTES_PER_NODE_CHANNEL = 128
+EVAL_BYTES_PER_PAIR_CHANNEL = 10
+
+
+def eval_bytes_per_query(num_nodes: int, channels: int, num_pairs: int = 0) -> int:
+    """Estimated live bytes one query adds to an evaluation pass.
+
+    Example:
+        >>> eval_bytes_per_query(1000, 32, 2000) // 1024   # KiB
+        4625
+    """
+    return channels * (num_nodes * EVAL_BYTES_PER_NODE_CHANNEL
+                       + num_pairs * EVAL_BYTES_PER_PAIR_CHANNEL)
 
 
 def queries_per_pass(num_nodes: int, channels: int, device: torch.device | str,
                      requested: Optional[int] = None, memory_mb: Optional[float] = None,
-                     itemsize: int = 4) -> Optional[int]:
+                     itemsize: int = 4, num_pairs: int = 0) -> Optional[int]:
     """Queries per circuit pass, or ``None`` for "no limit".
 
     Args:
@@ -44,6 +61,7 @@ def queries_per_pass(num_nodes: int, channels: int, device: torch.device | str,
         requested: an explicit number (``train.micro_batch``); wins over the rules.
         memory_mb: evaluation memory budget in MiB (``task.eval_memory_mb``).
         itemsize: bytes per element of the node state.
+        num_pairs: ``(source, relation)`` pairs of the graph (for the memory budget).
 
     Example:
         >>> queries_per_pass(12078, 32, "cpu")      # 24 MiB / (12078 * 32 * 4 B)
@@ -58,6 +76,7 @@ def queries_per_pass(num_nodes: int, channels: int, device: torch.device | str,
     if torch.device(device).type == "cpu":
         limit = max(1, NODE_TENSOR_BUDGET // (per_query * itemsize))
     if memory_mb:
-        budget = int(memory_mb * (1 << 20)) // (per_query * EVAL_BYTES_PER_NODE_CHANNEL)
+        budget = int(memory_mb * (1 << 20)) // eval_bytes_per_query(num_nodes, channels,
+                                                                     num_pairs)
         limit = max(1, budget if limit is None else min(limit, budget))
     return limit

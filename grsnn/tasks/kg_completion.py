@@ -163,13 +163,14 @@ class KGCompletionTask:
             self._indices[split] = TripleIndex(sp.filter_triples, sp.graph.num_nodes, self.R)
         return self._indices[split]
 
-    def eval_queries_per_pass(self, model: GRSNN, num_nodes: int, circuits: int = 1) -> int:
+    def eval_queries_per_pass(self, model: GRSNN, graph: Data, circuits: int = 1) -> int:
         """``task.eval_batch_size``, lowered to fit the CPU allocator rule and
         ``task.eval_memory_mb`` (:func:`~grsnn.tasks.chunking.queries_per_pass`)."""
         task = self.cfg["task"]
-        limit = queries_per_pass(int(num_nodes), model.hidden_dim,
+        pairs = model.plan(graph).num_pairs if task["eval_memory_mb"] else 0
+        limit = queries_per_pass(int(graph.num_nodes), model.hidden_dim,
                                  next(model.parameters()).device,
-                                 memory_mb=task["eval_memory_mb"])
+                                 memory_mb=task["eval_memory_mb"], num_pairs=pairs)
         size = task["eval_batch_size"]
         return size if limit is None else max(1, min(size, limit // circuits))
 
@@ -192,9 +193,9 @@ class KGCompletionTask:
         model.eval()
         ranks: Dict[str, List[Tensor]] = {"optimistic": [], "pessimistic": [], "realistic": []}
         cands: List[Tensor] = []
-        size = self.eval_queries_per_pass(model, sp.graph.num_nodes)
         device = next(model.parameters()).device
         graph = dist.to_device(sp.graph, device)
+        size = self.eval_queries_per_pass(model, graph)
         lo, hi = dist.shard(len(uniq))            # this process's queries (all of them alone)
         chunks = range(lo, hi, size)
         for start in tqdm(chunks, desc=f"eval {split}", unit="chunk",

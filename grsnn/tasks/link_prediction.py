@@ -94,13 +94,13 @@ class LinkPredictionTask:
     def score_pairs(self, model: GRSNN, pairs: Tensor, progress: bool = False) -> Tensor:
         was = model.training
         model.eval()
-        size = queries_per_pass(self.data.num_nodes, model.hidden_dim,
-                                next(model.parameters()).device,
-                                memory_mb=self.cfg["task"]["eval_memory_mb"])
-        size = self.cfg["task"]["eval_batch_size"] if size is None else max(
-            1, min(self.cfg["task"]["eval_batch_size"], size // self.circuits_per_row))
         device = next(model.parameters()).device
         graph = dist.to_device(self.graph, device)
+        budget = self.cfg["task"]["eval_memory_mb"]
+        size = queries_per_pass(self.data.num_nodes, model.hidden_dim, device, memory_mb=budget,
+                                num_pairs=model.plan(graph).num_pairs if budget else 0)
+        size = self.cfg["task"]["eval_batch_size"] if size is None else max(
+            1, min(self.cfg["task"]["eval_batch_size"], size // self.circuits_per_row))
         lo, hi = dist.shard(pairs.size(1))        # this process's pairs (all of them alone)
         out = []
         for start in tqdm(range(lo, hi, size), disable=not (progress and dist.is_main()),
