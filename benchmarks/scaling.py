@@ -6,6 +6,8 @@ FB15k-237 from the data root), one training batch of the data set's own task con
 and strict negatives included) is timed after a warm-up, and the seconds per batch and per
 query are printed with the number of edges. A least-squares line through the per-query times
 and its R^2 tell how linear the cost is; ``--plot PATH`` writes the figure (matplotlib).
+``s/epoch`` is the training time of one epoch predicted from the batch time (batches per
+epoch x seconds per batch; validation not included).
 
 Run:  python benchmarks/scaling.py [--data-root DIR] [--repeats 3] [--plot docs/scaling.png]
           [--only fb237_v1,WN18RR_v1] [--one-pass]
@@ -52,7 +54,9 @@ def time_batch(name: str, config: str, root: str | None, repeats: int,
             times.append(time.perf_counter() - t0)
     graph = task.data.splits["train"].graph
     sec = statistics.median(times)
+    batches = -(-task.num_train // bs)
     return {"name": name, "edges": graph.edge_index.size(1), "nodes": graph.num_nodes,
+            "epoch_s": sec * batches, "batches": batches,
             "batch": bs, "pass": micro_rows(task, model, cfg, graph, batch), "sec": sec,
             "sec_per_query": sec / bs}
 
@@ -70,7 +74,7 @@ def main() -> int:
     only = set(args.only.split(",")) if args.only else None
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     rows = []
-    print(f"{'data set':12s} {'edges':>9s} {'nodes':>7s} {'batch':>5s} {'pass':>5s} {'s/batch':>8s} {'s/query':>8s}")
+    print(f"{'data set':12s} {'edges':>9s} {'nodes':>7s} {'batch':>5s} {'pass':>5s} {'s/batch':>8s} {'s/query':>8s} {'batches':>7s} {'s/epoch':>8s}")
     for name, config in SETS:
         if only and name not in only:
             continue
@@ -81,7 +85,7 @@ def main() -> int:
             continue
         rows.append(r)
         line = (f"{name:12s} {r['edges']:9d} {r['nodes']:7d} {r['batch']:5d} {r['pass']:5d} "
-                f"{r['sec']:8.3f} {r['sec_per_query']:8.4f}")
+                f"{r['sec']:8.3f} {r['sec_per_query']:8.4f} {r['batches']:7d} {r['epoch_s']:8.0f}")
         if args.one_pass:
             one = time_batch(name, config, args.data_root, args.repeats, r["batch"])
             line += f"   one pass {one['sec']:8.3f} s/batch ({one['sec'] / r['sec']:.2f}x)"
