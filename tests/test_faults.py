@@ -127,3 +127,15 @@ def test_deterministic_mode_runs_the_whole_engine_and_changes_nothing_on_cpu(tmp
     finally:
         torch.use_deterministic_algorithms(False)
     assert results[0] == results[1]
+
+
+def test_yaml_tags_that_would_run_code_are_refused(tmp_path, monkeypatch):
+    from grsnn.tasks import ConfigError, apply_overrides, load_config, merge_config
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("train:\n  seed: !!python/object/apply:os.system ['touch pwned']\n")
+    with pytest.raises(ConfigError, match="evil.yaml: not valid YAML"):
+        load_config(evil)
+    with pytest.raises(ConfigError):
+        apply_overrides(merge_config({}), ["train.seed=!!python/object/apply:os.system ['touch pwned']"])
+    assert not (tmp_path / "pwned").exists()
