@@ -10,7 +10,7 @@ and its R^2 tell how linear the cost is; ``--plot PATH`` writes the figure (matp
 epoch x seconds per batch; validation not included).
 
 Run:  python benchmarks/scaling.py [--data-root DIR] [--repeats 3] [--plot docs/scaling.png]
-          [--only fb237_v1,WN18RR_v1] [--one-pass]
+          [--only fb237_v1,WN18RR_v1] [--one-pass] [--from-table saved_output.txt]
 """
 from __future__ import annotations
 
@@ -70,7 +70,12 @@ def main() -> int:
     p.add_argument("--one-pass", action="store_true",
                    help="also time each batch as one pass (train.micro_batch = batch size), "
                         "the baseline of the automatic micro-batching")
+    p.add_argument("--from-table", default=None, metavar="FILE",
+                   help="refit and replot the table printed by an earlier run (no timing)")
     args = p.parse_args()
+    if args.from_table:
+        fit_and_plot(read_table(args.from_table), args.plot)
+        return 0
     only = set(args.only.split(",")) if args.only else None
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     rows = []
@@ -90,33 +95,68 @@ def main() -> int:
             one = time_batch(name, config, args.data_root, args.repeats, r["batch"])
             line += f"   one pass {one['sec']:8.3f} s/batch ({one['sec'] / r['sec']:.2f}x)"
         print(line, flush=True)
-    if len(rows) >= 2:
-        x = torch.tensor([float(r["edges"]) for r in rows])
-        y = torch.tensor([r["sec_per_query"] for r in rows])
-        a = torch.stack([x, torch.ones_like(x)], 1)
-        coef = torch.linalg.lstsq(a, y.unsqueeze(1)).solution.squeeze(1)
-        pred = a @ coef
-        r2 = 1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum()
-        print(f"least squares: s/query = {coef[0].item() * 1e6:.3f} us x edges + "
-              f"{coef[1].item() * 1e3:.2f} ms, R^2 = {r2.item():.4f}")
-        if args.plot:
-            import matplotlib
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-            fig, ax = plt.subplots(figsize=(6, 4))
-            ax.scatter(x.numpy(), y.numpy())
-            for r in rows:
-                ax.annotate(r["name"], (r["edges"], r["sec_per_query"]), fontsize=7)
-            xs = torch.linspace(0, float(x.max()), 50)
-            ax.plot(xs.numpy(), (coef[0] * xs + coef[1]).numpy(), "--", label=f"fit, R^2 {r2:.3f}")
-            ax.set_xlabel("directed edges (with inverses)")
-            ax.set_ylabel("seconds per training query (fwd+bwd)")
-            ax.legend()
-            fig.tight_layout()
-            Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(args.plot, dpi=120)
-            print(f"wrote {args.plot}")
+    if len(rows) >= 3:
+        fit_and_plot(rows, args.plot)
     return 0
+
+
+def _lstsq(columns, y):
+    a = torch.stack(columns + [torch.ones_like(y)], 1)
+    coef = torch.linalg.lstsq(a, y.unsqueeze(1)).solution.squeeze(1)
+    pred = a @ coef
+    return coef, pred, float(1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+
+
+def fit_and_plot(rows, plot=None) -> None:
+    """Least squares of seconds per query on edges, and on edges and nodes (the engine's
+    cost is ``E * B * D`` edge work plus ``N * B * D`` node work per step); the figure
+    shows the time per query against the edges and against the two-term fit."""
+    e = torch.tensor([float(r["edges"]) for r in rows], dtype=torch.float64)
+    n = torch.tensor([float(r["nodes"]) for r in rows], dtype=torch.float64)
+    y = torch.tensor([r["sec_per_query"] for r in rows], dtype=torch.float64)
+    c1, _, r2_1 = _lstsq([e], y)
+    c2, pred2, r2_2 = _lstsq([e, n], y)
+    print(f"least squares: s/query = {c1[0] * 1e6:.3f} us x edges + {c1[1] * 1e3:.2f} ms, "
+          f"R^2 = {r2_1:.4f}")
+    print(f"least squares: s/query = {c2[0] * 1e6:.3f} us x edges + {c2[1] * 1e6:.3f} us x nodes"
+          f" {c2[2] * 1e3:+.2f} ms, R^2 = {r2_2:.4f}")
+    if not plot:
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
+    ax.scatter(e.numpy(), y.numpy())
+    for r in rows:
+        ax.annotate(r["name"], (r["edges"], r["sec_per_query"]), fontsize=7)
+    xs = torch.linspace(0, float(e.max()), 50, dtype=torch.float64)
+    ax.plot(xs.numpy(), (c1[0] * xs + c1[1]).numpy(), "--", label=f"a E + c, R^2 {r2_1:.3f}")
+    ax.set_xlabel("directed edges E (with inverses)")
+    ax.set_ylabel("seconds per training query (fwd+bwd)")
+    ax.legend()
+    bx.scatter(pred2.numpy(), y.numpy())
+    for r, px in zip(rows, pred2.tolist()):
+        bx.annotate(r["name"], (px, r["sec_per_query"]), fontsize=7)
+    top = float(max(pred2.max(), y.max())) * 1.05
+    bx.plot([0, top], [0, top], "--", label=f"a E + b N + c, R^2 {r2_2:.3f}")
+    bx.set_xlabel(f"fit: {c2[0] * 1e6:.2f} us x E + {c2[1] * 1e6:.2f} us x N {c2[2] * 1e3:+.1f} ms")
+    bx.set_ylabel("measured seconds per training query")
+    bx.legend()
+    fig.tight_layout()
+    Path(plot).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(plot, dpi=120)
+    print(f"wrote {plot}")
+
+
+def read_table(path: str):
+    """Rows of a previous run's printed table (to refit and replot without timing again)."""
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if len(parts) >= 9 and parts[1].isdigit() and parts[2].isdigit():
+            rows.append({"name": parts[0], "edges": int(parts[1]), "nodes": int(parts[2]),
+                         "sec_per_query": float(parts[6])})
+    return rows
 
 
 if __name__ == "__main__":
