@@ -36,6 +36,14 @@ def test_sparse_adjacency_and_relational_input_agree_with_edge_index():
     adj = torch.sparse_coo_tensor(ei.flip(0), torch.ones(ei.size(1)), (30, 30)).coalesce()
     assert torch.allclose(model(x, ei), model(x, adj), atol=1e-6)
     assert torch.allclose(model(x, ei), model(x, adj.to_sparse_csr()), atol=1e-6)
+    dense = adj.to_dense()                     # a dense [N, N] adjacency (target, source)
+    assert torch.allclose(model(x, ei), model(x, dense), atol=1e-6)
+    uniq = dense.nonzero().t().flip(0)        # a boolean adjacency drops repeated edges
+    assert uniq.size(1) < ei.size(1)
+    assert torch.allclose(model(x, uniq), model(x, dense.bool()), atol=1e-6)
+    weighted = dense * 0.5                     # its values are edge weights
+    assert torch.allclose(model(x, ei, edge_weight=torch.full((ei.size(1),), 0.5)),
+                          model(x, weighted), atol=1e-6)
     rel = SpikingGNN(12, 8, num_layers=2, out_channels=3, num_relations=3).eval()
     et = torch.randint(0, 3, (ei.size(1),))
     assert rel(x, ei, et).shape == (30, 3)

@@ -183,12 +183,17 @@ class SpikingDelayConv(MessagePassing):
         num_nodes, batch, dim = beta.shape
         if dim != self.channels:
             raise ValueError(f"beta has {dim} channels, the layer {self.channels}")
+        if (isinstance(edge_index, Tensor) and not is_sparse(edge_index)
+                and (edge_index.is_floating_point() or edge_index.dtype == torch.bool)
+                and edge_index.dim() == 2 and edge_index.size(0) == edge_index.size(1)):
+            # a dense [N, N] adjacency, PyG's convention as for sparse input: adj[target, source]
+            edge_index = edge_index.to_sparse()
         if is_sparse(edge_index):
             # PyG convention: a sparse input is the transposed adjacency (row = target)
             edge_index, sparse_weight = to_edge_index(edge_index)
             edge_index = edge_index.flip(0)
             if edge_weight is None and self.num_relations == 1:
-                edge_weight = sparse_weight
+                edge_weight = sparse_weight.to(beta.dtype)
         edge_level = (bool(self.explain) or not self.fused
                       or (edge_weight is not None and edge_weight.requires_grad))
         if plan is None:
