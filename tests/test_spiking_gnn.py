@@ -149,3 +149,50 @@ def test_heterogeneous_graph_through_to_homogeneous():
     # relation types matter: giving every edge the same type changes the paper outputs
     same = model(homo.x, homo.edge_index, torch.zeros_like(homo.edge_type))
     assert not torch.allclose(out[papers], same[papers])
+
+
+def _loader(data, num_neighbors, batch_size, **kw):
+    from torch_geometric.loader import NeighborLoader
+    from grsnn.data import TorchNeighborSampler
+    sampler = TorchNeighborSampler(data, num_neighbors=num_neighbors, **kw)
+    return NeighborLoader(data, num_neighbors, batch_size=batch_size, neighbor_sampler=sampler,
+                          shuffle=False)
+
+
+def test_neighbor_loader_batches_are_valid_samples():
+    torch.manual_seed(5)
+    x, ei = graph(n=60, e=300)
+    data = Data(x=x, edge_index=ei, edge_attr=torch.arange(ei.size(1)).float())
+    edges = set(map(tuple, ei.t().tolist()))
+    for replace in (False, True):
+        for batch in _loader(data, [3, 2], 8, replace=replace):
+            n_id = batch.n_id
+            assert 0 < batch.batch_size <= 8 and n_id.unique().numel() == n_id.numel()
+            src, dst = n_id[batch.edge_index[0]], n_id[batch.edge_index[1]]
+            for s, d in zip(src.tolist(), dst.tolist()):
+                assert (s, d) in edges                        # real edges, original direction
+            # edge attributes follow their edges (PyG maps the sampled ids back)
+            assert torch.equal(ei[:, batch.e_id], torch.stack([src, dst]))
+            assert torch.equal(batch.edge_attr, data.edge_attr[batch.e_id])
+            # at most k incoming edges per node of the first hop (without replacement)
+            seeds_in = batch.edge_index[1][batch.edge_index[1] < batch.batch_size]
+            if not replace:    # exactly min(k, in-degree) distinct edges into every seed
+                indeg = torch.bincount(ei[1], minlength=60)[n_id[: batch.batch_size]]
+                got = torch.bincount(seeds_in, minlength=batch.batch_size)
+                assert torch.equal(got, indeg.clamp(max=3))
+                assert batch.e_id.unique().numel() == batch.e_id.numel()
+
+
+def test_spiking_gnn_on_full_neighbour_loader_batches_equals_the_full_graph():
+    """With every neighbour sampled (-1) for as many hops as the circuit reaches, the seeds'
+    outputs on the NeighborLoader batch equal those on the full graph."""
+    torch.manual_seed(6)
+    x, ei = graph(n=60, e=300)
+    model = SpikingGNN(-1, 8, num_layers=2, out_channels=3, time_steps=2).eval()
+    full = model(x, ei)
+    seen = 0
+    for batch in _loader(Data(x=x, edge_index=ei), [-1, -1], 16):
+        out = model(batch.x, batch.edge_index)[: batch.batch_size]
+        torch.testing.assert_close(out, full[batch.n_id[: batch.batch_size]], atol=1e-6, rtol=0)
+        seen += batch.batch_size
+    assert seen == 60

@@ -13,6 +13,7 @@ from .kg import (GRAIL_SPLITS, KGData, KGSplit, data_root, load_fb15k237, load_g
                  load_triples_folder, load_wn18rr)
 from .networkx_io import from_networkx
 from .registry import REGISTRY, download_dataset
+from .sampling import TorchNeighborSampler
 from .triples import DataError, Vocab, fact_graph, read_numbered_triples, read_triples
 
 __all__ = [
@@ -21,5 +22,5 @@ __all__ = [
     "load_wn18rr", "load_grail", "load_kg", "from_networkx",
     "LinkData", "load_planetoid", "planetoid_data", "load_ogbl", "ogb_evaluator", "split_edges",
     "strict_negatives", "undirected_pairs",
-    "REGISTRY", "download_dataset",
+    "REGISTRY", "download_dataset", "TorchNeighborSampler",
 ]
