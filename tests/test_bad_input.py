@@ -19,7 +19,7 @@ from grsnn.tasks.config import DEFAULTS
 
 from test_tasks import write_kg
 
-SETTINGS = settings(max_examples=60, deadline=None,
+SETTINGS = settings(max_examples=60 if settings().max_examples < 600 else 600,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # names: anything printable without tab/newline that is not blank
@@ -138,7 +138,7 @@ def cli_root(tmp_path_factory):
     return root
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=40 if settings().max_examples < 600 else 300,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(argv=ARGV)
 def test_command_line_never_tracebacks_or_damages_a_run(cli_root, monkeypatch, capsys, argv):

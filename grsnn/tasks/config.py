@@ -81,7 +81,11 @@ _CHOICES = {("model", "aggregate"): ("sum", "pna"),
 def _check_value(section: str, key: str, value: Any, default: Any, where: str) -> Any:
     name = f"{where}{section}.{key}"
     if value is None:
-        return None
+        if default is None:        # an optional key: null means "not set"
+            return None
+        kind = {bool: "true or false", int: "an integer", float: "a number",
+                str: "a string"}.get(type(default), type(default).__name__)
+        raise ConfigError(f"{name}: expected {kind}, got null")
     if default is None and (section, key) in _OPTIONAL_TYPES:
         default = _OPTIONAL_TYPES[(section, key)]()
     if isinstance(default, bool):
