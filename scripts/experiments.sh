@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Run (or continue) the paper's experiments one after another: a finished run
+# (results.json present) is skipped, an interrupted one resumes from its last.pt,
+# a new one starts. Stop it at any moment; run it again to go on.
+#
+#   bash scripts/experiments.sh                 # the default list below
+#   bash scripts/experiments.sh fb237_v2 cora   # some of them, in this order
+#
+# Names: GraIL splits (fb237_v1..v4, WN18RR_v1..v4), cora, citeseer, pubmed, fb15k237,
+# wn18rr. Runs go to runs/<name>/; output to runs/<name>.out. One job at a time, 2 threads.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh >/dev/null
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+names=("$@")
+if [ ${#names[@]} -eq 0 ]; then
+  names=(fb237_v1 WN18RR_v1 cora citeseer fb237_v2 WN18RR_v4 WN18RR_v2 fb237_v3 fb237_v4 WN18RR_v3)
+fi
+for name in "${names[@]}"; do
+  case "$name" in
+    cora|citeseer|pubmed) config="tasks/link_prediction/$name.yaml" ;;
+    *) config="tasks/kg_completion/$name.yaml" ;;
+  esac
+  [ -f "$config" ] || { echo "error: no config $config" >&2; exit 2; }
+  out="runs/$name"
+  if [ -f "$out/results.json" ]; then
+    echo "$name: done ($out/results.json)"
+    continue
+  fi
+  flags=()
+  if [ -f "$out/last.pt" ]; then
+    flags=(--resume)
+  elif [ -d "$out" ]; then
+    flags=(--force)        # stopped before its first checkpoint: nothing to keep
+  fi
+  echo "$name: $(date +%H:%M:%S) grsnn train -c $config --out $out ${flags[*]:-}"
+  .venv/bin/grsnn train -c "$config" --out "$out" --quiet "${flags[@]}" >> "runs/$name.out" 2>&1
+  echo "$name: finished $(date +%H:%M:%S)"
+done
