@@ -139,3 +139,35 @@ def test_yaml_tags_that_would_run_code_are_refused(tmp_path, monkeypatch):
     with pytest.raises(ConfigError):
         apply_overrides(merge_config({}), ["train.seed=!!python/object/apply:os.system ['touch pwned']"])
     assert not (tmp_path / "pwned").exists()
+
+
+def test_checkpoints_with_gradient_accumulation_fall_on_optimizer_steps(tmp_path, monkeypatch):
+    """checkpoint_interval 4 with gradient_interval 3: a checkpoint at the first optimizer
+    step after every 4 batches (step 6 of 8), and a crash after it resumes exactly."""
+    folder = write_kg(tmp_path / "kg", seed=6)
+    cfg = tiny_cfg(folder, num_epoch=2, gradient_interval=3, checkpoint_interval=4)
+    (tmp_path / "a").mkdir()
+    want = Trainer(KGCompletionTask(load_triples_folder(folder), cfg), cfg, tmp_path / "a",
+                   progress=False).fit()
+    task = KGCompletionTask(load_triples_folder(folder), cfg)
+    saved, calls, original = [], {"n": 0}, task.loss
+
+    def crashing_loss(*args):
+        calls["n"] += 1
+        if calls["n"] == 8 + 8:           # the last batch of epoch 2, after its checkpoint
+            raise KeyboardInterrupt
+        return original(*args)
+
+    real_save = Trainer.save
+    monkeypatch.setattr(Trainer, "save", lambda self, name: (saved.append(
+        (name, self.epoch, self.step)), real_save(self, name)))
+    monkeypatch.setattr(task, "loss", crashing_loss)
+    (tmp_path / "b").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(task, cfg, tmp_path / "b", progress=False).fit()
+    mid = [(e, s) for name, e, s in saved if name == "last.pt" and s]
+    assert mid == [(0, 6), (1, 6)]          # optimizer steps at 3, 6, 8: only 6 qualifies
+    monkeypatch.undo()
+    got = Trainer(KGCompletionTask(load_triples_folder(folder), cfg), cfg, tmp_path / "b",
+                  progress=False).fit(resume=True)
+    assert got == want

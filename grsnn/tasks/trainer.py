@@ -242,6 +242,7 @@ class Trainer:
             bar = tqdm(range(self.step, n_steps), desc=f"epoch {self.epoch + 1}/{tr['num_epoch']}",
                        unit="batch", disable=not self.progress, initial=self.step, total=n_steps)
             start, seen, total_loss, count = time.perf_counter(), 0, 0.0, 0
+            saved_at = self.step      # batches at the last checkpoint of this epoch
             for step in bar:
                 idx = perm[step * tr["batch_size"]:(step + 1) * tr["batch_size"]]
                 graph, batch = self.task.make_batch(idx, self.gen)
@@ -254,7 +255,11 @@ class Trainer:
                     dist.all_reduce_gradients(self.model.parameters())
                     self.optimizer.step()
                     self.optimizer.zero_grad()
-                    if self.step % tr["checkpoint_interval"] == 0 and self.step < n_steps:
+                    # at the first optimizer step after every checkpoint_interval batches
+                    # (a checkpoint cannot fall inside a gradient accumulation)
+                    if (self.step - saved_at >= tr["checkpoint_interval"]
+                            and self.step < n_steps):
+                        saved_at = self.step
                         self.save("last.pt")
                 bar.set_postfix(loss=f"{loss:.4f}",
                                 q_per_s=f"{seen / max(time.perf_counter() - start, 1e-9):.1f}")
