@@ -139,9 +139,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else _default_out(args)
     _join_processes(cfg)
     task = build_task(cfg)       # bad data fails here, before the run directory is touched
-    if dist.is_main():           # under torchrun only rank 0 touches the run directory
-        prepare_run_dir(out, resume=args.resume, force=args.force)
-    dist.barrier()
+    # under torchrun only rank 0 touches the run directory; its error stops every rank
+    dist.on_main(lambda: prepare_run_dir(out, resume=args.resume, force=args.force))
     if dist.is_main():
         print(f"data: {task.data}\nrun directory: {out}"
               + (f"\nprocesses: {dist.world_size()}" if dist.is_distributed() else ""))

@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
+mkdir -p runs
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then

@@ -74,3 +74,21 @@ def test_two_processes_match_one_process(tmp_path):
     assert m1 and m1.keys() == m2.keys()
     for k in m1:
         assert m2[k] == pytest.approx(m1[k], rel=1e-6, abs=1e-9), k
+
+
+def test_a_rank_0_error_stops_every_process(tmp_path):
+    """Rank 0 refuses a non-empty run directory: every rank stops with that error (no rank
+    left waiting at a barrier)."""
+    data = write_kg(tmp_path / "kg")
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node=2", "-m", "grsnn.cli", "train", "--data", str(data),
+                           "--out", str(out), *SETS], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode != 0
+    assert proc.stderr.count("run directory is not empty") == 2      # both ranks say why
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert (out / "keep.txt").read_text() == "precious"

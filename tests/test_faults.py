@@ -171,3 +171,19 @@ def test_checkpoints_with_gradient_accumulation_fall_on_optimizer_steps(tmp_path
     got = Trainer(KGCompletionTask(load_triples_folder(folder), cfg), cfg, tmp_path / "b",
                   progress=False).fit(resume=True)
     assert got == want
+
+
+def test_resume_drops_a_best_checkpoint_newer_than_last(tmp_path):
+    folder = write_kg(tmp_path / "kg", seed=7)
+    cfg = tiny_cfg(folder, num_epoch=1)
+    (tmp_path / "run").mkdir()
+    trainer = Trainer(KGCompletionTask(load_triples_folder(folder), cfg), cfg,
+                      tmp_path / "run", progress=False)
+    trainer.epoch = 2
+    save_checkpoint(tmp_path / "run" / "best.pt", {**trainer.state(), "epoch": 2})
+    trainer._drop_newer_best()
+    assert (tmp_path / "run" / "best.pt").is_file()          # same epoch: kept
+    save_checkpoint(tmp_path / "run" / "best.pt", {**trainer.state(), "epoch": 3})
+    trainer._drop_newer_best()                               # killed before last.pt: dropped
+    assert not (tmp_path / "run" / "best.pt").exists()
+    assert "dropped best.pt of epoch 3" in (tmp_path / "run" / "log.txt").read_text()

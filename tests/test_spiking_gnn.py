@@ -196,3 +196,28 @@ def test_spiking_gnn_on_full_neighbour_loader_batches_equals_the_full_graph():
         torch.testing.assert_close(out, full[batch.n_id[: batch.batch_size]], atol=1e-6, rtol=0)
         seen += batch.batch_size
     assert seen == 60
+
+
+def test_adjacency_conventions_and_stats_on_adjacency_input():
+    from grsnn.nn.conv import as_edge_index
+    from grsnn.tasks.stats import spiking_gnn_stats
+    from torch_geometric.utils import to_dense_adj
+    ei = torch.tensor([[0, 1, 2], [1, 2, 0]])
+    dense = to_dense_adj(ei, max_num_nodes=3)[0]           # [source, target]
+    back, w = as_edge_index(dense.t())                      # grsnn reads adj[target, source]
+    assert sorted(map(tuple, back.t().tolist())) == sorted(map(tuple, ei.t().tolist()))
+    back, _ = as_edge_index(dense.t().long())               # an integer N x N (N != 2) too
+    assert back.size(1) == 3
+    assert as_edge_index(ei)[0] is ei and as_edge_index(ei)[1] is None
+    torch.manual_seed(0)
+    model = SpikingGNN(4, 8, num_layers=1, out_channels=2, time_steps=4, v_threshold=0.3).eval()
+    x = torch.randn(3, 4) * 3
+    assert spiking_gnn_stats(model, x, dense.t()) == spiking_gnn_stats(model, x, ei)
+
+
+def test_neighbor_sampler_refuses_what_it_does_not_implement():
+    from grsnn.data import TorchNeighborSampler
+    x, ei = graph(n=20, e=60)
+    sampler = TorchNeighborSampler(Data(x=x, edge_index=ei), [2], subgraph_type="induced")
+    with pytest.raises(NotImplementedError, match="pyg-lib"):
+        sampler._sample(torch.tensor([0, 1]))

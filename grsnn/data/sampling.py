@@ -17,6 +17,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 from torch_geometric.sampler import NeighborSampler, SamplerOutput
+from torch_geometric.sampler.base import SubgraphType
 
 __all__ = ["TorchNeighborSampler"]
 
@@ -47,9 +48,11 @@ class TorchNeighborSampler(NeighborSampler):
 
     def _sample(self, seed: Tensor, seed_time: Optional[Tensor] = None, **kwargs
                 ) -> SamplerOutput:
-        if isinstance(seed, dict) or self.disjoint or seed_time is not None:
+        if (isinstance(seed, dict) or self.disjoint or seed_time is not None
+                or self.subgraph_type != SubgraphType.directional):
             raise NotImplementedError("TorchNeighborSampler samples homogeneous graphs "
-                                      "(no disjoint or temporal sampling); install pyg-lib")
+                                      "directionally (no induced, bidirectional, disjoint or "
+                                      "temporal sampling); install pyg-lib for those")
         colptr, row = self.colptr, self.row
         num_nodes = colptr.numel() - 1
         local = torch.full((num_nodes,), -1, dtype=torch.long)

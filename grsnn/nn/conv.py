@@ -16,7 +16,30 @@ from ..functional import (DelayPlan, build_plan, delayed_gather, delayed_propaga
                           push_history, resolve_surrogate, trace_step)
 from ..functional.surrogate import SurrogateLike
 
-__all__ = ["SpikingDelayConv"]
+__all__ = ["SpikingDelayConv", "as_edge_index"]
+
+
+def as_edge_index(adj) -> Tuple[Tensor, Optional[Tensor]]:
+    """``(edge_index, edge_weight)`` of a graph given as ``edge_index`` ``[2, E]`` (weight
+    ``None``), a sparse adjacency or a dense ``[N, N]`` adjacency (float or bool; an
+    integer one only for ``N != 2``, where it cannot be an edge list). Adjacencies follow
+    PyG's convention for sparse input, ``adj[target, source]`` (the transposed adjacency
+    ``adj_t``, **not** ``to_dense_adj(edge_index)``, which is ``[source, target]``); their
+    values are edge weights.
+
+    Example:
+        >>> ei, w = as_edge_index(torch.tensor([[0., 0.], [2., 0.]]))   # 0 -> 1, weight 2
+        >>> ei.tolist(), w.tolist()
+        ([[0], [1]], [2.0])
+    """
+    if (isinstance(adj, Tensor) and not is_sparse(adj) and adj.dim() == 2
+            and adj.size(0) == adj.size(1)
+            and (adj.is_floating_point() or adj.dtype == torch.bool or adj.size(0) != 2)):
+        adj = adj.to_sparse()
+    if not is_sparse(adj):
+        return adj, None
+    edge_index, weight = to_edge_index(adj)
+    return edge_index.flip(0), weight
 
 
 class SpikingDelayConv(MessagePassing):
@@ -183,17 +206,9 @@ class SpikingDelayConv(MessagePassing):
         num_nodes, batch, dim = beta.shape
         if dim != self.channels:
             raise ValueError(f"beta has {dim} channels, the layer {self.channels}")
-        if (isinstance(edge_index, Tensor) and not is_sparse(edge_index)
-                and (edge_index.is_floating_point() or edge_index.dtype == torch.bool)
-                and edge_index.dim() == 2 and edge_index.size(0) == edge_index.size(1)):
-            # a dense [N, N] adjacency, PyG's convention as for sparse input: adj[target, source]
-            edge_index = edge_index.to_sparse()
-        if is_sparse(edge_index):
-            # PyG convention: a sparse input is the transposed adjacency (row = target)
-            edge_index, sparse_weight = to_edge_index(edge_index)
-            edge_index = edge_index.flip(0)
-            if edge_weight is None and self.num_relations == 1:
-                edge_weight = sparse_weight.to(beta.dtype)
+        edge_index, adj_weight = as_edge_index(edge_index)
+        if adj_weight is not None and edge_weight is None and self.num_relations == 1:
+            edge_weight = adj_weight.to(beta.dtype)
         edge_level = (bool(self.explain) or not self.fused
                       or (edge_weight is not None and edge_weight.requires_grad))
         if plan is None:

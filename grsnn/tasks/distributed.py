@@ -32,7 +32,7 @@ from .config import ConfigError
 
 __all__ = ["init_from_env", "is_distributed", "rank", "world_size", "is_main", "shard",
            "all_reduce_gradients", "all_reduce_sum", "gather_cat", "barrier", "cleanup",
-           "device_for", "to_device", "set_deterministic"]
+           "device_for", "to_device", "set_deterministic", "on_main"]
 
 
 def is_distributed() -> bool:
@@ -169,3 +169,26 @@ def set_deterministic(enabled: bool) -> None:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True)
     torch.backends.cudnn.benchmark = False
+
+
+def on_main(fn):
+    """Run ``fn()`` on rank 0 only; an exception there is raised on every rank (with the
+    same type and message), so no rank waits forever for a rank that has stopped."""
+    error = None
+    if is_main():
+        try:
+            fn()
+        except Exception as err:            # re-raised below, on every rank
+            error = err
+    if is_distributed():
+        box = [None if error is None else (type(error), str(error))]
+        dist.broadcast_object_list(box, src=0)
+        if box[0] is not None and error is None:
+            kind, message = box[0]
+            try:
+                err = kind(message)
+            except Exception:                 # an exception type with another signature
+                err = RuntimeError(message)
+            raise err
+    if error is not None:
+        raise error

@@ -66,7 +66,9 @@ def spiking_gnn_stats(model, x: Tensor, edge_index: Tensor,
     layer's ``D x D`` weight, i.e. ``D`` accumulates. The dense encoder, mixers and output
     layer are counted separately as multiply-accumulates.
     """
+    from ..nn.conv import as_edge_index
     trains = model.spike_trains(x, edge_index, edge_type)          # per layer [T, N, D]
+    edge_index, _ = as_edge_index(edge_index)                       # an adjacency too
     n = x.size(0)
     total = spikes = sops = 0.0
     for conv, train in zip(model.convs, trains):

@@ -135,9 +135,12 @@ class Trainer:
         tr = cfg["train"]
         if tr["num_threads"]:
             torch.set_num_threads(int(tr["num_threads"]))
-        elif dist.is_distributed():   # processes sharing a machine share its cores
+        elif dist.is_distributed() and "OMP_NUM_THREADS" not in os.environ:
+            # processes sharing a machine share the cores this job may use
             local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
+            cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                     else os.cpu_count() or 1)
+            torch.set_num_threads(max(1, cores // local))
         self.device = dist.device_for(tr["device"])
         dist.set_deterministic(tr["deterministic"])
         torch.manual_seed(tr["seed"])
@@ -174,6 +177,21 @@ class Trainer:
         self.gen.set_state(state["generator"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
+
+    def _drop_newer_best(self) -> None:
+        """A kill between writing ``best.pt`` and ``last.pt`` leaves a best checkpoint from
+        an epoch that the resumed run trains again: drop it (the re-run writes it anew;
+        on CPU bit for bit), so that ``best.pt`` always belongs to ``last.pt``'s history."""
+        path = self.out / "best.pt"
+        if not dist.is_main() or not path.is_file():
+            return
+        try:
+            epoch = int(load_checkpoint(path).get("epoch", 0))
+        except RunError:
+            return                          # unreadable: leave it for the user to see
+        if epoch > self.epoch:
+            path.unlink()
+            self.log(f"dropped best.pt of epoch {epoch} (after the resumed checkpoint)")
 
     def _forget_after(self, epoch: int) -> None:
         """Drop metrics of epochs after the checkpoint (a run killed between validating
@@ -228,6 +246,7 @@ class Trainer:
             self.restore(load_checkpoint(self.out / "last.pt"))
             self.log(f"resumed at epoch {self.epoch} step {self.step}")
             self._forget_after(self.epoch)
+            self._drop_newer_best()
         else:
             if dist.is_main():
                 _atomic_write(self.out / "config.yaml",
@@ -302,7 +321,7 @@ def evaluate_checkpoint(task, path: str | Path, split: str, progress: bool = Tru
                         ) -> Dict[str, float]:
     """Load ``path`` into the task's model and evaluate ``split``."""
     state = load_checkpoint(path)
-    model = task.build_model()
+    model = task.build_model().to(dist.device_for(task.cfg["train"]["device"]))
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
