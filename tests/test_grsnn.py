@@ -87,6 +87,12 @@ def test_symmetric_scoring_averages_both_directions():
     pos = torch.tensor([[[1, 4, 0]], [[2, 9, 0]]])
     swapped = pos[..., [1, 0, 2]]
     assert torch.allclose(model(data, pos), model(data, swapped), atol=1e-6)
+    # rows sharing their head with several candidate tails (one circuit from the head, one
+    # from every candidate) score like the same pairs one per row
+    rows = torch.tensor([[[1, 4, 0], [1, 7, 0], [1, 2, 0]], [[5, 9, 0], [5, 0, 0], [5, 11, 0]]])
+    flat = rows.reshape(-1, 1, 3)
+    torch.testing.assert_close(model(data, rows).reshape(-1), model(data, flat).reshape(-1),
+                               rtol=0, atol=1e-6)
 
 
 def test_bad_batch_shape():

@@ -217,9 +217,9 @@ def test_link_prediction_task_on_a_tiny_graph(tmp_path):
     task = LinkPredictionTask(data, cfg)
     assert task.graph.edge_index.size(1) == 2 * 40 + 20            # both directions + loops
     graph, batch = task.make_batch(torch.arange(8), torch.Generator().manual_seed(1))
-    assert batch.shape == (16, 1, 3)
+    assert batch.shape == (8, 2, 3)
     train_pairs = {tuple(sorted(p)) for p in train.t().tolist()}
-    heads, cands = batch[:, 0, 0].view(8, 2), batch[:, 0, 1].view(8, 2)
+    heads, cands = batch[:, :, 0], batch[:, :, 1]
     pairs = set(zip(graph.edge_index[0].tolist(), graph.edge_index[1].tolist()))
     for h, (pos, neg_) in zip(heads[:, 0].tolist(), cands.tolist()):
         assert tuple(sorted((h, neg_))) not in train_pairs and neg_ != h      # strict

@@ -221,10 +221,13 @@ class GRSNN(nn.Module):
         feat = self.node_features(data, h[:, 0], r[:, 0])
         feat = feat.gather(1, t.unsqueeze(-1).expand(-1, -1, feat.size(-1)))
         if self.symmetric:
-            if not (t == t[:, :1]).all():
-                raise ValueError("symmetric scoring needs rows that share their tail")
-            inv = self.node_features(data, t[:, 0], r[:, 0])
-            inv = inv.gather(1, h.unsqueeze(-1).expand(-1, -1, inv.size(-1)))
+            if (t == t[:, :1]).all():     # one circuit from each row's shared tail
+                inv = self.node_features(data, t[:, 0], r[:, 0])
+                inv = inv.gather(1, h.unsqueeze(-1).expand(-1, -1, inv.size(-1)))
+            else:                         # one circuit from every candidate tail
+                flat = self.node_features(data, t.reshape(-1), r.reshape(-1))
+                index = h.reshape(-1, 1, 1).expand(-1, 1, flat.size(-1))
+                inv = flat.gather(1, index).view(*t.shape, -1)
             feat = (feat + inv) / 2
         return self.score(feat)
 

@@ -52,12 +52,12 @@ class LinkPredictionTask:
         self.neighbours = TripleIndex(both, data.num_nodes, 1)
         self.train_pairs = data.pos["train"]
 
-    circuits_per_row = 2        # symmetric scoring: a circuit from each end of a pair
+    rows_per_group = 1          # a training row: a positive and its negatives (one loss term)
 
     @property
-    def rows_per_group(self) -> int:
-        """Rows of a training batch that share one loss term (a positive and its negatives)."""
-        return 1 + self.cfg["task"]["num_negative"]
+    def circuits_per_row(self) -> int:
+        """Circuits per training row: one from the shared head, one from every candidate."""
+        return 2 + self.cfg["task"]["num_negative"]
 
     def build_model(self) -> GRSNN:
         kwargs = dict(self.cfg["model"])
@@ -72,7 +72,9 @@ class LinkPredictionTask:
         return int(self.train_pairs.size(1))
 
     def make_batch(self, idx: Tensor, gen: torch.Generator) -> Tuple[Data, Tensor]:
-        """Graph without the batch's easy edges and a batch ``[B * (1 + n), 1, 3]``."""
+        """Graph without the batch's easy edges and a batch ``[B, 1 + n, 3]`` (a row: a head,
+        its positive tail and its negatives; scored symmetrically with one circuit from the
+        head and one from every candidate)."""
         h, t = self.train_pairs[:, idx]
         n_neg = self.cfg["task"]["num_negative"]
         allowed = ~self.neighbours.mask(h, torch.zeros_like(h))
@@ -83,7 +85,7 @@ class LinkPredictionTask:
         heads = h.unsqueeze(1).expand_as(tails)
         graph = remove_easy_edges(self.graph, heads.reshape(-1), tails.reshape(-1),
                                   torch.zeros(tails.numel(), dtype=torch.long), 1, one_hop=True)
-        batch = torch.stack([heads, tails, torch.zeros_like(tails)], dim=-1).view(-1, 1, 3)
+        batch = torch.stack([heads, tails, torch.zeros_like(tails)], dim=-1)   # [B, 1 + n, 3]
         return graph, batch
 
     def loss(self, model: GRSNN, graph: Data, batch: Tensor) -> Tensor:
@@ -100,7 +102,7 @@ class LinkPredictionTask:
         size = queries_per_pass(self.data.num_nodes, model.hidden_dim, device, memory_mb=budget,
                                 num_pairs=model.plan(graph).num_pairs if budget else 0)
         size = self.cfg["task"]["eval_batch_size"] if size is None else max(
-            1, min(self.cfg["task"]["eval_batch_size"], size // self.circuits_per_row))
+            1, min(self.cfg["task"]["eval_batch_size"], size // 2))   # both ends of a pair
         lo, hi = dist.shard(pairs.size(1))        # this process's pairs (all of them alone)
         out = []
         for start in tqdm(range(lo, hi, size), disable=not (progress and dist.is_main()),
