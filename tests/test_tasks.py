@@ -282,3 +282,18 @@ def test_evaluation_does_not_depend_on_the_memory_budget(kg_task):
     task.cfg = {**cfg, "task": {**cfg["task"], "eval_memory_mb": 1e-3}}
     assert task.eval_queries_per_pass(model, graph) == 1
     assert task.evaluate(model, "test", progress=False) == full
+
+
+def test_release_free_memory_trims_only_after_growth():
+    import sys
+    from grsnn.tasks.chunking import release_free_memory
+    if not sys.platform.startswith("linux"):
+        assert release_free_memory(force=True) is False      # a no-op elsewhere
+        return
+    assert release_free_memory(force=True) is True           # glibc: trimmed
+    assert release_free_memory() is False                    # nothing grew since
+    from grsnn.tasks.chunking import _resident_bytes
+    grow = _resident_bytes() + (320 << 20)                   # past twice the footprint
+    blocks = [torch.ones(1 << 18) for _ in range(grow // (1 << 20))]   # 1 MiB each, live
+    assert release_free_memory() is True
+    del blocks

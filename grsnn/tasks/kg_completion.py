@@ -20,7 +20,7 @@ from ..data import DataError, KGData
 from ..metrics import filtered_ranks, num_candidates, ranking_metrics
 from ..nn import GRSNN
 from . import distributed as dist
-from .chunking import queries_per_pass
+from .chunking import queries_per_pass, release_free_memory
 
 __all__ = ["TripleIndex", "KGCompletionTask", "remove_easy_edges", "self_adversarial_loss"]
 
@@ -210,6 +210,9 @@ class KGCompletionTask:
             for k in ranks:
                 ranks[k].append(res[k])
             cands.append(num_candidates(mask[rows], target[inst]))
+            del scores, mask
+            if device.type == "cpu":
+                release_free_memory()      # keep resident memory near live memory
         model.train(was_training)
         merged = {k: dist.gather_cat(v) for k, v in ranks.items()}
         return ranking_metrics(merged, dist.gather_cat(cands) if self.data.inductive else None)

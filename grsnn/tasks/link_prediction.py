@@ -19,7 +19,7 @@ from ..data import LinkData
 from ..metrics import auroc_ap
 from ..nn import GRSNN
 from . import distributed as dist
-from .chunking import queries_per_pass
+from .chunking import queries_per_pass, release_free_memory
 from .kg_completion import TripleIndex, remove_easy_edges, self_adversarial_loss
 
 __all__ = ["LinkPredictionTask", "relational_graph"]
@@ -110,6 +110,8 @@ class LinkPredictionTask:
             h, t = pairs[:, start:min(start + size, hi)]
             batch = torch.stack([h, t, torch.zeros_like(h)], dim=-1).view(-1, 1, 3)
             out.append(model(graph, batch.to(device)).view(-1).cpu())
+            if device.type == "cpu":
+                release_free_memory()      # keep resident memory near live memory
         model.train(was)
         return dist.gather_cat(out)
 

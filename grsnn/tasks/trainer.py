@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from . import distributed as dist
-from .chunking import queries_per_pass
+from .chunking import queries_per_pass, release_free_memory
 from .config import dump_config
 
 __all__ = ["RunError", "save_checkpoint", "load_checkpoint", "prepare_run_dir", "Trainer"]
@@ -266,6 +266,9 @@ class Trainer:
                 idx = perm[step * tr["batch_size"]:(step + 1) * tr["batch_size"]]
                 graph, batch = self.task.make_batch(idx, self.gen)
                 loss = self.backward(graph, batch, step)
+                del graph, batch
+                if self.device.type == "cpu":
+                    release_free_memory()  # freed heap pages back to the OS (RSS creep)
                 seen += len(idx)
                 total_loss += loss
                 count += 1
