@@ -9,8 +9,11 @@ and its R^2 tell how linear the cost is; ``--plot PATH`` writes the figure (matp
 ``s/epoch`` is the training time of one epoch predicted from the batch time (batches per
 epoch x seconds per batch; validation not included).
 
+``--eager`` also times every batch with ``model.compiled: false`` (the neuron step as separate
+eager kernels, the engine before the compiled step) and prints the ratio.
+
 Run:  python benchmarks/scaling.py [--data-root DIR] [--repeats 3] [--plot docs/scaling.png]
-          [--only fb237_v1,WN18RR_v1] [--one-pass] [--from-table saved_output.txt]
+          [--only fb237_v1,WN18RR_v1] [--one-pass] [--eager] [--from-table saved_output.txt]
 """
 from __future__ import annotations
 
@@ -37,11 +40,12 @@ LINK_SETS = ("cora", "citeseer")
 
 
 def time_batch(name: str, config: str, root: str | None, repeats: int,
-               micro_batch: int | None = None) -> dict:
+               micro_batch: int | None = None, compiled: bool = True) -> dict:
     cfg = load_config(ROOT / "tasks" / f"{config}.yaml")
     if root:
         cfg["dataset"]["root"] = root
     cfg["train"]["micro_batch"] = micro_batch
+    cfg["model"]["compiled"] = compiled
     task = build_task(cfg)
     torch.manual_seed(0)
     model = task.build_model()
@@ -73,6 +77,8 @@ def main() -> int:
     p.add_argument("--one-pass", action="store_true",
                    help="also time each batch as one pass (train.micro_batch = batch size), "
                         "the baseline of the automatic micro-batching")
+    p.add_argument("--eager", action="store_true",
+                   help="also time each batch with model.compiled = false (eager neuron step)")
     p.add_argument("--from-table", default=None, metavar="FILE",
                    help="refit and replot the table printed by an earlier run (no timing)")
     args = p.parse_args()
@@ -98,6 +104,9 @@ def main() -> int:
         if args.one_pass:
             one = time_batch(name, config, args.data_root, args.repeats, 10 ** 9)  # one pass
             line += f"   one pass {one['sec']:8.3f} s/batch ({one['sec'] / r['sec']:.2f}x)"
+        if args.eager:
+            eager = time_batch(name, config, args.data_root, args.repeats, compiled=False)
+            line += f"   eager {eager['sec']:8.3f} s/batch ({eager['sec'] / r['sec']:.2f}x)"
         print(line, flush=True)
     if len(rows) >= 3:
         fit_and_plot([r for r in rows if r["name"] not in LINK_SETS], args.plot)

@@ -13,7 +13,8 @@ A unit input at :math:`t_0` raises :math:`u` at :math:`t_0 + j` by the alpha ker
 from __future__ import annotations
 
 import math
-from typing import Callable, Tuple
+import warnings
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -24,6 +25,7 @@ __all__ = [
     "fire",
     "lif_init",
     "lif_step",
+    "lif_step_fused",
     "alpha_kernel",
     "alpha_kernel_derivative",
     "trace_step",
@@ -108,6 +110,143 @@ def lif_step(current_in: Tensor, c: Tensor, u: Tensor, beta: Tensor, tau: float,
     u = c.add(u, alpha=a).add_(beta)                       # fresh tensors autograd keeps none of
     s, u = fire(u, v_threshold, surrogate)
     return s, c, u
+
+
+# --------------------------------------------------------------- fused (compiled) step
+def _step_forward(current_in: Tensor, c: Tensor, u: Tensor, beta: Tensor, hist: Tensor,
+                  acc_a: Optional[Tensor], acc_b: Optional[Tensor], tau: float,
+                  v_threshold: float, scale: float):
+    """The whole neuron-level work of a step as one elementwise function: LIF update
+    (input scaled by ``scale``), fire, reset, bit history and (with ``acc_a``) the trace.
+    Returns ``(s, c, u, v, hist, trace, A, B)``; ``v`` is the membrane before the reset."""
+    a = math.exp(-1.0 / tau)
+    k = math.e / tau
+    c_new = current_in * (k * scale) + a * c
+    v = c_new + a * u + beta
+    fired = v >= v_threshold
+    s = fired.to(v.dtype)
+    u_new = torch.where(fired, torch.zeros_like(v), v)
+    hist_new = (hist << 1) | fired.to(hist.dtype)
+    if acc_a is None or acc_b is None:
+        return s, c_new, u_new, v, hist_new, None, None, None
+    new_b = (acc_b + acc_a) * a
+    new_a = acc_a * a + s
+    trace = new_a * (-k * (1.0 - 1.0 / tau)) + new_b * (k / tau)
+    return s, c_new, u_new, v, hist_new, trace, new_a, new_b
+
+
+def _step_backward(grad_s: Tensor, grad_c: Tensor, grad_u: Tensor, v: Tensor, tau: float,
+                   v_threshold: float, scale: float, surrogate: Surrogate):
+    """Gradients of :func:`_step_forward` w.r.t. ``(current_in, c, u, beta)``."""
+    a = math.exp(-1.0 / tau)
+    x = v - v_threshold
+    ds = surrogate.derivative(x)
+    grad_v = torch.where(x >= 0, torch.zeros_like(grad_u), grad_u) + ds * (grad_s - v * grad_u)
+    grad_c_total = grad_c + grad_v
+    return grad_c_total * (math.e / tau * scale), grad_c_total * a, grad_v * a, grad_v
+
+
+class _Kernels:
+    """``torch.compile``d versions of the step functions, built on first use.
+
+    Every combination of dtype, history dtype, trace on/off and size-1 dimensions is one
+    specialisation; up to 64 are kept per function (dynamo's default is 8). If compiling
+    fails before any kernel has worked (no C++ compiler, an unsupported backend), one
+    warning and the same functions run eagerly from then on; a later failure (e.g. the
+    specialisation limit) runs that call eagerly."""
+
+    LIMIT = 64
+
+    def __init__(self) -> None:
+        self.compiled: dict = {}
+        self.failed: Optional[str] = None
+        self.worked = False
+        self.warned = False
+
+    def __call__(self, fn, *args):
+        if self.failed is None:
+            kernel = self.compiled.get(fn)
+            if kernel is None:
+                kernel = self.compiled[fn] = torch.compile(fn, dynamic=True, fullgraph=True)
+            try:
+                with torch._dynamo.config.patch(recompile_limit=self.LIMIT):
+                    out = kernel(*args)
+                self.worked = True
+                return out
+            except Exception as exc:  # compiler missing or backend error: run eagerly
+                reason = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+                if not self.worked:
+                    self.failed = reason
+                if not self.warned:
+                    self.warned = True
+                    warnings.warn(f"grsnn: torch.compile of the neuron step failed ({reason}); "
+                                  "running it eagerly (same results, slower)", RuntimeWarning)
+        return fn(*args)
+
+
+_KERNELS = _Kernels()
+
+
+class _FusedStepFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, current_in, c, u, beta, hist, acc_a, acc_b, tau, v_threshold,  # type: ignore[override]
+                scale, surrogate, compiled):
+        run = _KERNELS if compiled else (lambda fn, *args: fn(*args))
+        s, c_new, u_new, v, hist_new, trace, new_a, new_b = run(
+            _step_forward, current_in, c, u, beta, hist, acc_a, acc_b, tau, v_threshold, scale)
+        ctx.save_for_backward(v)
+        ctx.consts = (tau, v_threshold, scale, surrogate, compiled)
+        ctx.shapes = (current_in.shape, c.shape, u.shape, beta.shape)
+        extra = [x for x in (hist_new, trace, new_a, new_b) if x is not None]
+        ctx.mark_non_differentiable(*extra)
+        return s, c_new, u_new, hist_new, trace, new_a, new_b
+
+    @staticmethod
+    def backward(ctx, grad_s, grad_c, grad_u, *_):  # type: ignore[override]
+        (v,) = ctx.saved_tensors
+        tau, v_threshold, scale, surrogate, compiled = ctx.consts
+        run = _KERNELS if compiled else (lambda fn, *args: fn(*args))
+        grads = run(_step_backward, grad_s.contiguous(), grad_c.contiguous(),
+                    grad_u.contiguous(), v, tau, v_threshold, scale, surrogate)
+        grads = [g.sum_to_size(shape) if g.shape != shape else g
+                 for g, shape in zip(grads, ctx.shapes)]
+        return (*grads, None, None, None, None, None, None, None, None)
+
+
+def lif_step_fused(current_in: Tensor, c: Tensor, u: Tensor, beta: Tensor, hist: Tensor,
+                   tau: float, v_threshold: float, surrogate: Surrogate, scale: float = 1.0,
+                   acc_a: Optional[Tensor] = None, acc_b: Optional[Tensor] = None,
+                   compiled: bool = True):
+    """One simulation step of a neuron population in one pass: :func:`lif_step` on
+    ``scale * current_in``, the bit history (:func:`~grsnn.functional.push_history`) and,
+    when ``acc_a`` and ``acc_b`` are given, the spike trace (:func:`trace_step`).
+
+    Same values as those functions one after another (bit for bit with
+    ``compiled=False``; compiled kernels may round the last bit of ``c`` and ``u``
+    differently), but forward and backward are each one elementwise kernel
+    (``torch.compile``) and autograd saves one tensor (the membrane before the reset). The
+    surrogate must be a :class:`~grsnn.functional.Surrogate` (its ``derivative`` is
+    compiled into the backward kernel).
+
+    Returns:
+        ``(spikes, current, membrane, hist, trace, A, B)`` (the last three ``None`` without
+        ``acc_a``); only the first three carry gradients.
+
+    Example:
+        >>> from grsnn.functional import Sigmoid
+        >>> z = torch.zeros(1)
+        >>> out = lif_step_fused(torch.ones(1), z, z, z, torch.zeros(1, dtype=torch.uint8),
+        ...                      4.0, 2.0, Sigmoid(), compiled=False)
+        >>> round(out[2].item(), 4), out[3]   # eps(0) = e / tau; no spike yet
+        (0.6796, tensor([0], dtype=torch.uint8))
+    """
+    if not isinstance(surrogate, Surrogate):
+        raise TypeError("lif_step_fused needs a Surrogate (use lif_step for other callables)")
+    if (acc_a is None) != (acc_b is None):
+        raise ValueError("pass both acc_a and acc_b, or neither")
+    out = _FusedStepFn.apply(current_in, c, u, beta, hist, acc_a, acc_b, float(tau),
+                             float(v_threshold), float(scale), surrogate, bool(compiled))
+    return tuple(out)
 
 
 def alpha_kernel(j: Tensor, tau: float = 4.0) -> Tensor:

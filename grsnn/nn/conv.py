@@ -12,9 +12,9 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import is_sparse, to_edge_index
 
 from ..functional import (DelayPlan, build_plan, delayed_gather, delayed_propagate,
-                          history_dtype, lif_init, lif_step, pna_aggregate, pna_scales,
-                          push_history, resolve_surrogate, trace_step)
-from ..functional.surrogate import SurrogateLike
+                          history_dtype, lif_init, lif_step, lif_step_fused, pna_aggregate,
+                          pna_scales, push_history, resolve_surrogate, trace_step)
+from ..functional.surrogate import Surrogate, SurrogateLike
 
 __all__ = ["SpikingDelayConv", "as_edge_index"]
 
@@ -94,6 +94,11 @@ class SpikingDelayConv(MessagePassing):
         fused (bool): use the grouped, memory-lean message passing.
         relation_params (bool): create the ``[R, D]`` delay logits and relation weights
             as parameters of this layer (``False``: they are passed to :meth:`forward`).
+        compiled (bool): run the neuron-level work of every step (LIF update, fire, reset,
+            bit history, trace) and its backward as single ``torch.compile``d elementwise
+            kernels (:func:`~grsnn.functional.lif_step_fused`; the first call compiles for a
+            few seconds; needs a :class:`~grsnn.functional.Surrogate`). Same results up to
+            float rounding.
 
     Shapes:
         - **input:** ``beta`` :math:`(N, D)` or :math:`(N, B, D)`, ``edge_index``
@@ -116,7 +121,8 @@ class SpikingDelayConv(MessagePassing):
                  linear_scale: float = 1.0, surrogate: SurrogateLike = None,
                  self_connection: bool = False, layer_norm: bool = False,
                  aggregate: str = "sum", relation_weight: bool = False, delay: bool = True,
-                 bias: bool = True, fused: bool = True, relation_params: bool = True) -> None:
+                 bias: bool = True, fused: bool = True, relation_params: bool = True,
+                 compiled: bool = False) -> None:
         if aggregate not in ("sum", "pna"):
             raise ValueError(f"aggregate must be 'sum' or 'pna', got {aggregate!r}")
         if time_steps < 1:
@@ -137,6 +143,7 @@ class SpikingDelayConv(MessagePassing):
         self.aggregate_fn = aggregate
         self.use_delay = delay
         self.fused = fused
+        self.compiled = bool(compiled)
         in_mult = (12 if aggregate == "pna" else 1) + (1 if self_connection else 0)
         self.lin = Linear(in_mult * channels, channels, bias=bias)
         self.norm = LayerNorm(channels) if layer_norm else None
@@ -240,6 +247,7 @@ class SpikingDelayConv(MessagePassing):
                 traces.append(tr)
         scales = (pna_scales(plan.in_degree) if self.aggregate_fn == "pna" else None)
         workspace: dict = {}   # pair-level buffers reused by every step of this simulation
+        fuse = self.compiled and isinstance(self.surrogate, Surrogate)
         for t in range(1, self.time_steps):
             frames = spikes[::-1][: self.delay_bound + 1]
             trace = traces[::-1][: self.delay_bound + 1] if need_trace else None
@@ -256,6 +264,19 @@ class SpikingDelayConv(MessagePassing):
             x = agg.view(num_nodes, batch, -1)
             if self.self_connection:
                 x = torch.cat([spikes[-1].view(num_nodes, batch, dim), x], dim=-1)
+            if fuse:   # linear_scale folds into the fused step unless a LayerNorm follows
+                current, scale = self.lin(x), self.linear_scale
+                if self.norm is not None:
+                    current, scale = self.norm(scale * current), 1.0
+                s, c, u, hist, tr, new_a, new_b = lif_step_fused(
+                    current.reshape(num_nodes, cols), c, u, beta, hist, self.tau,
+                    self.v_threshold, self.surrogate, scale, *((acc_a, acc_b) if need_trace
+                                                                else (None, None)))
+                spikes.append(s)
+                if need_trace:
+                    traces.append(tr)
+                    acc_a, acc_b = new_a, new_b
+                continue
             current = self.linear_scale * self.lin(x)
             if self.norm is not None:
                 current = self.norm(current)

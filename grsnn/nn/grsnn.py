@@ -47,6 +47,8 @@ class GRSNN(nn.Module):
         num_mlp_layers (int): layers of the scoring MLP (default 2).
         surrogate: surrogate spike function (default ``Sigmoid(4.0)``).
         fused (bool): memory-lean grouped propagation (default ``True``).
+        compiled (bool): compiled neuron step (see :class:`SpikingDelayConv`; default
+            ``False``).
 
     Example:
         >>> from torch_geometric.data import Data
@@ -64,7 +66,7 @@ class GRSNN(nn.Module):
                  layer_norm: bool = False, aggregate: str = "sum", delay: bool = True,
                  symmetric: bool = False, readout_decay: float = 0.95,
                  num_mlp_layers: int = 2, surrogate: SurrogateLike = None,
-                 fused: bool = True) -> None:
+                 fused: bool = True, compiled: bool = False) -> None:
         super().__init__()
         if num_relations < 1:
             raise ValueError(f"num_relations must be >= 1, got {num_relations}")
@@ -79,7 +81,7 @@ class GRSNN(nn.Module):
             v_threshold=v_threshold, delay_bound=delay_bound, linear_scale=linear_scale,
             surrogate=surrogate, self_connection=self_connection, layer_norm=layer_norm,
             aggregate=aggregate, relation_weight=relation_weight, delay=delay, fused=fused,
-            relation_params=not dependent)
+            relation_params=not dependent, compiled=compiled)
         self.query = nn.Embedding(num_relations, hidden_dim)
         size = num_relations * hidden_dim
         self.delay_generator = nn.Linear(hidden_dim, size) if dependent and delay else None

@@ -37,7 +37,8 @@ class SpikingGNN(nn.Module):
         readout_decay (float): :math:`\rho` of the readout kernel (default ``0.95``).
         surrogate: surrogate spike function (default ``Sigmoid(4.0)``).
         **kwargs: further :class:`SpikingDelayConv` arguments (``relation_weight``,
-            ``self_connection``, ``layer_norm``, ``aggregate``, ``delay``, ``fused``).
+            ``self_connection``, ``layer_norm``, ``aggregate``, ``delay``, ``fused``,
+            ``compiled``).
 
     Shapes:
         - **input:** ``x`` :math:`(N, F_{in})`, ``edge_index`` :math:`(2, E)` or a sparse

@@ -31,6 +31,7 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "self_connection": False, "layer_norm": False, "aggregate": "sum", "delay": True,
         "symmetric": False, "readout_decay": 0.95, "num_mlp_layers": 2,
         "surrogate": "sigmoid",
+        "compiled": True,       # torch.compile the neuron step (falls back to eager if it fails)
     },
     "task": {
         "name": "kg_completion",       # or link_prediction
