@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from grsnn.tasks import build_task, load_config  # noqa: E402
+from grsnn.tasks.chunking import keep_freed_memory  # noqa: E402
 from grsnn.tasks.trainer import accumulate_gradients, micro_rows  # noqa: E402
 
 SETS = [(f"fb237_v{i}", f"kg_completion/fb237_v{i}") for i in range(1, 5)] + \
@@ -71,6 +72,8 @@ def time_batch(name: str, config: str, root: str | None, repeats: int,
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-root", default=None)
+    p.add_argument("--glibc-default", action="store_true",
+                   help="leave glibc's mmap/trim thresholds at their defaults (baseline)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--plot", default=None)
     p.add_argument("--only", default=None)
@@ -82,6 +85,8 @@ def main() -> int:
     p.add_argument("--from-table", default=None, metavar="FILE",
                    help="refit and replot the table printed by an earlier run (no timing)")
     args = p.parse_args()
+    if not args.glibc_default:
+        keep_freed_memory()   # as grsnn train / eval do on CPU
     if args.from_table:
         fit_and_plot([r for r in read_table(args.from_table) if r["name"] not in LINK_SETS],
                      args.plot)

@@ -173,8 +173,9 @@ def test_spike_and_weight_gradients_are_exact(chunk, monkeypatch):
         assert torch.allclose(g, w)
 
 
-@pytest.mark.parametrize("chunk", [1 << 19, 9])
-def test_delay_gradient_matches_finite_differences_of_psp_smoothed_objective(chunk, monkeypatch):
+@pytest.mark.parametrize("chunk,stacked", [(1 << 19, True), (9, True), (9, False)])
+def test_delay_gradient_matches_finite_differences_of_psp_smoothed_objective(chunk, stacked,
+                                                                             monkeypatch):
     monkeypatch.setattr("grsnn.functional.propagation._CHUNK_ELEMENTS", chunk)
     """F(d) = sum_t sum_e g_v[t] * sum_j s_u[j] eps(t - 1 - d - j) is the message stream
     filtered by the PSP kernel with a continuous delay; at an integer delay its derivative
@@ -194,7 +195,8 @@ def test_delay_gradient_matches_finite_differences_of_psp_smoothed_objective(chu
         for t in range(T):
             if t >= 1:
                 window = spikes[:t][::-1][: K + 1]
-                tr = torch.stack(traces[::-1][: K + 1])
+                tr = traces[::-1][: K + 1]                 # a list, or stacked newest first
+                tr = torch.stack(tr) if stacked else tr
                 out = delayed_propagate(plan, hist, window, delta.to(torch.uint8), delay=delay,
                                         traces=tr)
                 loss = loss + (g[t] * out).sum()

@@ -227,8 +227,9 @@ class _DelayedFn(torch.autograd.Function):
         out = _spmm(plan.operators(dtype)[0], msg) if aggregate else msg
         ctx.plan, ctx.aggregate, ctx.num_frames = plan, aggregate, len(frames)
         # the trace frames are node-level tensors shared by K + 1 steps: keep references
-        # (no copy, no gradient) instead of stacking them anew every step
-        ctx.traces = None if traces is None else [tr.detach() for tr in traces]
+        # (no copy, no gradient); a list is stacked only in backward
+        ctx.traces = (None if traces is None else traces.detach() if isinstance(traces, Tensor)
+                      else [tr.detach() for tr in traces])
         ctx.save_for_backward(hist, delta, delay, weight)
         return out
 
@@ -247,10 +248,18 @@ class _DelayedFn(torch.autograd.Function):
         grad_weight = (torch.zeros_like(weight) if weight is not None and need_weight
                        else None)
         grad_delay = torch.zeros_like(delay) if need_delay and traces is not None else None
-        grad_frames = [grad_out.new_zeros(num_nodes, cols) if need else None
-                       for need in need_frames]
-        zero = grad_out.new_zeros(())
-        # pairs in chunks that stay in cache while the K + 1 masked passes run over them
+        num_frames = ctx.num_frames
+        # frame j of node u is row j * N + u of the stacked frames (newest first), so one
+        # index ``delta * N + src`` per (pair, column) serves the scatter of the frame
+        # gradients and the gather of the traces
+        grad_stack = (grad_out.new_zeros(num_frames * num_nodes, cols) if any(need_frames)
+                      else None)
+        trace_rows = None
+        if grad_delay is not None:
+            stacked = traces if isinstance(traces, Tensor) else torch.stack(list(traces))
+            trace_rows = stacked[:num_frames].reshape(num_frames * num_nodes, cols)
+        late = num_frames <= int(delta.max())   # delays beyond the first step: no message
+        # pairs in chunks that stay in cache while they are scattered and gathered
         rows = max(1, _CHUNK_ELEMENTS // max(1, cols))
         for start in range(0, plan.num_pairs, rows):
             stop = min(start + rows, plan.num_pairs)
@@ -268,15 +277,19 @@ class _DelayedFn(torch.autograd.Function):
                     raw = ((hist.index_select(0, src) >> dp) & 1).to(dtype)
                     grad_weight.index_add_(0, rel, gc * raw)
                 gc = gc * weight.index_select(0, rel)
-            acc = torch.zeros_like(gc) if grad_delay is not None else None
-            for j in range(ctx.num_frames):
-                gj = torch.where(dp == j, gc, zero)
-                if grad_frames[j] is not None:
-                    grad_frames[j].index_add_(0, src, gj)
-                if acc is not None:
-                    acc.addcmul_(gj, traces[j].index_select(0, src))
-            if acc is not None:
-                grad_delay.index_add_(0, rel, acc)
+            index = dp.long()
+            if late:
+                gc = torch.where(index < num_frames, gc, 0.0)
+                index.clamp_(max=num_frames - 1)
+            index.mul_(num_nodes).add_(src.unsqueeze(1))
+            if grad_stack is not None:
+                grad_stack.scatter_add_(0, index, gc)
+            if grad_delay is not None:
+                grad_delay.index_add_(0, rel, trace_rows.gather(0, index).mul_(gc))
+        grad_frames = [None] * num_frames
+        if grad_stack is not None:
+            per_frame = grad_stack.view(num_frames, num_nodes, cols).unbind(0)
+            grad_frames = [g if need else None for g, need in zip(per_frame, need_frames)]
         return (None, None, None, None, grad_delay, grad_weight, None, None, *grad_frames)
 
 
@@ -303,8 +316,9 @@ def delayed_gather(plan: DelayPlan, hist: Tensor, frames: Sequence[Tensor], delt
         delay: ``[R, C]`` continuous delays that receive the trace-based gradient
             (``None``: no delay gradient).
         weight: ``[R, C]`` relation weights multiplying the messages (``None``: 1).
-        traces: spike traces ``[tr[t-1], tr[t-2], ...]`` (``[N, C]`` each, or stacked),
-            needed for the delay gradient.
+        traces: spike traces ``[tr[t-1], tr[t-2], ...]`` (``[N, C]`` each, or stacked
+            newest first as ``[F, N, C]``, ``F >= len(frames)``), needed for the delay
+            gradient.
 
     Example:
         >>> plan = build_plan(torch.tensor([[0], [1]]), 2)

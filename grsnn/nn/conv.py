@@ -239,18 +239,22 @@ class SpikingDelayConv(MessagePassing):
         s, c, u = lif_init(beta, self.v_threshold, self.surrogate)
         spikes: List[Tensor] = [s]
         hist = push_history(torch.zeros(num_nodes, cols, dtype=hdtype, device=beta.device), s)
-        traces: List[Tensor] = []
+        # spike traces, newest step first: step t lives in row T - 1 - t, so the frames a
+        # step reads (tr[t-1], tr[t-2], ...) are one contiguous slice
+        steps = self.time_steps
+        traces = beta.new_empty(steps, num_nodes, cols) if need_trace else None
         if need_trace:
             with torch.no_grad():
                 zero = torch.zeros_like(beta)
                 tr, acc_a, acc_b = trace_step(s.detach(), zero, zero, self.tau)
-                traces.append(tr)
+                traces[steps - 1].copy_(tr)
         scales = (pna_scales(plan.in_degree) if self.aggregate_fn == "pna" else None)
         workspace: dict = {}   # pair-level buffers reused by every step of this simulation
         fuse = self.compiled and isinstance(self.surrogate, Surrogate)
         for t in range(1, self.time_steps):
             frames = spikes[::-1][: self.delay_bound + 1]
-            trace = traces[::-1][: self.delay_bound + 1] if need_trace else None
+            trace = (traces[steps - t: steps - t + self.delay_bound + 1] if need_trace
+                     else None)
             if edge_level:
                 agg = self.propagate(edge_index, size=(num_nodes, num_nodes), plan=plan,
                                      hist=hist, frames=frames, delta=delta, delay=delay,
@@ -274,7 +278,7 @@ class SpikingDelayConv(MessagePassing):
                                                                 else (None, None)))
                 spikes.append(s)
                 if need_trace:
-                    traces.append(tr)
+                    traces[steps - 1 - t].copy_(tr)
                     acc_a, acc_b = new_a, new_b
                 continue
             current = self.linear_scale * self.lin(x)
@@ -287,7 +291,7 @@ class SpikingDelayConv(MessagePassing):
             if need_trace:
                 with torch.no_grad():
                     tr, acc_a, acc_b = trace_step(s.detach(), acc_a, acc_b, self.tau)
-                    traces.append(tr)
+                    traces[steps - 1 - t].copy_(tr)
         return spikes
 
     # ------------------------------------------------------- message passing API

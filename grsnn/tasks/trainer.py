@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from . import distributed as dist
-from .chunking import queries_per_pass, release_free_memory
+from .chunking import keep_freed_memory, queries_per_pass, release_free_memory
 from .config import dump_config
 
 __all__ = ["RunError", "save_checkpoint", "load_checkpoint", "prepare_run_dir", "Trainer"]
@@ -142,6 +142,8 @@ class Trainer:
                      else os.cpu_count() or 1)
             torch.set_num_threads(max(1, cores // local))
         self.device = dist.device_for(tr["device"])
+        if self.device.type == "cpu":
+            keep_freed_memory()   # reuse freed heap pages instead of faulting in new ones
         dist.set_deterministic(tr["deterministic"])
         torch.manual_seed(tr["seed"])
         self.model = task.build_model().to(self.device)
@@ -324,7 +326,10 @@ def evaluate_checkpoint(task, path: str | Path, split: str, progress: bool = Tru
                         ) -> Dict[str, float]:
     """Load ``path`` into the task's model and evaluate ``split``."""
     state = load_checkpoint(path)
-    model = task.build_model().to(dist.device_for(task.cfg["train"]["device"]))
+    device = dist.device_for(task.cfg["train"]["device"])
+    if device.type == "cpu":
+        keep_freed_memory()
+    model = task.build_model().to(device)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:

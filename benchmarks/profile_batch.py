@@ -1,0 +1,95 @@
+"""Where the time of a training batch and of an evaluation pass goes (torch.profiler).
+
+For the task config given, one training batch (what ``grsnn train`` runs per batch:
+sampling, forward, backward) and one evaluation pass (``--eval-queries`` queries scored
+against every entity) are profiled after a warm-up batch; the operators with the largest
+self CPU time are printed with their share of the total. The compiled neuron step shows as
+``CompiledFunction`` / ``Torch-Compiled Region`` rows.
+
+Run:  python benchmarks/profile_batch.py [--config kg_completion/WN18RR_v2] [--data-root DIR]
+          [--top 15] [--eval-queries 32] [--set model.compiled=false ...]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from torch.profiler import ProfilerActivity, profile  # noqa: E402
+
+from grsnn.tasks import build_task, load_config  # noqa: E402
+from grsnn.tasks.config import apply_overrides  # noqa: E402
+from grsnn.tasks.chunking import keep_freed_memory  # noqa: E402
+from grsnn.tasks.trainer import accumulate_gradients  # noqa: E402
+
+
+def table(prof, top: int) -> str:
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    lines = [f"  {'operator':48s} {'calls':>7s} {'self ms':>9s} {'share':>6s}"]
+    for e in events[:top]:
+        lines.append(f"  {e.key[:48]:48s} {e.count:7d} {e.self_cpu_time_total / 1e3:9.1f} "
+                     f"{e.self_cpu_time_total / total:6.1%}")
+    lines.append(f"  {'total':48s} {'':7s} {total / 1e3:9.1f}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--config", default="kg_completion/WN18RR_v2")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--glibc-default", action="store_true",
+                   help="leave glibc's mmap/trim thresholds at their defaults (baseline)")
+    p.add_argument("--top", type=int, default=15)
+    p.add_argument("--eval-queries", type=int, default=32)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = p.parse_args()
+    if not args.glibc_default:
+        keep_freed_memory()   # as grsnn train / eval do on CPU
+    cfg = load_config(ROOT / "tasks" / f"{args.config}.yaml")
+    if args.data_root:
+        cfg["dataset"]["root"] = args.data_root
+    cfg = apply_overrides(cfg, args.set)
+    task = build_task(cfg)
+    torch.manual_seed(0)
+    model = task.build_model()
+    gen = torch.Generator().manual_seed(0)
+    bs = cfg["train"]["batch_size"]
+    print(f"{args.config}: torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"batch {bs}, compiled={cfg['model']['compiled']}")
+    for i in range(2):   # warm-up (compiles), then the profiled batch
+        idx = torch.randint(0, task.num_train, (bs,), generator=gen)
+        with profile(activities=[ProfilerActivity.CPU]) if i else _null() as prof:
+            t0 = time.perf_counter()
+            graph, batch = task.make_batch(idx, gen)
+            accumulate_gradients(task, model, cfg, graph, batch)
+            sec = time.perf_counter() - t0
+    print(f"training batch: {sec:.3f} s (profiled)\n{table(prof, args.top)}")
+    if hasattr(task, "evaluate"):
+        cfg["task"]["max_eval_queries"] = args.eval_queries
+        for i in range(2):
+            with profile(activities=[ProfilerActivity.CPU]) if i else _null() as prof:
+                t0 = time.perf_counter()
+                task.evaluate(model, "valid", progress=False)
+                sec = time.perf_counter() - t0
+        print(f"evaluation of {args.eval_queries} valid triples: {sec:.3f} s (profiled)\n"
+              f"{table(prof, args.top)}")
+    return 0
+
+
+class _null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
