@@ -19,7 +19,8 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     folder = write_kg(root / "kg")
     out = root / "run"
-    assert main(["train", "--data", str(folder), "--out", str(out), *FAST]) == 0
+    assert main(["train", "--data", str(folder), "--out", str(out), *FAST,
+                 "--set", "train.log_interval=1"]) == 0
     return folder, out
 
 
@@ -32,6 +33,11 @@ def test_train_writes_a_complete_run_directory(trained, capsys):
     assert 0 < results["test"]["mrr"] <= 1 and "pessimistic.mrr" in results["test"]
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert lines[0]["split"] == "valid" and lines[0]["epoch"] == 1
+    # a quiet run still logs its progress: every log_interval batches but the last
+    log = (out / "log.txt").read_text()
+    progress = [x.split(": ")[0].split(" ", 2)[2] for x in log.splitlines() if " batch " in x]
+    assert progress == ["epoch 1 batch 1/4", "epoch 1 batch 2/4", "epoch 1 batch 3/4"]
+    assert "epoch 1: mean loss" in log and "queries/s" in log
 
 
 def test_eval_and_predict(trained, capsys):
@@ -118,6 +124,16 @@ def test_plot_command(trained, tmp_path, capsys):
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     assert main(["plot", "--run", str(tmp_path / "nothing")]) == 2
+
+
+def test_training_losses_read_epoch_lines_only():
+    from grsnn.tasks.plots import training_losses
+    log = ("2026-01-01 00:00:00 epoch 1 batch 50/99: mean loss 0.7000, 3.0 queries/s\n"
+           "2026-01-01 00:00:09 epoch 1: mean loss 0.6931 over 99 batches, 9.0 s\n"
+           "2026-01-01 00:00:19 epoch 2: mean loss 0.5000 over 99 batches, 9.0 s\n"
+           "2026-01-01 00:01:00 resumed at epoch 1 step 40\n"
+           "2026-01-01 00:01:09 epoch 2: mean loss 0.4500 over 59 batches, 5.0 s\n")
+    assert training_losses(log) == {1: 0.6931, 2: 0.45}
 
 
 def test_explain_command_prints_paths_and_writes_pictures(trained, tmp_path, capsys):

@@ -297,6 +297,9 @@ def test_planetoid_split_and_strict_negatives(name: str, nodes: int, edges: int,
     neg_keys = (neg.min(0).values * nodes + neg.max(0).values).tolist()
     assert len(set(neg_keys)) == neg.shape[1] and bool((neg[0] != neg[1]).all())
     assert not set(neg_keys) & set.union(*keys.values())  # never an edge of the full graph
+    n_train = edges - n_valid - n_test
+    assert repr(d) == (f"LinkData({name!r}, nodes={nodes}, train_edges={n_train}, "
+                       f"valid={n_valid}, test={n_test}, features={feats})")
 
 
 def test_planetoid_determinism_and_missing_file(tmp_path: Path, cora: LinkData) -> None:

@@ -54,6 +54,14 @@ class LinkData:
     x: Optional[torch.Tensor] = None
     neg_candidates: Dict[str, torch.Tensor] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        # a summary, not the tensors: the CLI prints this at the start of every run
+        parts = [f"{k}={v.shape[1]}" for k, v in self.pos.items() if k != "train"]
+        feats = "none" if self.x is None else int(self.x.shape[1])
+        return (f"LinkData({self.name!r}, nodes={self.num_nodes}, "
+                f"train_edges={self.train_edges.shape[1]}, {', '.join(parts)}, "
+                f"features={feats})")
+
 
 def undirected_pairs(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
     """Each undirected edge once as ``(u, v)`` with ``u < v``, sorted; self loops dropped.

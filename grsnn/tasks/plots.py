@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import List
+from typing import Dict, List
 
 import torch
 
-__all__ = ["learning_curve", "delay_histogram"]
+__all__ = ["learning_curve", "delay_histogram", "training_losses"]
 
 
 def _save(fig, out: str | Path) -> Path:
@@ -25,6 +26,19 @@ def _pyplot():
     return plt
 
 
+def training_losses(log_text: str) -> Dict[int, float]:
+    """Mean training loss per epoch from a run's ``log.txt``: the ``epoch N: mean loss X``
+    lines (progress lines within an epoch are skipped; after a resume the epoch's last
+    line counts).
+
+    Example:
+        >>> training_losses("t epoch 1 batch 50/99: mean loss 0.7\\nt epoch 1: mean loss 0.6 ...")
+        {1: 0.6}
+    """
+    return {int(m.group(1)): float(m.group(2)) for m in
+            re.finditer(r"\bepoch (\d+): mean loss (\S+?),? ", log_text)}
+
+
 def learning_curve(run_dir: str | Path, out: str | Path, metrics: List[str] | None = None) -> Path:
     """Validation metrics per epoch from ``run_dir/metrics.jsonl`` (plus the mean training
     loss per epoch from ``log.txt``) as a PNG.
@@ -37,12 +51,8 @@ def learning_curve(run_dir: str | Path, out: str | Path, metrics: List[str] | No
     rows = [r for r in rows if r.get("split") == "valid"]
     if metrics is None:
         metrics = [m for m in ("mrr", "hits@10", "hits@10_50", "auroc", "ap") if rows and m in rows[0]]
-    losses = []
     log = run_dir / "log.txt"
-    if log.exists():
-        for line in log.read_text().splitlines():
-            if ": mean loss " in line:
-                losses.append(float(line.split(": mean loss ")[1].split()[0]))
+    losses = training_losses(log.read_text(encoding="utf-8")) if log.exists() else {}
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for m in metrics:
@@ -51,7 +61,8 @@ def learning_curve(run_dir: str | Path, out: str | Path, metrics: List[str] | No
     ax.set_ylabel("validation metric")
     if losses:
         ax2 = ax.twinx()
-        ax2.plot(range(1, len(losses) + 1), losses, color="gray", linestyle="--", label="train loss")
+        ax2.plot(list(losses), list(losses.values()), color="gray", linestyle="--",
+                 label="train loss")
         ax2.set_ylabel("mean training loss")
         ax2.legend(loc="lower right")
     ax.legend(loc="upper left")

@@ -154,12 +154,13 @@ class Trainer:
         self.epoch, self.step, self.best, self.best_epoch = 0, 0, -math.inf, -1
 
     # ------------------------------------------------------------------ state
-    def log(self, msg: str) -> None:
+    def log(self, msg: str, echo: bool = True) -> None:
+        """A timestamped line in ``log.txt`` (and on the terminal with ``echo`` and progress)."""
         if not dist.is_main():
             return
         with open(self.out / "log.txt", "a", encoding="utf-8") as f:
             f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + msg + "\n")
-        if self.progress:
+        if self.progress and echo:
             tqdm.write(msg)
 
     def state(self) -> Dict[str, Any]:
@@ -285,8 +286,12 @@ class Trainer:
                             and self.step < n_steps):
                         saved_at = self.step
                         self.save("last.pt")
-                bar.set_postfix(loss=f"{loss:.4f}",
-                                q_per_s=f"{seen / max(time.perf_counter() - start, 1e-9):.1f}")
+                q_per_s = seen / max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix(loss=f"{loss:.4f}", q_per_s=f"{q_per_s:.1f}")
+                if self.step % tr["log_interval"] == 0 and self.step < n_steps:
+                    # progress of a quiet or detached run (the bar shows it otherwise)
+                    self.log(f"epoch {self.epoch + 1} batch {self.step}/{n_steps}: mean loss "
+                             f"{total_loss / count:.4f}, {q_per_s:.1f} queries/s", echo=False)
             bar.close()
             self.log(f"epoch {self.epoch + 1}: mean loss {total_loss / max(1, count):.4f} over "
                      f"{count} batches, {time.perf_counter() - start:.1f} s")
