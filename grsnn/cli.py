@@ -213,6 +213,7 @@ def _join_processes(cfg) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     from .tasks import apply_overrides, build_task, evaluate_checkpoint, load_checkpoint
     from .tasks import distributed as dist
+    from .tasks.trainer import load_model
     if args.config:
         cfg = _load_cfg(args)
     else:
@@ -220,10 +221,20 @@ def cmd_eval(args: argparse.Namespace) -> None:
                               args.set or [])
     _join_processes(cfg)
     task = build_task(cfg)
-    metrics = evaluate_checkpoint(task, args.checkpoint, args.split, progress=not args.quiet)
+    if not args.by_distance:
+        metrics = evaluate_checkpoint(task, args.checkpoint, args.split, progress=not args.quiet)
+    else:
+        from .tasks.analysis import GROUP_COLUMNS, GROUP_ONLY, format_breakdown
+        rows = task.breakdown(load_model(task, args.checkpoint), args.split,
+                              progress=not args.quiet)
+        metrics = {k: v for k, v in rows[0].items() if k != "group" and k not in GROUP_ONLY}
     if dist.is_main():
         for k, v in metrics.items():
             print(f"{args.split}.{k}: {v:.6g}")
+        if args.by_distance:
+            print(f"\nby hop distance from the query's source to its answer in the {args.split}"
+                  f" graph (horizon {cfg['model']['time_steps'] - 1} hops):")
+            print(format_breakdown(rows, [c for c in GROUP_COLUMNS if c in rows[0]]))
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -330,6 +341,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--split", choices=("valid", "test"), default="test")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--by-distance", action="store_true",
+                   help="also group the results by the hop distance from source to answer")
     p.set_defaults(func=cmd_eval, data=None)
 
     p = sub.add_parser("predict", help="ranked answers of (head, relation, ?) by name")

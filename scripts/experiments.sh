@@ -7,11 +7,16 @@
 #   bash scripts/experiments.sh fb237_v2 cora   # some of them, in this order
 #
 # Names: GraIL splits (fb237_v1..v4, WN18RR_v1..v4), cora, citeseer, pubmed, fb15k237,
-# wn18rr. Runs go to runs/<name>/; output to runs/<name>.out. One job at a time, 2 threads.
+# wn18rr. Runs go to $RUNS/<name>/ (default runs/); output to $RUNS/<name>.out. One job at
+# a time, 2 threads. The project's own record of these runs is kept in results/ (committed,
+# so that a run stopped at the end of a working session resumes in the next one):
+#
+#   RUNS=results bash scripts/experiments.sh cora
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
-mkdir -p runs
+runs="${RUNS:-runs}"
+mkdir -p "$runs"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
@@ -23,7 +28,7 @@ for name in "${names[@]}"; do
     *) config="tasks/kg_completion/$name.yaml" ;;
   esac
   [ -f "$config" ] || { echo "error: no config $config" >&2; exit 2; }
-  out="runs/$name"
+  out="$runs/$name"
   if [ -f "$out/results.json" ]; then
     echo "$name: done ($out/results.json)"
     continue
@@ -35,6 +40,6 @@ for name in "${names[@]}"; do
     flags=(--force)        # stopped before its first checkpoint: nothing to keep
   fi
   echo "$name: $(date +%H:%M:%S) grsnn train -c $config --out $out ${flags[*]:-}"
-  .venv/bin/grsnn train -c "$config" --out "$out" --quiet "${flags[@]}" >> "runs/$name.out" 2>&1
+  .venv/bin/grsnn train -c "$config" --out "$out" --quiet "${flags[@]}" >> "$runs/$name.out" 2>&1
   echo "$name: finished $(date +%H:%M:%S)"
 done

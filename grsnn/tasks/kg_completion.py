@@ -174,9 +174,28 @@ class KGCompletionTask:
         size = task["eval_batch_size"]
         return size if limit is None else max(1, min(size, limit // circuits))
 
-    @torch.no_grad()
     def evaluate(self, model: GRSNN, split: str, progress: bool = True) -> Dict[str, float]:
         """Filtered ranking of ``split``'s targets in both directions (all entities)."""
+        ranks, cands, _, _ = self.rankings(model, split, progress)
+        return ranking_metrics(ranks, cands if self.data.inductive else None)
+
+    def breakdown(self, model: GRSNN, split: str, progress: bool = True
+                  ) -> List[Dict[str, object]]:
+        """:meth:`evaluate`'s metrics grouped by the hop distance from each ranking's query
+        source to its target in the ``split`` graph (:mod:`grsnn.tasks.analysis`)."""
+        from .analysis import pair_hop_distances, ranking_breakdown
+        ranks, cands, src, tgt = self.rankings(model, split, progress)
+        g = self.data.splits[split].graph
+        hops = pair_hop_distances(g.edge_index, g.num_nodes, src, tgt)
+        return ranking_breakdown(ranks, cands if self.data.inductive else None, hops,
+                                 model.time_steps - 1)
+
+    @torch.no_grad()
+    def rankings(self, model: GRSNN, split: str, progress: bool = True
+                 ) -> Tuple[Dict[str, Tensor], Tensor, Tensor, Tensor]:
+        """Every filtered ranking of ``split`` (both directions): ranks by kind
+        (``realistic``, ``pessimistic``, ``optimistic``), the number of candidates, and the
+        query source and target of each ranking, all in one order."""
         sp = self.data.splits[split]
         triples = sp.triples
         cap = self.cfg["task"]["max_eval_queries"]
@@ -193,6 +212,7 @@ class KGCompletionTask:
         model.eval()
         ranks: Dict[str, List[Tensor]] = {"optimistic": [], "pessimistic": [], "realistic": []}
         cands: List[Tensor] = []
+        which: List[Tensor] = []           # rankings (indices into qh, target) in chunk order
         device = next(model.parameters()).device
         graph = dist.to_device(sp.graph, device)
         size = self.eval_queries_per_pass(model, graph)
@@ -210,12 +230,14 @@ class KGCompletionTask:
             for k in ranks:
                 ranks[k].append(res[k])
             cands.append(num_candidates(mask[rows], target[inst]))
+            which.append(inst)
             del scores, mask
             if device.type == "cpu":
                 release_free_memory()      # keep resident memory near live memory
         model.train(was_training)
         merged = {k: dist.gather_cat(v) for k, v in ranks.items()}
-        return ranking_metrics(merged, dist.gather_cat(cands) if self.data.inductive else None)
+        inst = dist.gather_cat(which).long()
+        return merged, dist.gather_cat(cands), qh[inst], target[inst]
 
     # -------------------------------------------------------------- prediction
     def resolve(self, split: str, head: str, relation: str) -> Tuple[int, int]:

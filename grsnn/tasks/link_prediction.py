@@ -115,9 +115,25 @@ class LinkPredictionTask:
         model.train(was)
         return dist.gather_cat(out)
 
-    def evaluate(self, model: GRSNN, split: str, progress: bool = True) -> Dict[str, float]:
+    def eval_pairs(self, split: str) -> Tuple[Tensor, Tensor]:
+        """The positive and negative pairs ``[2, k]`` of ``split`` (``task.max_eval_queries``
+        of each at most)."""
         pos, neg = self.data.pos[split], self.data.neg[split]
         cap = self.cfg["task"]["max_eval_queries"]
-        if cap is not None:
-            pos, neg = pos[:, :cap], neg[:, :cap]
+        return (pos, neg) if cap is None else (pos[:, :cap], neg[:, :cap])
+
+    def evaluate(self, model: GRSNN, split: str, progress: bool = True) -> Dict[str, float]:
+        pos, neg = self.eval_pairs(split)
         return auroc_ap(self.score_pairs(model, pos, progress), self.score_pairs(model, neg, progress))
+
+    def breakdown(self, model: GRSNN, split: str, progress: bool = True
+                  ) -> List[Dict[str, object]]:
+        """Positives and negatives grouped by the hop distance between the two ends in the
+        message-passing graph (:func:`grsnn.tasks.analysis.pair_breakdown`)."""
+        from .analysis import pair_breakdown, pair_hop_distances
+        pos, neg = self.eval_pairs(split)
+        g = self.graph
+        hops = [pair_hop_distances(g.edge_index, g.num_nodes, p[0], p[1]) for p in (pos, neg)]
+        return pair_breakdown(self.score_pairs(model, pos, progress),
+                              self.score_pairs(model, neg, progress), *hops,
+                              model.time_steps - 1)

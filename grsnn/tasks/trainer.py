@@ -330,6 +330,11 @@ def _fmt(metrics: Dict[str, float]) -> str:
 def evaluate_checkpoint(task, path: str | Path, split: str, progress: bool = True
                         ) -> Dict[str, float]:
     """Load ``path`` into the task's model and evaluate ``split``."""
+    return task.evaluate(load_model(task, path), split, progress=progress)
+
+
+def load_model(task, path: str | Path):
+    """The task's model with the weights of checkpoint ``path``, on ``train.device``."""
     state = load_checkpoint(path)
     device = dist.device_for(task.cfg["train"]["device"])
     if device.type == "cpu":
@@ -340,4 +345,4 @@ def evaluate_checkpoint(task, path: str | Path, split: str, progress: bool = Tru
     except RuntimeError as err:
         raise RunError(f"{path}: checkpoint does not fit this config's model "
                        f"({str(err).splitlines()[0][:120]})") from None
-    return task.evaluate(model, split, progress=progress)
+    return model
