@@ -270,6 +270,10 @@ def cmd_stats(args: argparse.Namespace) -> None:
     print(f"energy per query: spiking {stats['snn_energy_uj_per_query']:.4g} uJ "
           f"(0.9 pJ/AC) vs GNN {stats['gnn_energy_uj_per_query']:.4g} uJ (4.6 pJ/MAC): "
           f"{stats['energy_ratio_gnn_over_snn']:.1f}x less")
+    from .tasks.analysis import format_breakdown
+    print("\nreach of the query by hop distance from its source (informed: the spike train "
+          "differs from the node's train without the source's current):")
+    print(format_breakdown(stats["reach_by_distance"], ["fired", "first_spike", "informed"]))
 
 
 def cmd_plot(args: argparse.Namespace) -> None:

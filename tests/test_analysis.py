@@ -128,3 +128,34 @@ def test_eval_by_distance_command(tmp_path, capsys):
     groups = [line.split()[0] for line in table[2:]]
     assert groups[0] == "all" and "1" in groups
     assert sum(float(line.split()[1]) for line in table[3:]) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_source_reach_on_a_chain_by_hand():
+    """A chain 0 -> 1 -> ... -> 8 plus an isolated node 9; one step per hop (zero delays,
+    a spike alone drives the next neuron over threshold, no bias): with T = 5 the nodes
+    0..4 fire at steps 0..4 and are informed, the rest never fire and are not."""
+    from torch_geometric.data import Data
+    from grsnn.nn import GRSNN
+    from grsnn.tasks.stats import source_reach
+
+    data = Data(edge_index=torch.tensor([list(range(8)), list(range(1, 9))]),
+                edge_type=torch.zeros(8, dtype=torch.long), num_nodes=10)
+    model = GRSNN(1, hidden_dim=4, time_steps=5, dependent=False)
+    with torch.no_grad():
+        model.query.weight.fill_(2.0)              # q~ = 3 >= V_th: the source fires at t = 0
+        model.conv.lin.weight.fill_(1.0)
+        model.conv.lin.bias.zero_()
+        model.conv.delay_logit.fill_(-20.0)        # delay 0
+    rows = source_reach(model, data, torch.tensor([0]), torch.tensor([0]))
+    by = {r["group"]: r for r in rows}
+    assert list(by) == ["0", "1", "2", "3", "4", ">4", "unreachable"]
+    for d in range(5):
+        assert (by[str(d)]["fired"], by[str(d)]["first_spike"], by[str(d)]["informed"]) == (1, d, 1)
+    assert by[">4"]["nodes"] == 4 and by[">4"]["fired"] == 0 and by[">4"]["informed"] == 0
+    # a bias that makes every neuron fire on its own: far nodes fire but stay uninformed
+    with torch.no_grad():
+        model.conv.lin.bias.fill_(1.0)
+    by = {r["group"]: r for r in source_reach(model, data, torch.tensor([0]), torch.tensor([0]))}
+    assert by["unreachable"]["fired"] == 1 and by["unreachable"]["informed"] == 0
+    assert by[">4"]["fired"] == 1 and by[">4"]["informed"] == 0
+    assert by["1"]["informed"] == 1

@@ -115,6 +115,9 @@ def test_stats_command(trained, capsys):
     assert "firing rate per time step" in text and "synaptic operations per query" in text
     rates = next(x for x in text.splitlines() if x.startswith("firing rate per time step"))
     assert len(rates.split(":")[1].split()) == 6          # time_steps = 6 in this run
+    reach = text.split("reach of the query by hop distance")[1].splitlines()[1:]
+    assert reach[0].split() == ["group", "fired", "first_spike", "informed"]
+    assert reach[1].split()[0] == "0" and float(reach[1].split()[3]) in (0.0, 1.0)  # the source
 
 
 def test_plot_command(trained, tmp_path, capsys):

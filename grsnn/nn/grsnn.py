@@ -152,26 +152,31 @@ class GRSNN(nn.Module):
         self._plan = (tensors, versions, num_nodes, plan)
         return plan
 
-    def spikes(self, data, h_index: Tensor, r_index: Tensor) -> Tensor:
-        """Spike trains ``[T, N, B, D]`` (float, differentiable) for queries ``(h, r, ?)``."""
-        frames = self._frames(data, h_index, r_index)
+    def spikes(self, data, h_index: Tensor, r_index: Tensor, inject: bool = True) -> Tensor:
+        """Spike trains ``[T, N, B, D]`` (float, differentiable) for queries ``(h, r, ?)``;
+        ``inject=False``: the same circuits (the query relation's delays) with no current
+        injected at the source, i.e. what every node does without the query."""
+        frames = self._frames(data, h_index, r_index, inject)
         return torch.stack(frames).view(len(frames), int(data.num_nodes), -1, self.hidden_dim)
 
-    def _frames(self, data, h_index: Tensor, r_index: Tensor):
+    def _frames(self, data, h_index: Tensor, r_index: Tensor, inject: bool = True):
         n = int(data.num_nodes)
         q = self.scaled_query(r_index)
         beta = q.new_zeros(n, q.size(0), self.hidden_dim)
-        beta[h_index, torch.arange(q.size(0), device=q.device)] = q
+        if inject:
+            beta[h_index, torch.arange(q.size(0), device=q.device)] = q
         z, w = self.relation_parameters(q)
         edge_weight = getattr(data, "edge_weight", None)
         return self.conv.simulate(beta, data.edge_index, getattr(data, "edge_type", None),
                                   edge_weight=edge_weight, delay_logits=z, relation_weights=w,
                                   plan=None if self.conv.explain else self.plan(data))
 
-    def spike_trains(self, data, h_index: Tensor, r_index: Tensor) -> Tensor:
-        """Spike trains as booleans ``[T, N, B, D]`` (no gradient), for analysis."""
+    def spike_trains(self, data, h_index: Tensor, r_index: Tensor,
+                     inject: bool = True) -> Tensor:
+        """Spike trains as booleans ``[T, N, B, D]`` (no gradient), for analysis
+        (``inject`` as in :meth:`spikes`)."""
         with torch.no_grad():
-            return self.spikes(data, h_index.view(-1), r_index.view(-1)).bool()
+            return self.spikes(data, h_index.view(-1), r_index.view(-1), inject).bool()
 
     def node_features(self, data, h_index: Tensor, r_index: Tensor) -> Tensor:
         """Readout features ``[B, N, 2D]``: ``[sum_t kappa_t s_v[t]; q~]``."""

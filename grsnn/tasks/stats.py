@@ -14,7 +14,7 @@
 """
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 from torch import Tensor
@@ -22,8 +22,8 @@ from torch import Tensor
 from ..functional import build_plan
 from ..nn import GRSNN
 
-__all__ = ["circuit_stats", "spiking_gnn_stats", "delivered_spikes", "ENERGY_AC_PJ",
-           "ENERGY_MAC_PJ"]
+__all__ = ["circuit_stats", "spiking_gnn_stats", "delivered_spikes", "source_reach",
+           "ENERGY_AC_PJ", "ENERGY_MAC_PJ"]
 
 ENERGY_AC_PJ = 0.9
 ENERGY_MAC_PJ = 4.6
@@ -86,6 +86,52 @@ def spiking_gnn_stats(model, x: Tensor, edge_index: Tensor,
 
 
 @torch.no_grad()
+def source_reach(model: GRSNN, data, h_index: Tensor, r_index: Tensor,
+                 spikes: Optional[Tensor] = None) -> List[Dict[str, object]]:
+    """How far the query travels: for the nodes at each hop distance from the query's
+    source (groups of :func:`~grsnn.tasks.analysis.distance_groups`), the share that
+    fires, their mean first-spike step, and the share that is *informed*: whose spike
+    train differs from the one it has in the same circuit without the source's current
+    (``inject=False``). An uninformed node carries nothing about the query, however it
+    fires; its score is the same as every other uninformed node's with the same train.
+
+    Returns one row per group: ``group``, ``nodes`` (node-query pairs), ``fired``,
+    ``first_spike``, ``informed``.
+
+    Example:
+        >>> from torch_geometric.data import Data
+        >>> data = Data(edge_index=torch.tensor([[0], [1]]), edge_type=torch.tensor([0]),
+        ...             num_nodes=3)
+        >>> rows = source_reach(GRSNN(1, hidden_dim=4), data, torch.tensor([0]), torch.tensor([0]))
+        >>> [r["group"] for r in rows]
+        ['0', '1', 'unreachable']
+    """
+    from ..paths import hop_distances
+    from .analysis import distance_groups
+    model.eval()
+    if spikes is None:
+        spikes = model.spike_trains(data, h_index, r_index)
+    spikes = spikes.bool()
+    quiet = model.spike_trains(data, h_index, r_index, inject=False)
+    steps = spikes.size(0)
+    fired = spikes.any(-1)                                             # [T, N, B]
+    ever = fired.any(0)                                                # [N, B]
+    first = fired.float().argmax(0)                                    # [N, B]
+    informed = (spikes != quiet).any(-1).any(0)                        # [N, B]
+    n = int(data.num_nodes)
+    hops = torch.stack([hop_distances(data.edge_index.cpu(), n, int(h))
+                        for h in h_index.view(-1).tolist()], 1)        # [N, B]
+    rows: List[Dict[str, object]] = []
+    for name, mask in distance_groups(hops, steps - 1).items():
+        on = mask & ever
+        rows.append({"group": name, "nodes": int(mask.sum()),
+                     "fired": float(on.sum() / mask.sum()),
+                     "first_spike": float(first[on].float().mean()) if bool(on.any()) else float("nan"),
+                     "informed": float((mask & informed).sum() / mask.sum())})
+    return rows
+
+
+@torch.no_grad()
 def circuit_stats(model: GRSNN, data, h_index: Tensor, r_index: Tensor) -> Dict[str, object]:
     """Firing rates, delivered spikes, SOPs and the energy estimate for queries ``(h, r, ?)``.
 
@@ -125,4 +171,5 @@ def circuit_stats(model: GRSNN, data, h_index: Tensor, r_index: Tensor) -> Dict[
         "gnn_energy_uj_per_query": gnn_pj * 1e-6,
         "energy_ratio_gnn_over_snn": (gnn_pj / snn_pj.mean().clamp(min=1e-12)).item(),
         "energy_constants_pj": {"accumulate": ENERGY_AC_PJ, "multiply_accumulate": ENERGY_MAC_PJ},
+        "reach_by_distance": source_reach(model, data, h_index, r_index, spikes),
     }
