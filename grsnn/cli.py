@@ -277,13 +277,16 @@ def cmd_stats(args: argparse.Namespace) -> None:
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
-    from .tasks.plots import delay_histogram, learning_curve
+    from .tasks.plots import compare_runs, delay_histogram, learning_curve
     run = Path(args.run)
-    if not (run / "metrics.jsonl").is_file():
-        raise DataError(f"{run}: no metrics.jsonl (not a run directory?)")
+    for r in [run, *map(Path, args.compare or [])]:
+        if not (r / "metrics.jsonl").is_file():
+            raise DataError(f"{r}: no metrics.jsonl (not a run directory?)")
     out = Path(args.out) if args.out else run
     out.mkdir(parents=True, exist_ok=True)
     print(f"wrote {learning_curve(run, out / 'learning_curve.png')}")
+    if args.compare:
+        print(f"wrote {compare_runs([run, *args.compare], out / 'compare.png')}")
     ckpt = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
     task, model = _load_trained(str(ckpt))
     names = task.data.relations if hasattr(task.data, "relations") else ["link"]
@@ -378,6 +381,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = sub.add_parser("plot", help="learning curve and delay histogram of a run (PNG)")
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--out", help="folder for the PNG files (default: the run directory)")
+    p.add_argument("--compare", action="append", metavar="RUN",
+                   help="another run directory: also write compare.png (validation metric "
+                        "per epoch of every run)")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("demo", help="engine demo: spike timing and a short run on a GraIL split")

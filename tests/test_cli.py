@@ -127,6 +127,12 @@ def test_plot_command(trained, tmp_path, capsys):
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     assert main(["plot", "--run", str(tmp_path / "nothing")]) == 2
+    # two runs compared (the same one twice will do), and a missing one named in the error
+    assert main(["plot", "--run", str(out), "--out", str(tmp_path), "--compare", str(out)]) == 0
+    assert (tmp_path / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    capsys.readouterr()
+    assert main(["plot", "--run", str(out), "--compare", str(tmp_path / "gone")]) == 2
+    assert "gone: no metrics.jsonl" in capsys.readouterr().err
 
 
 def test_training_losses_read_epoch_lines_only():

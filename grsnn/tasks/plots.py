@@ -8,7 +8,7 @@ from typing import Dict, List
 
 import torch
 
-__all__ = ["learning_curve", "delay_histogram", "training_losses"]
+__all__ = ["learning_curve", "compare_runs", "delay_histogram", "training_losses"]
 
 
 def _save(fig, out: str | Path) -> Path:
@@ -47,8 +47,7 @@ def learning_curve(run_dir: str | Path, out: str | Path, metrics: List[str] | No
         >>> learning_curve("runs/demo", "runs/demo/curve.png")  # doctest: +SKIP
     """
     run_dir = Path(run_dir)
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
-    rows = [r for r in rows if r.get("split") == "valid"]
+    rows = _valid_rows(run_dir)
     if metrics is None:
         metrics = [m for m in ("mrr", "hits@10", "hits@10_50", "auroc", "ap") if rows and m in rows[0]]
     log = run_dir / "log.txt"
@@ -67,6 +66,35 @@ def learning_curve(run_dir: str | Path, out: str | Path, metrics: List[str] | No
         ax2.legend(loc="lower right")
     ax.legend(loc="upper left")
     ax.set_title(run_dir.name)
+    return _save(fig, out)
+
+
+def _valid_rows(run_dir: Path) -> List[dict]:
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
+    return [r for r in rows if r.get("split") == "valid"]
+
+
+def compare_runs(run_dirs: List[str | Path], out: str | Path, metric: str | None = None,
+                 labels: List[str] | None = None) -> Path:
+    """One validation metric per epoch of several runs in one PNG (default: the first of
+    ``mrr``, ``auroc`` the first run has).
+
+    Example:
+        >>> compare_runs(["runs/cora", "runs/cora_T20"], "compare.png")  # doctest: +SKIP
+    """
+    runs = [Path(r) for r in run_dirs]
+    rows = [_valid_rows(r) for r in runs]
+    if metric is None:
+        first = rows[0][0] if rows and rows[0] else {}
+        metric = next((m for m in ("mrr", "auroc") if m in first), "mrr")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for run, rr, label in zip(runs, rows, labels or [r.name for r in runs]):
+        pts = [(r["epoch"], r[metric]) for r in rr if metric in r]
+        ax.plot([e for e, _ in pts], [v for _, v in pts], marker="o", label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"valid {metric}")
+    ax.legend()
     return _save(fig, out)
 
 
