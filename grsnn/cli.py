@@ -225,15 +225,15 @@ def cmd_eval(args: argparse.Namespace) -> None:
         metrics = evaluate_checkpoint(task, args.checkpoint, args.split, progress=not args.quiet)
     else:
         from .tasks.analysis import GROUP_COLUMNS, GROUP_ONLY, format_breakdown
-        rows = task.breakdown(load_model(task, args.checkpoint), args.split,
-                              progress=not args.quiet)
+        model = load_model(task, args.checkpoint)
+        rows = task.breakdown(model, args.split, progress=not args.quiet)
         metrics = {k: v for k, v in rows[0].items() if k != "group" and k not in GROUP_ONLY}
     if dist.is_main():
         for k, v in metrics.items():
             print(f"{args.split}.{k}: {v:.6g}")
         if args.by_distance:
             print(f"\nby hop distance from the query's source to its answer in the {args.split}"
-                  f" graph (horizon {cfg['model']['time_steps'] - 1} hops):")
+                  f" graph (horizon {model.time_steps - 1} hops):")
             print(format_breakdown(rows, [c for c in GROUP_COLUMNS if c in rows[0]]))
 
 

@@ -5,7 +5,7 @@ import torch
 
 from grsnn.cli import main
 from grsnn.data import LinkData, load_triples_folder
-from grsnn.metrics import auroc_ap, ranking_metrics
+from grsnn.metrics import auroc_ap, filtered_ranks, ranking_metrics
 from grsnn.tasks import KGCompletionTask, LinkPredictionTask, merge_config
 from grsnn.tasks.analysis import (distance_groups, pair_breakdown, pair_hop_distances,
                                   ranking_breakdown)
@@ -29,7 +29,7 @@ def test_pair_hop_distances_match_networkx(seed):
         except nx.NetworkXNoPath:
             expect.append(-1)
     # a small pass size so that several passes over the distinct sources are needed
-    got = pair_hop_distances(ei, n, src, dst, sources_per_pass=7)
+    got = pair_hop_distances(ei, n, src, dst, entries_per_pass=7 * n)     # 7 sources a pass
     assert got.tolist() == expect and (got == -1).any() and (got >= 3).any()
 
 
@@ -85,10 +85,22 @@ def test_kg_breakdown_groups_the_rankings_of_evaluate(tmp_path):
     assert all(rows[0][k] == pytest.approx(v) for k, v in overall.items())
     assert sum(r["num_queries"] for r in rows[1:]) == overall["num_queries"]
     # the rankings' sources and targets are those of the split, in both directions
-    _, _, src, tgt = task.rankings(model, "test", progress=False)
-    h, t, _ = task.data.splits["test"].triples.t()
-    assert sorted(zip(src.tolist(), tgt.tolist())) == sorted(
-        zip(torch.cat([h, t]).tolist(), torch.cat([t, h]).tolist()))
+    ranks, _, src, tgt = task.rankings(model, "test", progress=False)
+    h, t, r = task.data.splits["test"].triples.t()
+    R = len(task.data.relations)
+    qh, qt, qr = torch.cat([h, t]), torch.cat([t, h]), torch.cat([r, r + R])
+    assert sorted(zip(src.tolist(), tgt.tolist())) == sorted(zip(qh.tolist(), qt.tolist()))
+    # and each rank belongs to its (source, target): rank every query alone, by brute force
+    graph, index = task.data.splits["test"].graph, task.index("test")
+    alone = {}
+    for a, b, c in zip(qh.tolist(), qt.tolist(), qr.tolist()):
+        scores = model.score_all(graph, torch.tensor([a]), torch.tensor([c]))
+        mask = index.mask(torch.tensor([a]), torch.tensor([c]))
+        rank = filtered_ranks(scores, torch.tensor([b]), mask)["realistic"].item()
+        alone.setdefault((a, b), set()).add(rank)
+    assert len(set(ranks["realistic"].tolist())) > 3          # not all tied: order matters
+    for i, (a, b) in enumerate(zip(src.tolist(), tgt.tolist())):
+        assert ranks["realistic"][i].item() in alone[(a, b)]
 
 
 def test_link_prediction_breakdown(tmp_path):

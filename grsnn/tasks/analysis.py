@@ -27,9 +27,11 @@ GROUP_ONLY = ("share", "positives", "negatives", "auroc_vs_all_negatives",
 
 
 def pair_hop_distances(edge_index: Tensor, num_nodes: int, src: Tensor, dst: Tensor,
-                       sources_per_pass: int = 256) -> Tensor:
+                       entries_per_pass: int = 1 << 24) -> Tensor:
     """Hop distance from ``src[i]`` to ``dst[i]`` along the directed ``edge_index``
-    (``-1``: unreachable), by breadth-first search from every distinct source (scipy).
+    (``-1``: unreachable): scipy's unweighted shortest paths from every distinct source,
+    as many sources per pass as keep the ``[sources, num_nodes]`` distance block within
+    ``entries_per_pass`` entries.
 
     Example:
         >>> pair_hop_distances(torch.tensor([[0, 1], [1, 2]]), 4, torch.tensor([0, 0, 2]),
@@ -45,12 +47,13 @@ def pair_hop_distances(edge_index: Tensor, num_nodes: int, src: Tensor, dst: Ten
     uniq, inverse = torch.unique(src.cpu(), return_inverse=True)
     out = torch.full((len(src),), -1, dtype=torch.long)
     dst = dst.cpu()
-    for lo in range(0, len(uniq), sources_per_pass):       # bounded memory: [S, N] at a time
-        rows = uniq[lo:lo + sources_per_pass]
-        dist = shortest_path(adj, unweighted=True, indices=rows.numpy())
-        dist = torch.from_numpy(np.where(np.isinf(dist), -1, dist).astype(np.int64))
+    step = max(1, entries_per_pass // max(num_nodes, 1))
+    for lo in range(0, len(uniq), step):
+        rows = uniq[lo:lo + step]
+        block = shortest_path(adj, unweighted=True, indices=rows.numpy())     # [S, N] float
         sel = (inverse >= lo) & (inverse < lo + len(rows))
-        out[sel] = dist[inverse[sel] - lo, dst[sel]]
+        d = block[(inverse[sel] - lo).numpy(), dst[sel].numpy()]
+        out[sel] = torch.from_numpy(np.where(np.isinf(d), -1, d).astype(np.int64))
     return out
 
 

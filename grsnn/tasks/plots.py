@@ -29,7 +29,7 @@ def _pyplot():
 def training_losses(log_text: str) -> Dict[int, float]:
     """Mean training loss per epoch from a run's ``log.txt``: the ``epoch N: mean loss X``
     lines (progress lines within an epoch are skipped; after a resume the epoch's last
-    line counts).
+    line counts, which averages only the batches run after the resume).
 
     Example:
         >>> training_losses("t epoch 1 batch 50/99: mean loss 0.7\\nt epoch 1: mean loss 0.6 ...")

@@ -106,21 +106,19 @@ def source_reach(model: GRSNN, data, h_index: Tensor, r_index: Tensor,
         >>> [r["group"] for r in rows]
         ['0', '1', 'unreachable']
     """
-    from ..paths import hop_distances
-    from .analysis import distance_groups
+    from .analysis import distance_groups, pair_hop_distances
     model.eval()
     if spikes is None:
         spikes = model.spike_trains(data, h_index, r_index)
-    spikes = spikes.bool()
-    quiet = model.spike_trains(data, h_index, r_index, inject=False)
-    steps = spikes.size(0)
+    spikes = spikes.bool().cpu()
+    quiet = model.spike_trains(data, h_index, r_index, inject=False).cpu()
+    steps, n, b, _ = spikes.shape
     fired = spikes.any(-1)                                             # [T, N, B]
     ever = fired.any(0)                                                # [N, B]
     first = fired.float().argmax(0)                                    # [N, B]
     informed = (spikes != quiet).any(-1).any(0)                        # [N, B]
-    n = int(data.num_nodes)
-    hops = torch.stack([hop_distances(data.edge_index.cpu(), n, int(h))
-                        for h in h_index.view(-1).tolist()], 1)        # [N, B]
+    hops = pair_hop_distances(data.edge_index, n, h_index.view(-1).cpu().repeat_interleave(n),
+                              torch.arange(n).repeat(b)).view(b, n).t()  # [N, B]
     rows: List[Dict[str, object]] = []
     for name, mask in distance_groups(hops, steps - 1).items():
         on = mask & ever
