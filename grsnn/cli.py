@@ -135,6 +135,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .tasks import Trainer, build_task
     from .tasks.trainer import prepare_run_dir
     from .tasks import distributed as dist
+    if args.resume and args.out and not (args.config or args.data):
+        args.config = str(Path(args.out) / "config.yaml")     # the run's own configuration
+        if not Path(args.config).is_file():
+            raise DataError(f"{args.config}: not found (nothing to resume in {args.out})")
+    elif not (args.config or args.data):
+        from .tasks import ConfigError
+        raise ConfigError("give a config (-c CONFIG) or a folder of triples (--data FOLDER), "
+                          "or --out RUN --resume to continue a run")
     cfg = _load_cfg(args)
     out = Path(args.out) if args.out else _default_out(args)
     _join_processes(cfg)
@@ -332,8 +340,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model from a task YAML or a folder of triples")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("-c", "--config", help="task YAML (see tasks/)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("-c", "--config", help="task YAML (see tasks/; with --resume and --out "
+                     "alone: the run's own config.yaml)")
     src.add_argument("--data", help="folder with train.txt, valid.txt, test.txt (head, relation, tail)")
     p.add_argument("--out", help="run directory (default: runs/<config or folder name>)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")

@@ -68,6 +68,31 @@ def test_unknown_names_and_existing_run_dir(trained, capsys):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+def test_resume_refuses_a_changed_config_and_reads_the_run_config(tmp_path, capsys):
+    folder = write_kg(tmp_path / "kg")
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(folder), "--out", str(out), *FAST]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    # a different model would silently continue from weights of another shape of circuit
+    assert main(["train", "--data", str(folder), "--out", str(out), *FAST, "--resume",
+                 "--set", "model.time_steps=5"]) == 2
+    err = capsys.readouterr().err
+    assert "model.time_steps: 6 -> 5" in err and "config differs" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # no config given: the run's own config.yaml; train.num_epoch may change (a longer run)
+    assert main(["train", "--out", str(out), "--resume", "--quiet",
+                 "--set", "train.num_epoch=2"]) == 0
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines if '"valid"' in x] == [1, 2]
+    assert "resumed at epoch 1 step 0" in (out / "log.txt").read_text()
+    # nothing to read
+    assert main(["train", "--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "config.yaml: not found" in capsys.readouterr().err
+    assert main(["train", "--out", str(out)]) == 2
+    assert "give a config" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("content,needle", [
     ("a\tr\tb\nc\tr\n", "train.txt:2"),
     ("", "no triples"),

@@ -82,6 +82,31 @@ def prepare_run_dir(out: Path, resume: bool, force: bool) -> None:
                 (out / name).unlink()
 
 
+# config keys a resumed run may change: they change neither the model nor the results
+# (train.num_epoch extends or shortens the run)
+RESUMABLE_CHANGES = {("train", k) for k in ("num_epoch", "num_threads", "device", "micro_batch",
+                                            "log_interval", "checkpoint_interval")} | {
+    ("task", "eval_batch_size"), ("task", "eval_memory_mb")}
+
+
+def config_changes(old: Dict[str, Dict[str, Any]], new: Dict[str, Dict[str, Any]]
+                   ) -> list:
+    """``section.key: old -> new`` for every value of ``new`` that differs from ``old``
+    (a run's stored config), except :data:`RESUMABLE_CHANGES`.
+
+    Example:
+        >>> config_changes({"model": {"time_steps": 20}}, {"model": {"time_steps": 10}})
+        ['model.time_steps: 20 -> 10']
+    """
+    out = []
+    for section in sorted(set(old) | set(new)):
+        a, b = old.get(section, {}), new.get(section, {})
+        for key in sorted(set(a) | set(b)):
+            if (section, key) not in RESUMABLE_CHANGES and a.get(key) != b.get(key):
+                out.append(f"{section}.{key}: {a.get(key)!r} -> {b.get(key)!r}")
+    return out
+
+
 def micro_rows(task, model, cfg: Dict[str, Dict[str, Any]], graph, batch) -> int:
     """Rows of a training ``batch`` per forward/backward pass (:mod:`.chunking`)."""
     rows = batch.size(0)
@@ -246,7 +271,15 @@ class Trainer:
     def fit(self, resume: bool = False) -> Dict[str, Dict[str, float]]:
         """Train (or continue), validate, keep the best, and evaluate it on valid and test."""
         if resume:
-            self.restore(load_checkpoint(self.out / "last.pt"))
+            state = load_checkpoint(self.out / "last.pt")
+            from .config import merge_config
+            changed = config_changes(merge_config(state.get("config", {})), self.cfg)
+            if changed:
+                raise RunError(f"{self.out}: this command's config differs from the run's "
+                               f"({'; '.join(changed[:3])}{'; ...' if len(changed) > 3 else ''}):"
+                               f" resume with the run's own config (--resume alone reads "
+                               f"{self.out / 'config.yaml'}) or --force to start over")
+            self.restore(state)
             self.log(f"resumed at epoch {self.epoch} step {self.step}")
             self._forget_after(self.epoch)
             self._drop_newer_best()
