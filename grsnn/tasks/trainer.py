@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from . import distributed as dist
 from .chunking import keep_freed_memory, queries_per_pass, release_free_memory
-from .config import dump_config
+from .config import dump_config, merge_config
 
 __all__ = ["RunError", "save_checkpoint", "load_checkpoint", "prepare_run_dir", "Trainer"]
 
@@ -272,7 +272,6 @@ class Trainer:
         """Train (or continue), validate, keep the best, and evaluate it on valid and test."""
         if resume:
             state = load_checkpoint(self.out / "last.pt")
-            from .config import merge_config
             changed = config_changes(merge_config(state.get("config", {})), self.cfg)
             if changed:
                 raise RunError(f"{self.out}: this command's config differs from the run's "
