@@ -86,7 +86,8 @@ def prepare_run_dir(out: Path, resume: bool, force: bool) -> None:
 # (train.num_epoch extends or shortens the run)
 RESUMABLE_CHANGES = {("train", k) for k in ("num_epoch", "num_threads", "device", "micro_batch",
                                             "log_interval", "checkpoint_interval")} | {
-    ("task", "eval_batch_size"), ("task", "eval_memory_mb")}
+    ("task", "eval_batch_size"), ("task", "eval_memory_mb"),
+    ("dataset", "root")}                  # where the same data set lies on this machine
 
 
 def config_changes(old: Dict[str, Dict[str, Any]], new: Dict[str, Dict[str, Any]]
