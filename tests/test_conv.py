@@ -7,7 +7,7 @@ import networkx as nx
 import pytest
 import torch
 
-from grsnn.functional import readout_kernel
+from grsnn.functional import build_plan, readout_kernel
 from grsnn.nn import SpikingDelayConv
 
 VECTORS = Path(__file__).resolve().parents[2] / "shared" / "design" / "vectors" / "circuit_forward.json"
@@ -210,3 +210,53 @@ def test_any_callable_surrogate():
     beta[0] = 3.0
     out = conv(beta, torch.tensor([[0, 1], [1, 2]]))
     assert out[0, 0].sum() == 3 and math.isclose(out[0, 1:].sum().item(), 0.0)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("kw", [dict(aggregate="pna"),
+                                dict(relation_weight=True, self_connection=True,
+                                     layer_norm=True, aggregate="pna")],
+                         ids=["pna", "grsnn+"])
+def test_pair_level_pna_matches_edge_level(kw, weighted):
+    """The fused PNA computes the edge statistics from (source, relation) pair messages
+    with sparse products; without duplicate edges (or without edge weights) it must give
+    the per-edge aggregation's spikes and gradients, max / min ties included."""
+    torch.manual_seed(5)
+    n, rels = 30, 3
+    ei = torch.randint(0, n, (2, 200))
+    et = torch.randint(0, rels, (200,))
+    key = (ei[0] * rels + et) * n + ei[1]
+    keep = torch.unique(key, return_inverse=True)[1]
+    first = torch.full((int(keep.max()) + 1,), 200).scatter_reduce(
+        0, keep, torch.arange(200), "amin")
+    ei, et = ei[:, first], et[first]             # no duplicate (source, relation, target)
+    ew = torch.rand(ei.size(1), dtype=torch.float64) + 0.5 if weighted else None
+    fused = SpikingDelayConv(6, rels, linear_scale=2.0, fused=True, **kw).double()
+    plan = fused.build_plan(ei, n, et, ew)
+    assert plan.num_pairs < ei.size(1)           # pairs really merge edges
+    assert plan.extreme_operators(torch.float64) is not None
+    edge = SpikingDelayConv(6, rels, linear_scale=2.0, fused=False, **kw).double()
+    edge.load_state_dict(fused.state_dict())
+    beta = torch.zeros(n, 3, 6, dtype=torch.float64)
+    beta[torch.tensor([0, 5, 9]), torch.arange(3)] = 2.6
+    outs, grads = [], []
+    for conv in (fused, edge):
+        out = conv(beta, ei, et, edge_weight=ew)
+        loss = (out * torch.linspace(0, 1, out.numel(), dtype=torch.float64).view_as(out)).sum()
+        grads.append(torch.autograd.grad(loss, list(conv.parameters())))
+        outs.append(out)
+    assert outs[0].sum() > 0
+    assert torch.equal(outs[0], outs[1])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-10)
+    assert any(g.abs().sum() > 0 for g in grads[0])
+
+
+def test_weighted_duplicate_edges_fall_back_to_edge_messages():
+    ei = torch.tensor([[0, 0, 1], [2, 2, 2]])        # edge 0 -> 2 twice, same relation
+    plan = build_plan(ei, 3, torch.tensor([0, 0, 0]), 1, torch.tensor([1.0, 2.0, 1.0]))
+    assert plan.extreme_operators(torch.float32) is None
+    plan = build_plan(ei, 3, torch.tensor([0, 0, 0]), 1)   # unweighted: max is exact
+    adj_sq, adj_ext = plan.extreme_operators(torch.float32)
+    assert adj_ext.to_dense().tolist() == [[0, 0], [0, 0], [1, 1]]
+    assert adj_sq.to_dense().tolist() == [[0, 0], [0, 0], [2, 1]]

@@ -264,3 +264,18 @@ def test_pna_aggregate_against_loop():
             assert torch.allclose(out[v, :, i], stats * scales[v, i], atol=1e-6)
     s = torch.log(deg + 1)
     assert torch.allclose(scales[:, 1], s / s.mean())
+
+
+def test_pna_max_tie_sends_the_gradient_to_the_smallest_key():
+    """As torch_scatter's scatter_max in the reference code: one edge gets the gradient of
+    a tied max (min), the one with the smallest ``order`` key."""
+    msg = torch.tensor([[1.0], [1.0], [0.0]], requires_grad=True)
+    dst = torch.tensor([0, 0, 0])
+    for order, winner in ((None, 0), (torch.tensor([5, 2, 7]), 1)):
+        out = pna_aggregate(msg, dst, 1, torch.ones(1, 3), 1, order=order).view(3, 4)
+        grad, = torch.autograd.grad(out[0, 1], msg, retain_graph=True)   # the max
+        expected = torch.zeros(3, 1)
+        expected[winner] = 1.0
+        assert torch.equal(grad, expected)
+        grad, = torch.autograd.grad(out[0, 2], msg)       # the min: edge 2 alone
+        assert grad.flatten().tolist() == [0.0, 0.0, 1.0]

@@ -1,11 +1,14 @@
 """Message aggregations beyond the plain sum: PNA (GRSNN+ on FB15k-237)."""
 from __future__ import annotations
 
+import warnings
+from typing import Optional
+
 import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
-__all__ = ["pna_scales", "pna_aggregate"]
+__all__ = ["pna_scales", "pna_aggregate", "pna_features", "pna_extreme"]
 
 
 def pna_scales(in_degree: Tensor) -> Tensor:
@@ -21,8 +24,39 @@ def pna_scales(in_degree: Tensor) -> Tensor:
     return torch.stack([torch.ones_like(s), s, 1.0 / s.clamp(min=1e-2)], dim=-1)
 
 
+def pna_extreme(csr: Tensor, x: Tensor, reduce: str) -> Tensor:
+    """Row-wise max / min of ``csr[v, j] * x[j]`` over the stored entries (0 for an empty
+    row). The gradient goes to the *first* maximal entry of the row (storage order), as
+    torch_scatter's ``scatter_max`` (the reference code's) does."""
+    if csr.device.type != "cpu":   # the reduce kernels are CPU-only: dense fallback
+        return _extreme_dense(csr, x, reduce)
+    return torch.sparse.mm(csr, x, reduce)
+
+
+def _extreme_dense(csr: Tensor, x: Tensor, reduce: str) -> Tensor:
+    coo = csr.to_sparse_coo().coalesce()
+    row, col = coo.indices()
+    vals = coo.values().unsqueeze(1) * x.index_select(0, col)
+    return scatter(vals, row, 0, csr.size(0), reduce="max" if reduce == "amax" else "min")
+
+
+def pna_features(total: Tensor, total_sq: Tensor, mx: Tensor, mn: Tensor, in_degree: Tensor,
+                 scales: Tensor, channels: int, eps: float = 1e-6) -> Tensor:
+    """PNA features from the sums, sums of squares, maxima and minima of the messages
+    into every node (``[N, B * D]`` each) and the in-degrees ``[N]``: ``[N, B * 12 * D]``
+    ordered (scaler, statistic, neuron) per query."""
+    deg = in_degree.clamp(min=1).unsqueeze(1).to(total.dtype)
+    mean, sq_mean = total / deg, total_sq / deg
+    std = (sq_mean - mean * mean).clamp(min=eps).sqrt()
+    n = total.size(0)
+    stats = torch.stack([mean, mx, mn, std], dim=-2)          # [N, 4, B*D]
+    stats = stats.view(n, 4, -1, channels).transpose(1, 2)     # [N, B, 4, D]
+    out = stats.unsqueeze(2) * scales.view(n, 1, 3, 1, 1)      # [N, B, 3, 4, D]
+    return out.reshape(n, -1)
+
+
 def pna_aggregate(messages: Tensor, dst: Tensor, num_nodes: int, scales: Tensor,
-                  channels: int, eps: float = 1e-6) -> Tensor:
+                  channels: int, eps: float = 1e-6, order: Optional[Tensor] = None) -> Tensor:
     """PNA aggregation of edge messages: mean, max, min and std, each times 3 scalers.
 
     Args:
@@ -32,6 +66,9 @@ def pna_aggregate(messages: Tensor, dst: Tensor, num_nodes: int, scales: Tensor,
         scales: ``[N, 3]`` from :func:`pna_scales`.
         channels: ``D`` (neurons per node and query).
         eps: floor under the variance before the square root.
+        order: optional ``[E]`` key: among the edges into a node whose messages tie for
+            the max (min), the gradient goes to the one with the smallest key (default:
+            the smallest edge index), as the reference code's ``scatter_max`` does.
 
     Returns:
         ``[N, B * 12 * D]``: per query, the ``12 D`` features ordered
@@ -44,13 +81,21 @@ def pna_aggregate(messages: Tensor, dst: Tensor, num_nodes: int, scales: Tensor,
         >>> out[0, :4]  # mean, max, min, std
         tensor([0.5000, 1.0000, 0.0000, 0.5000])
     """
-    mean = scatter(messages, dst, 0, num_nodes, reduce="mean")
-    sq_mean = scatter(messages * messages, dst, 0, num_nodes, reduce="mean")
-    mx = scatter(messages, dst, 0, num_nodes, reduce="max")
-    mn = scatter(messages, dst, 0, num_nodes, reduce="min")
-    std = (sq_mean - mean * mean).clamp(min=eps).sqrt()
-    n = num_nodes
-    stats = torch.stack([mean, mx, mn, std], dim=-2)          # [N, 4, B*D]
-    stats = stats.view(n, 4, -1, channels).transpose(1, 2)     # [N, B, 4, D]
-    out = stats.unsqueeze(2) * scales.view(n, 1, 3, 1, 1)      # [N, B, 3, 4, D]
-    return out.reshape(n, -1)
+    num_edges = dst.numel()
+    key = torch.arange(num_edges, device=dst.device) if order is None else order.long()
+    # edges grouped by destination, then by key: the CSR rows of a [N, E] operator
+    perm = torch.argsort(dst.long() * (int(key.max()) + 1 if num_edges else 1) + key,
+                         stable=True)
+    counts = torch.bincount(dst, minlength=num_nodes)
+    crow = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+    with warnings.catch_warnings():   # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        csr = torch.sparse_csr_tensor(crow, torch.arange(num_edges, device=dst.device),
+                                      messages.new_ones(num_edges), (num_nodes, num_edges),
+                                      check_invariants=False)
+    sorted_msg = messages.index_select(0, perm)
+    total = scatter(messages, dst, 0, num_nodes, reduce="sum")
+    total_sq = scatter(messages * messages, dst, 0, num_nodes, reduce="sum")
+    mx, mn = pna_extreme(csr, sorted_msg, "amax"), pna_extreme(csr, sorted_msg, "amin")
+    in_degree = counts.to(messages.dtype)
+    return pna_features(total, total_sq, mx, mn, in_degree, scales, channels, eps)

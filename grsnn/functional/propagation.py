@@ -71,6 +71,7 @@ class DelayPlan:
     adj: Tensor
     adj_t: Tensor
     in_degree: Tensor
+    weighted: bool = False
 
     @property
     def num_pairs(self) -> int:
@@ -81,6 +82,37 @@ class DelayPlan:
         if self.adj.dtype != dtype:
             self.adj, self.adj_t = self.adj.to(dtype), self.adj_t.to(dtype)
         return self.adj, self.adj_t
+
+    def extreme_operators(self, dtype: torch.dtype) -> Optional[tuple]:
+        """``(adj_sq, adj_ext)``: the pair-level operators that make edge-level statistics
+        exact from pair messages (every edge of a pair carries the same message ``m``).
+
+        ``adj_sq[v, p]`` sums the squared edge weights (``sum_e (w_e m)^2 = adj_sq m^2``);
+        ``adj_ext[v, p]`` is the weight of *one* edge, so that a max / min reduction of
+        ``adj_ext[v, p] * m_p`` over the pairs is the max / min over the edges. Without
+        edge weights ``adj_ext`` is the pattern of ``adj`` with ones; with edge weights it
+        is ``adj`` itself when no two edges share ``(source, relation, destination)``, and
+        ``None`` otherwise (the caller falls back to edge-level messages).
+        """
+        key = ("extreme", dtype)
+        cache = self.__dict__.setdefault("_cache", {})
+        if key not in cache:
+            adj = self.operators(dtype)[0]
+            crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
+
+            def like(values: Tensor) -> Tensor:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    return torch.sparse_csr_tensor(crow, col, values, adj.shape,
+                                                   check_invariants=False)
+
+            if not self.weighted:
+                cache[key] = (adj, like(torch.ones_like(val)))
+            elif val.numel() == self.dst.numel():   # no duplicate edges: one weight each
+                cache[key] = (like(val * val), adj)
+            else:
+                cache[key] = None
+        return cache[key]
 
 
 def _csr(row: Tensor, col: Tensor, val: Tensor, shape: tuple) -> Tensor:
@@ -141,7 +173,7 @@ def build_plan(edge_index: Tensor, num_nodes: int, edge_type: Optional[Tensor] =
     in_degree = torch.zeros(num_nodes, dtype=dtype, device=device).index_add_(
         0, dst_e, torch.ones(num_edges, dtype=dtype, device=device))
     return DelayPlan(num_nodes, num_relations, src, rel, edge_pair, dst_e, adj, adj_t,
-                     in_degree)
+                     in_degree, weighted=edge_weight is not None)
 
 
 def history_dtype(delay_bound: int) -> torch.dtype:

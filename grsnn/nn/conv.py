@@ -14,6 +14,8 @@ from torch_geometric.utils import is_sparse, to_edge_index
 from ..functional import (DelayPlan, build_plan, delayed_gather, delayed_propagate,
                           history_dtype, lif_init, lif_step, lif_step_fused, pna_aggregate,
                           pna_scales, push_history, resolve_surrogate, trace_step)
+from ..functional.aggregation import pna_extreme, pna_features
+from ..functional.propagation import _spmm
 from ..functional.surrogate import Surrogate, SurrogateLike
 
 __all__ = ["SpikingDelayConv", "as_edge_index"]
@@ -40,6 +42,12 @@ def as_edge_index(adj) -> Tuple[Tensor, Optional[Tensor]]:
         return adj, None
     edge_index, weight = to_edge_index(adj)
     return edge_index.flip(0), weight
+
+
+def _pair_key(plan: DelayPlan) -> Tensor:
+    """``source * R + relation`` of every edge: the order of the ``(source, relation)``
+    pairs of a grouped plan, whether or not ``plan`` is grouped."""
+    return (plan.src * plan.num_relations + plan.rel).index_select(0, plan.edge_pair)
 
 
 class SpikingDelayConv(MessagePassing):
@@ -307,10 +315,14 @@ class SpikingDelayConv(MessagePassing):
         return msg
 
     def aggregate(self, inputs: Tensor, index: Tensor, dim_size: Optional[int] = None,
-                  scales: Optional[Tensor] = None) -> Tensor:
-        """Sum (PyG's aggregation) or PNA of the edge messages."""
+                  scales: Optional[Tensor] = None, plan: DelayPlan = None) -> Tensor:
+        """Sum (PyG's aggregation) or PNA of the edge messages (a tie for the max / min
+        sends its gradient to the edge of the first ``(source, relation)`` pair, as the
+        fused path does)."""
         if self.aggregate_fn == "pna":
-            return pna_aggregate(inputs, index, int(dim_size), scales, self.channels)
+            order = None if plan is None else _pair_key(plan)
+            return pna_aggregate(inputs, index, int(dim_size), scales, self.channels,
+                                 order=order)
         return super().aggregate(inputs, index, dim_size=dim_size)
 
     def message_and_aggregate(self, adj: Tensor, plan: DelayPlan, hist: Tensor,
@@ -323,12 +335,26 @@ class SpikingDelayConv(MessagePassing):
             return delayed_propagate(plan, hist, frames, delta, delay, weight, trace,
                                      workspace)
 
+        dtype = frames[0].dtype
+        extreme = (plan.extreme_operators(dtype)
+                   if edge_scale is None or plan.weighted else None)
+
         def edge_part(delay_, weight_, *frames_):
             msg = delayed_gather(plan, hist, list(frames_), delta, delay_, weight_, trace)
-            msg = msg.index_select(0, plan.edge_pair)
-            if edge_scale is not None:  # (PyG reserves the name edge_weight for sparse input)
-                msg = msg * edge_scale.view(-1, 1).to(msg.dtype)
-            return pna_aggregate(msg, plan.dst, plan.num_nodes, scales, self.channels)
+            if extreme is None:   # weighted duplicate edges: per-edge messages
+                msg = msg.index_select(0, plan.edge_pair)
+                if edge_scale is not None:  # (PyG reserves edge_weight for sparse input)
+                    msg = msg * edge_scale.view(-1, 1).to(msg.dtype)
+                return pna_aggregate(msg, plan.dst, plan.num_nodes, scales, self.channels,
+                                     order=_pair_key(plan))
+            # every edge of a pair carries the pair's message: the edge statistics are
+            # sparse products over the pairs (edge weights live in the operators)
+            adj = plan.operators(dtype)[0]
+            adj_sq, adj_ext = extreme
+            return pna_features(_spmm(adj, msg), _spmm(adj_sq, msg * msg),
+                                pna_extreme(adj_ext, msg, "amax"),
+                                pna_extreme(adj_ext, msg, "amin"), plan.in_degree, scales,
+                                self.channels)
 
         if torch.is_grad_enabled():  # recompute the edge work in backward: node-level memory
             return checkpoint(edge_part, delay, weight, *frames, use_reentrant=False)
