@@ -7,7 +7,7 @@ self CPU time are printed with their share of the total. The compiled neuron ste
 ``CompiledFunction`` / ``Torch-Compiled Region`` rows.
 
 Run:  python benchmarks/profile_batch.py [--config kg_completion/WN18RR_v2] [--data-root DIR]
-          [--top 15] [--eval-queries 32] [--set model.compiled=false ...]
+          [--top 15] [--eval-queries 32] [--timed N] [--set model.compiled=false ...]
 """
 from __future__ import annotations
 
@@ -49,6 +49,8 @@ def main() -> int:
     p.add_argument("--top", type=int, default=15)
     p.add_argument("--eval-queries", type=int, default=32)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--timed", type=int, default=0, metavar="N",
+                   help="also time N training batches without the profiler (after it)")
     args = p.parse_args()
     if not args.glibc_default:
         keep_freed_memory()   # as grsnn train / eval do on CPU
@@ -71,6 +73,16 @@ def main() -> int:
             accumulate_gradients(task, model, cfg, graph, batch)
             sec = time.perf_counter() - t0
     print(f"training batch: {sec:.3f} s (profiled)\n{table(prof, args.top)}")
+    times = []
+    for _ in range(args.timed):
+        idx = torch.randint(0, task.num_train, (bs,), generator=gen)
+        t0 = time.perf_counter()
+        graph, batch = task.make_batch(idx, gen)
+        accumulate_gradients(task, model, cfg, graph, batch)
+        times.append(time.perf_counter() - t0)
+    if times:
+        print("training batches without the profiler: "
+              + ", ".join(f"{t:.3f}" for t in times) + " s")
     if hasattr(task, "evaluate"):
         cfg["task"]["max_eval_queries"] = args.eval_queries
         for i in range(2):
