@@ -130,6 +130,24 @@ def test_homogeneous_graph_and_sparse_adjacency():
     assert torch.equal(conv(beta, adj), out)
 
 
+def assert_fused_matches_per_edge(fused, edge, n, ei, et, ew):
+    """Same parameters, same spikes and gradients (to 1e-10) on both paths."""
+    edge.load_state_dict(fused.state_dict())
+    beta = torch.zeros(n, 3, 6, dtype=torch.float64)
+    beta[torch.tensor([0, 5, 9]), torch.arange(3)] = 2.6
+    outs, grads = [], []
+    for conv in (fused, edge):
+        out = conv(beta, ei, et, edge_weight=ew)
+        loss = (out * torch.linspace(0, 1, out.numel(), dtype=torch.float64).view_as(out)).sum()
+        grads.append(torch.autograd.grad(loss, list(conv.parameters())))
+        outs.append(out)
+    assert outs[0].sum() > 0
+    assert torch.equal(outs[0], outs[1])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-10)
+    assert any(g.abs().sum() > 0 for g in grads[0])
+
+
 SWITCHES = [
     dict(),
     dict(relation_weight=True),
@@ -150,20 +168,7 @@ def test_fused_and_per_edge_paths_agree(kw):
     ew = torch.rand(120, dtype=torch.float64) + 0.5
     fused = SpikingDelayConv(6, rels, linear_scale=2.0, fused=True, **kw).double()
     edge = SpikingDelayConv(6, rels, linear_scale=2.0, fused=False, **kw).double()
-    edge.load_state_dict(fused.state_dict())
-    beta = torch.zeros(n, 3, 6, dtype=torch.float64)
-    beta[torch.tensor([0, 5, 9]), torch.arange(3)] = 2.6
-    outs, grads = [], []
-    for conv in (fused, edge):
-        out = conv(beta, ei, et, edge_weight=ew)
-        loss = (out * torch.linspace(0, 1, out.numel(), dtype=torch.float64).view_as(out)).sum()
-        grads.append(torch.autograd.grad(loss, list(conv.parameters())))
-        outs.append(out)
-    assert outs[0].sum() > 0
-    assert torch.equal(outs[0], outs[1])
-    for a, b in zip(*grads):
-        assert torch.allclose(a, b, atol=1e-10)
-    assert any(g.abs().sum() > 0 for g in grads[0])
+    assert_fused_matches_per_edge(fused, edge, n, ei, et, ew)
 
 
 def test_saved_memory_grows_with_nodes_not_edges():
@@ -236,20 +241,7 @@ def test_pair_level_pna_matches_edge_level(kw, weighted):
     assert plan.num_pairs < ei.size(1)           # pairs really merge edges
     assert plan.extreme_operators(torch.float64) is not None
     edge = SpikingDelayConv(6, rels, linear_scale=2.0, fused=False, **kw).double()
-    edge.load_state_dict(fused.state_dict())
-    beta = torch.zeros(n, 3, 6, dtype=torch.float64)
-    beta[torch.tensor([0, 5, 9]), torch.arange(3)] = 2.6
-    outs, grads = [], []
-    for conv in (fused, edge):
-        out = conv(beta, ei, et, edge_weight=ew)
-        loss = (out * torch.linspace(0, 1, out.numel(), dtype=torch.float64).view_as(out)).sum()
-        grads.append(torch.autograd.grad(loss, list(conv.parameters())))
-        outs.append(out)
-    assert outs[0].sum() > 0
-    assert torch.equal(outs[0], outs[1])
-    for a, b in zip(*grads):
-        assert torch.allclose(a, b, atol=1e-10)
-    assert any(g.abs().sum() > 0 for g in grads[0])
+    assert_fused_matches_per_edge(fused, edge, n, ei, et, ew)
 
 
 def test_weighted_duplicate_edges_fall_back_to_edge_messages():
