@@ -1,12 +1,13 @@
 """Message aggregations beyond the plain sum: PNA (GRSNN+ on FB15k-237)."""
 from __future__ import annotations
 
-import warnings
 from typing import Optional
 
 import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
+
+from .propagation import csr_tensor
 
 __all__ = ["pna_scales", "pna_aggregate", "pna_features", "pna_extreme"]
 
@@ -27,7 +28,8 @@ def pna_scales(in_degree: Tensor) -> Tensor:
 def pna_extreme(csr: Tensor, x: Tensor, reduce: str) -> Tensor:
     """Row-wise max / min of ``csr[v, j] * x[j]`` over the stored entries (0 for an empty
     row). The gradient goes to the *first* maximal entry of the row (storage order), as
-    torch_scatter's ``scatter_max`` (the reference code's) does."""
+    torch_scatter's ``scatter_max`` (the reference code's) does. Off the CPU (no reduce
+    kernel there) a dense scatter computes it, and tied gradients are split."""
     if csr.device.type != "cpu":   # the reduce kernels are CPU-only: dense fallback
         return _extreme_dense(csr, x, reduce)
     return torch.sparse.mm(csr, x, reduce)
@@ -88,11 +90,8 @@ def pna_aggregate(messages: Tensor, dst: Tensor, num_nodes: int, scales: Tensor,
                          stable=True)
     counts = torch.bincount(dst, minlength=num_nodes)
     crow = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
-    with warnings.catch_warnings():   # "sparse CSR support is in beta"
-        warnings.simplefilter("ignore", UserWarning)
-        csr = torch.sparse_csr_tensor(crow, torch.arange(num_edges, device=dst.device),
-                                      messages.new_ones(num_edges), (num_nodes, num_edges),
-                                      check_invariants=False)
+    csr = csr_tensor(crow, torch.arange(num_edges, device=dst.device),
+                     messages.new_ones(num_edges), (num_nodes, num_edges))
     sorted_msg = messages.index_select(0, perm)
     total = scatter(messages, dst, 0, num_nodes, reduce="sum")
     total_sq = scatter(messages * messages, dst, 0, num_nodes, reduce="sum")

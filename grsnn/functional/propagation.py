@@ -100,19 +100,20 @@ class DelayPlan:
             adj = self.operators(dtype)[0]
             crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
 
-            def like(values: Tensor) -> Tensor:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)
-                    return torch.sparse_csr_tensor(crow, col, values, adj.shape,
-                                                   check_invariants=False)
-
             if not self.weighted:
-                cache[key] = (adj, like(torch.ones_like(val)))
+                cache[key] = (adj, csr_tensor(crow, col, torch.ones_like(val), adj.shape))
             elif val.numel() == self.dst.numel():   # no duplicate edges: one weight each
-                cache[key] = (like(val * val), adj)
+                cache[key] = (csr_tensor(crow, col, val * val, adj.shape), adj)
             else:
                 cache[key] = None
         return cache[key]
+
+
+def csr_tensor(crow: Tensor, col: Tensor, values: Tensor, shape: tuple) -> Tensor:
+    """A sparse CSR tensor from its parts, without the "CSR support is in beta" warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
 
 
 def _csr(row: Tensor, col: Tensor, val: Tensor, shape: tuple) -> Tensor:
