@@ -7,7 +7,8 @@ self CPU time are printed with their share of the total. The compiled neuron ste
 ``CompiledFunction`` / ``Torch-Compiled Region`` rows.
 
 Run:  python benchmarks/profile_batch.py [--config kg_completion/WN18RR_v2] [--data-root DIR]
-          [--top 15] [--eval-queries 32] [--timed N] [--set model.compiled=false ...]
+          [--top 15] [--eval-queries 32] [--timed N] [--no-train]
+          [--set model.compiled=false ...]
 """
 from __future__ import annotations
 
@@ -49,8 +50,11 @@ def main() -> int:
     p.add_argument("--top", type=int, default=15)
     p.add_argument("--eval-queries", type=int, default=32)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--no-train", action="store_true",
+                   help="profile the evaluation pass only (no training batch)")
     p.add_argument("--timed", type=int, default=0, metavar="N",
-                   help="also time N training batches without the profiler (after it)")
+                   help="also time N training batches (and N evaluation passes) without the "
+                        "profiler")
     args = p.parse_args()
     if not args.glibc_default:
         keep_freed_memory()   # as grsnn train / eval do on CPU
@@ -65,14 +69,15 @@ def main() -> int:
     bs = cfg["train"]["batch_size"]
     print(f"{args.config}: torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"batch {bs}, compiled={cfg['model']['compiled']}")
-    for i in range(2):   # warm-up (compiles), then the profiled batch
+    for i in range(0 if args.no_train else 2):   # warm-up (compiles), then profiled
         idx = torch.randint(0, task.num_train, (bs,), generator=gen)
         with profile(activities=[ProfilerActivity.CPU]) if i else _null() as prof:
             t0 = time.perf_counter()
             graph, batch = task.make_batch(idx, gen)
             accumulate_gradients(task, model, cfg, graph, batch)
             sec = time.perf_counter() - t0
-    print(f"training batch: {sec:.3f} s (profiled)\n{table(prof, args.top)}")
+    if not args.no_train:
+        print(f"training batch: {sec:.3f} s (profiled)\n{table(prof, args.top)}")
     times = []
     for _ in range(args.timed):
         idx = torch.randint(0, task.num_train, (bs,), generator=gen)
@@ -92,6 +97,14 @@ def main() -> int:
                 sec = time.perf_counter() - t0
         print(f"evaluation of {args.eval_queries} valid triples: {sec:.3f} s (profiled)\n"
               f"{table(prof, args.top)}")
+        times = []
+        for _ in range(args.timed):
+            t0 = time.perf_counter()
+            task.evaluate(model, "valid", progress=False)
+            times.append(time.perf_counter() - t0)
+        if times:
+            print("evaluations without the profiler: "
+                  + ", ".join(f"{t:.3f}" for t in times) + " s")
     return 0
 
 

@@ -221,7 +221,7 @@ def _join_processes(cfg) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     from .tasks import apply_overrides, build_task, evaluate_checkpoint, load_checkpoint
     from .tasks import distributed as dist
-    from .tasks.trainer import load_model
+    from .tasks.trainer import load_model, partial_eval_path
     if args.config:
         cfg = _load_cfg(args)
     else:
@@ -229,12 +229,18 @@ def cmd_eval(args: argparse.Namespace) -> None:
                               args.set or [])
     _join_processes(cfg)
     task = build_task(cfg)
+    partial = None
+    if getattr(task, "resumable", False):
+        partial = partial_eval_path(args.checkpoint, args.split)
+        if args.restart and partial.is_file():
+            partial.unlink()
     if not args.by_distance:
-        metrics = evaluate_checkpoint(task, args.checkpoint, args.split, progress=not args.quiet)
+        metrics = evaluate_checkpoint(task, args.checkpoint, args.split, progress=not args.quiet,
+                                      partial=partial)
     else:
         from .tasks.analysis import GROUP_COLUMNS, GROUP_ONLY, format_breakdown
         model = load_model(task, args.checkpoint)
-        rows = task.breakdown(model, args.split, progress=not args.quiet)
+        rows = task.breakdown(model, args.split, progress=not args.quiet, partial=partial)
         metrics = {k: v for k, v in rows[0].items() if k != "group" and k not in GROUP_ONLY}
     if dist.is_main():
         for k, v in metrics.items():
@@ -359,6 +365,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--by-distance", action="store_true",
                    help="also group the results by the hop distance from source to answer")
+    p.add_argument("--restart", action="store_true",
+                   help="discard the saved progress of an interrupted evaluation (knowledge "
+                        "graphs keep it once a minute in <checkpoint>.eval_<split>.partial.pt "
+                        "and resume from it)")
     p.set_defaults(func=cmd_eval, data=None)
 
     p = sub.add_parser("predict", help="ranked answers of (head, relation, ?) by name")
@@ -415,7 +425,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: resume with --resume", file=sys.stderr)
+        hint = {"train": "the same command with --resume continues from last.pt",
+                "eval": "the same command continues from the last saved progress (once a "
+                        "minute; --restart discards it)"}.get(args.command, "")
+        print("interrupted" + (f": {hint}" if hint else ""), file=sys.stderr)
         return 130
     finally:
         dist.cleanup()

@@ -252,3 +252,24 @@ def test_weighted_duplicate_edges_fall_back_to_edge_messages():
     adj_sq, adj_ext = plan.extreme_operators(torch.float32)
     assert adj_ext.to_dense().tolist() == [[0, 0], [0, 0], [1, 1]]
     assert adj_sq.to_dense().tolist() == [[0, 0], [0, 0], [2, 1]]
+
+
+@pytest.mark.parametrize("self_connection", [False, True])
+def test_pna_linear_layer_reads_the_scaled_features(self_connection):
+    """The layer folds PNA's degree scalers into its linear product; its input current must
+    equal the linear layer on the concatenated (previous spikes, 12 D features) input,
+    which is what the layer's parameters mean (checkpoints depend on that layout)."""
+    from grsnn.functional import pna_aggregate, pna_scales
+    torch.manual_seed(3)
+    n, b, d = 6, 2, 4
+    conv = SpikingDelayConv(d, 2, aggregate="pna", self_connection=self_connection).double()
+    dst = torch.tensor([0, 0, 1, 2, 2, 2, 5])
+    msg = torch.randn(dst.numel(), b * d, dtype=torch.float64)
+    scales = pna_scales(torch.bincount(dst, minlength=n).double())
+    prev = (torch.rand(n, b * d) > 0.5).double()
+    x = pna_aggregate(msg, dst, n, scales, d).view(n, b, -1)
+    if self_connection:
+        x = torch.cat([prev.view(n, b, d), x], dim=-1)
+    stats = pna_aggregate(msg, dst, n, None, d, scaled=False)
+    got = conv._linear(stats, prev, scales, n, b)
+    assert torch.allclose(got, conv.lin(x), atol=1e-12)

@@ -6,8 +6,8 @@ import torch
 
 from grsnn.functional import (ATan, Sigmoid, alpha_kernel, alpha_kernel_derivative, build_plan,
                               delayed_gather, delayed_propagate, heaviside, lif_init, lif_step,
-                              pna_aggregate, pna_scales, push_history, readout_kernel,
-                              resolve_surrogate, trace_step)
+                              pna_aggregate, pna_linear, pna_scales, push_history,
+                              readout_kernel, resolve_surrogate, trace_step)
 
 TAU = 4.0
 
@@ -264,6 +264,36 @@ def test_pna_aggregate_against_loop():
             assert torch.allclose(out[v, :, i], stats * scales[v, i], atol=1e-6)
     s = torch.log(deg + 1)
     assert torch.allclose(scales[:, 1], s / s.mean())
+
+
+def test_pna_linear_equals_the_linear_layer_on_the_features():
+    """Folding the degree scalers into the product gives the linear layer's output on
+    the 12 D features, values and gradients (the features are never built)."""
+    torch.manual_seed(1)
+    n, b, d, d_out = 5, 3, 4, 6
+    dst = torch.tensor([0, 0, 1, 1, 1, 3, 4, 4])
+    msg = torch.randn(dst.numel(), b * d, requires_grad=True)
+    deg = torch.bincount(dst, minlength=n).float()
+    scales = pna_scales(deg)
+    weight = torch.randn(d_out, 12 * d, requires_grad=True)
+    bias = torch.randn(d_out, requires_grad=True)
+    feats = pna_aggregate(msg, dst, n, scales, d)
+    expected = torch.nn.functional.linear(feats.view(n, b, 12 * d), weight, bias)
+    stats = pna_aggregate(msg, dst, n, None, d, scaled=False)
+    assert stats.shape == (n, b * d * 4)
+    out = pna_linear(stats, scales, weight, bias)
+    assert out.shape == (n, b, d_out)
+    assert torch.allclose(out, expected, atol=1e-5)
+    up = torch.randn(n, b, d_out)
+    grads = torch.autograd.grad((out * up).sum(), (msg, weight, bias))
+    want = torch.autograd.grad((expected * up).sum(), (msg, weight, bias))
+    for g, w in zip(grads, want):
+        assert torch.allclose(g, w, atol=1e-4)
+    # general scalers (the first one is not assumed to be 1)
+    scales2 = torch.rand(n, 3) + 0.5
+    feats2 = pna_aggregate(msg, dst, n, scales2, d)
+    assert torch.allclose(pna_linear(stats, scales2, weight),
+                          torch.nn.functional.linear(feats2.view(n, b, -1), weight), atol=1e-5)
 
 
 def test_pna_max_tie_sends_the_gradient_to_the_smallest_key():

@@ -4,7 +4,7 @@ Neuron step functions, surrogate spike functions, the delayed relational propaga
 with its custom autograd (exact spike gradient and trace-based delay gradient), the
 spike trace recursion and the temporal readout kernel.
 """
-from .aggregation import pna_aggregate, pna_scales
+from .aggregation import pna_aggregate, pna_linear, pna_scales, pna_statistics
 from .neuron import (alpha_kernel, alpha_kernel_derivative, fire, lif_init, lif_step,
                      lif_step_fused, readout_kernel, trace_step)
 from .propagation import (DelayPlan, build_plan, delayed_gather, delayed_propagate,
@@ -14,6 +14,7 @@ from .surrogate import ATan, Sigmoid, Surrogate, heaviside, resolve_surrogate
 __all__ = [
     "ATan", "DelayPlan", "Sigmoid", "Surrogate", "alpha_kernel", "alpha_kernel_derivative",
     "build_plan", "delayed_gather", "fire", "delayed_propagate", "heaviside", "history_dtype",
-    "lif_init", "lif_step", "lif_step_fused", "pna_aggregate", "pna_scales", "push_history",
+    "lif_init", "lif_step", "lif_step_fused", "pna_aggregate", "pna_linear", "pna_scales",
+    "pna_statistics", "push_history",
     "readout_kernel", "resolve_surrogate", "trace_step",
 ]

@@ -9,7 +9,8 @@ from torch_geometric.utils import scatter
 
 from .propagation import csr_tensor
 
-__all__ = ["pna_scales", "pna_aggregate", "pna_features", "pna_extreme"]
+__all__ = ["pna_scales", "pna_aggregate", "pna_features", "pna_statistics", "pna_extreme",
+           "pna_linear"]
 
 
 def pna_scales(in_degree: Tensor) -> Tensor:
@@ -42,23 +43,66 @@ def _extreme_dense(csr: Tensor, x: Tensor, reduce: str) -> Tensor:
     return scatter(vals, row, 0, csr.size(0), reduce="max" if reduce == "amax" else "min")
 
 
+def pna_statistics(total: Tensor, total_sq: Tensor, mx: Tensor, mn: Tensor,
+                   in_degree: Tensor, channels: int, eps: float = 1e-6) -> Tensor:
+    """The four PNA statistics (mean, max, min, std) of the messages into every node from
+    their sums, sums of squares, maxima and minima (``[N, B * D]`` each) and the
+    in-degrees ``[N]``: ``[N, B * D * 4]`` ordered (neuron, statistic) per query, the
+    layout :func:`pna_linear` reads without a copy."""
+    deg = in_degree.clamp(min=1).unsqueeze(1).to(total.dtype)
+    mean, sq_mean = total / deg, total_sq / deg
+    std = (sq_mean - mean * mean).clamp(min=eps).sqrt()
+    return torch.stack([mean, mx, mn, std], dim=-1).view(total.size(0), -1)
+
+
 def pna_features(total: Tensor, total_sq: Tensor, mx: Tensor, mn: Tensor, in_degree: Tensor,
                  scales: Tensor, channels: int, eps: float = 1e-6) -> Tensor:
     """PNA features from the sums, sums of squares, maxima and minima of the messages
     into every node (``[N, B * D]`` each) and the in-degrees ``[N]``: ``[N, B * 12 * D]``
     ordered (scaler, statistic, neuron) per query."""
-    deg = in_degree.clamp(min=1).unsqueeze(1).to(total.dtype)
-    mean, sq_mean = total / deg, total_sq / deg
-    std = (sq_mean - mean * mean).clamp(min=eps).sqrt()
     n = total.size(0)
-    stats = torch.stack([mean, mx, mn, std], dim=-2)          # [N, 4, B*D]
-    stats = stats.view(n, 4, -1, channels).transpose(1, 2)     # [N, B, 4, D]
+    stats = pna_statistics(total, total_sq, mx, mn, in_degree, channels, eps)
+    stats = stats.view(n, -1, channels, 4).transpose(2, 3)      # [N, B, 4, D]
     out = stats.unsqueeze(2) * scales.view(n, 1, 3, 1, 1)      # [N, B, 3, 4, D]
     return out.reshape(n, -1)
 
 
-def pna_aggregate(messages: Tensor, dst: Tensor, num_nodes: int, scales: Tensor,
-                  channels: int, eps: float = 1e-6, order: Optional[Tensor] = None) -> Tensor:
+def pna_linear(stats: Tensor, scales: Tensor, weight: Tensor,
+               bias: Optional[Tensor] = None) -> Tensor:
+    """``Linear(12 D -> D)`` applied to the PNA features without building them.
+
+    The features of a node are its four statistics times each of its three degree
+    scalers, so ``W x = sum_k scale_k (W_k stats)``: one ``4 D -> 3 D`` product and two
+    scaled additions instead of materialising the ``12 D``-wide features (and their
+    gradient) at every step.
+
+    Args:
+        stats: ``[N, B * D * 4]`` from :func:`pna_statistics`.
+        scales: ``[N, 3]`` from :func:`pna_scales`.
+        weight: ``[D_out, 12 D]``, columns ordered as :func:`pna_features` (scaler,
+            statistic, neuron).
+        bias: optional ``[D_out]``.
+
+    Returns:
+        ``[N, B, D_out]``, equal to ``F.linear(features, weight, bias)`` on the features
+        :func:`pna_features` builds.
+    """
+    n = stats.size(0)
+    d_out, width = weight.shape
+    d = width // 12
+    # rows (scaler, out), columns (neuron, statistic) as the stats are laid out
+    w = weight.view(d_out, 3, 4, d).permute(1, 0, 3, 2).reshape(3 * d_out, 4 * d)
+    y = torch.mm(stats.view(-1, 4 * d), w.t()).view(n, -1, 3, d_out)
+    s = scales.to(y.dtype).view(n, 1, 3, 1)
+    out = y[:, :, 0] * s[:, :, 0]
+    out = torch.addcmul(out, y[:, :, 1], s[:, :, 1])
+    out = torch.addcmul(out, y[:, :, 2], s[:, :, 2])
+    return out if bias is None else out + bias
+
+
+def pna_aggregate(messages: Tensor, dst: Tensor, num_nodes: int, scales: Optional[Tensor],
+                  channels: int, eps: float = 1e-6, order: Optional[Tensor] = None,
+                  scaled: bool = True) -> Tensor:
     """PNA aggregation of edge messages: mean, max, min and std, each times 3 scalers.
 
     Args:
@@ -71,6 +115,8 @@ def pna_aggregate(messages: Tensor, dst: Tensor, num_nodes: int, scales: Tensor,
         order: optional ``[E]`` key: among the edges into a node whose messages tie for
             the max (min), the gradient goes to the one with the smallest key (default:
             the smallest edge index), as the reference code's ``scatter_max`` does.
+        scaled: ``False`` returns the statistics of :func:`pna_statistics` (``[N, B *
+            D * 4]``, for :func:`pna_linear`) instead of the scaled features.
 
     Returns:
         ``[N, B * 12 * D]``: per query, the ``12 D`` features ordered
@@ -97,4 +143,6 @@ def pna_aggregate(messages: Tensor, dst: Tensor, num_nodes: int, scales: Tensor,
     total_sq = scatter(messages * messages, dst, 0, num_nodes, reduce="sum")
     mx, mn = pna_extreme(csr, sorted_msg, "amax"), pna_extreme(csr, sorted_msg, "amin")
     in_degree = counts.to(messages.dtype)
+    if not scaled:
+        return pna_statistics(total, total_sq, mx, mn, in_degree, channels, eps)
     return pna_features(total, total_sq, mx, mn, in_degree, scales, channels, eps)

@@ -14,7 +14,7 @@ from torch_geometric.utils import is_sparse, to_edge_index
 from ..functional import (DelayPlan, build_plan, delayed_gather, delayed_propagate,
                           history_dtype, lif_init, lif_step, lif_step_fused, pna_aggregate,
                           pna_scales, push_history, resolve_surrogate, trace_step)
-from ..functional.aggregation import pna_extreme, pna_features
+from ..functional.aggregation import pna_extreme, pna_linear, pna_statistics
 from ..functional.propagation import _spmm
 from ..functional.surrogate import Surrogate, SurrogateLike
 
@@ -273,11 +273,9 @@ class SpikingDelayConv(MessagePassing):
                                      delta=delta, delay=delay, weight=weight, trace=trace,
                                      edge_scale=edge_weight, scales=scales,
                                      workspace=workspace)
-            x = agg.view(num_nodes, batch, -1)
-            if self.self_connection:
-                x = torch.cat([spikes[-1].view(num_nodes, batch, dim), x], dim=-1)
+            lin_out = self._linear(agg, spikes[-1], scales, num_nodes, batch)
             if fuse:   # linear_scale folds into the fused step unless a LayerNorm follows
-                current, scale = self.lin(x), self.linear_scale
+                current, scale = lin_out, self.linear_scale
                 if self.norm is not None:
                     current, scale = self.norm(scale * current), 1.0
                 s, c, u, hist, tr, new_a, new_b = lif_step_fused(
@@ -289,7 +287,7 @@ class SpikingDelayConv(MessagePassing):
                     traces[steps - 1 - t].copy_(tr)
                     acc_a, acc_b = new_a, new_b
                 continue
-            current = self.linear_scale * self.lin(x)
+            current = self.linear_scale * lin_out
             if self.norm is not None:
                 current = self.norm(current)
             s, c, u = lif_step(current.reshape(num_nodes, cols), c, u, beta, self.tau,
@@ -301,6 +299,25 @@ class SpikingDelayConv(MessagePassing):
                     tr, acc_a, acc_b = trace_step(s.detach(), acc_a, acc_b, self.tau)
                     traces[steps - 1 - t].copy_(tr)
         return spikes
+
+    def _linear(self, agg: Tensor, prev: Tensor, scales: Optional[Tensor], num_nodes: int,
+                batch: int) -> Tensor:
+        """The linear layer on the aggregated input (and the previous spikes with
+        ``self_connection``), ``[N, B, D]``. For PNA ``agg`` holds the four statistics and
+        the degree scalers are folded into the product (:func:`pna_linear`): the
+        ``12 D``-wide features are never built."""
+        dim = self.channels
+        if self.aggregate_fn != "pna":
+            x = agg.view(num_nodes, batch, -1)
+            if self.self_connection:
+                x = torch.cat([prev.view(num_nodes, batch, dim), x], dim=-1)
+            return self.lin(x)
+        weight = self.lin.weight
+        own = dim if self.self_connection else 0
+        out = pna_linear(agg, scales, weight[:, own:], self.lin.bias)
+        if self.self_connection:
+            out = torch.addmm(out.view(-1, dim), prev.view(-1, dim), weight[:, :own].t())
+        return out.view(num_nodes, batch, dim)
 
     # ------------------------------------------------------- message passing API
     def message(self, plan: DelayPlan, hist: Tensor, frames: List[Tensor], delta: Tensor,
@@ -316,13 +333,14 @@ class SpikingDelayConv(MessagePassing):
 
     def aggregate(self, inputs: Tensor, index: Tensor, dim_size: Optional[int] = None,
                   scales: Optional[Tensor] = None, plan: DelayPlan = None) -> Tensor:
-        """Sum (PyG's aggregation) or PNA of the edge messages (a tie for the max / min
+        """Sum (PyG's aggregation) or the PNA statistics of the edge messages (the scalers
+        are applied in :meth:`_linear`; a tie for the max / min
         sends its gradient to the edge of the first ``(source, relation)`` pair, as the
         fused path does)."""
         if self.aggregate_fn == "pna":
             order = None if plan is None else _pair_key(plan)
             return pna_aggregate(inputs, index, int(dim_size), scales, self.channels,
-                                 order=order)
+                                 order=order, scaled=False)   # statistics: see _linear
         return super().aggregate(inputs, index, dim_size=dim_size)
 
     def message_and_aggregate(self, adj: Tensor, plan: DelayPlan, hist: Tensor,
@@ -346,15 +364,15 @@ class SpikingDelayConv(MessagePassing):
                 if edge_scale is not None:  # (PyG reserves edge_weight for sparse input)
                     msg = msg * edge_scale.view(-1, 1).to(msg.dtype)
                 return pna_aggregate(msg, plan.dst, plan.num_nodes, scales, self.channels,
-                                     order=_pair_key(plan))
+                                     order=_pair_key(plan), scaled=False)
             # every edge of a pair carries the pair's message: the edge statistics are
             # sparse products over the pairs (edge weights live in the operators)
             adj = plan.operators(dtype)[0]
             adj_sq, adj_ext = extreme
-            return pna_features(_spmm(adj, msg), _spmm(adj_sq, msg * msg),
-                                pna_extreme(adj_ext, msg, "amax"),
-                                pna_extreme(adj_ext, msg, "amin"), plan.in_degree, scales,
-                                self.channels)
+            return pna_statistics(_spmm(adj, msg), _spmm(adj_sq, msg * msg),
+                                  pna_extreme(adj_ext, msg, "amax"),
+                                  pna_extreme(adj_ext, msg, "amin"), plan.in_degree,
+                                  self.channels)
 
         if torch.is_grad_enabled():  # recompute the edge work in backward: node-level memory
             return checkpoint(edge_part, delay, weight, *frames, use_reentrant=False)

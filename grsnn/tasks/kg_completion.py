@@ -9,6 +9,7 @@ runs once per unique ``(head, relation)`` query and scores all nodes at once.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -21,6 +22,7 @@ from ..metrics import filtered_ranks, num_candidates, ranking_metrics
 from ..nn import GRSNN
 from . import distributed as dist
 from .chunking import queries_per_pass, release_free_memory
+from .partial import EvalProgress, model_fingerprint, tensor_fingerprint
 
 __all__ = ["TripleIndex", "KGCompletionTask", "remove_easy_edges", "self_adversarial_loss"]
 
@@ -174,28 +176,36 @@ class KGCompletionTask:
         size = task["eval_batch_size"]
         return size if limit is None else max(1, min(size, limit // circuits))
 
-    def evaluate(self, model: GRSNN, split: str, progress: bool = True) -> Dict[str, float]:
-        """Filtered ranking of ``split``'s targets in both directions (all entities)."""
-        ranks, cands, _, _ = self.rankings(model, split, progress)
+    #: :meth:`evaluate` can keep partial results in a file and resume from it
+    resumable = True
+
+    def evaluate(self, model: GRSNN, split: str, progress: bool = True,
+                 partial: Optional[Path] = None) -> Dict[str, float]:
+        """Filtered ranking of ``split``'s targets in both directions (all entities).
+        With ``partial`` (a file path) the rankings done so far are saved there once a
+        minute and an interrupted evaluation of the same model resumes from them."""
+        ranks, cands, _, _ = self.rankings(model, split, progress, partial)
         return ranking_metrics(ranks, cands if self.data.inductive else None)
 
-    def breakdown(self, model: GRSNN, split: str, progress: bool = True
-                  ) -> List[Dict[str, object]]:
+    def breakdown(self, model: GRSNN, split: str, progress: bool = True,
+                  partial: Optional[Path] = None) -> List[Dict[str, object]]:
         """:meth:`evaluate`'s metrics grouped by the hop distance from each ranking's query
         source to its target in the ``split`` graph (:mod:`grsnn.tasks.analysis`)."""
         from .analysis import pair_hop_distances, ranking_breakdown
-        ranks, cands, src, tgt = self.rankings(model, split, progress)
+        ranks, cands, src, tgt = self.rankings(model, split, progress, partial)
         g = self.data.splits[split].graph
         hops = pair_hop_distances(g.edge_index, g.num_nodes, src, tgt)
         return ranking_breakdown(ranks, cands if self.data.inductive else None, hops,
                                  model.time_steps - 1)
 
     @torch.no_grad()
-    def rankings(self, model: GRSNN, split: str, progress: bool = True
+    def rankings(self, model: GRSNN, split: str, progress: bool = True,
+                 partial: Optional[Path] = None
                  ) -> Tuple[Dict[str, Tensor], Tensor, Tensor, Tensor]:
         """Every filtered ranking of ``split`` (both directions): ranks by kind
         (``realistic``, ``pessimistic``, ``optimistic``), the number of candidates, and the
-        query source and target of each ranking, all in one order."""
+        query source and target of each ranking, all in one order. ``partial``: see
+        :meth:`evaluate` (single process only)."""
         sp = self.data.splits[split]
         triples = sp.triples
         cap = self.cfg["task"]["max_eval_queries"]
@@ -217,6 +227,25 @@ class KGCompletionTask:
         graph = dist.to_device(sp.graph, device)
         size = self.eval_queries_per_pass(model, graph)
         lo, hi = dist.shard(len(uniq))            # this process's queries (all of them alone)
+        keeper = EvalProgress(partial if dist.world_size() == 1 else None,
+                              {"split": split, "queries": tensor_fingerprint(qh, qr, target),
+                               "model": model_fingerprint(model)})
+        state = keeper.load()
+        if state is not None:       # resume after the last saved chunk
+            for k in ranks:
+                ranks[k].append(state[k])
+            cands.append(state["candidates"])
+            which.append(state["which"])
+            lo = int(state["next"])
+            if progress:
+                tqdm.write(f"eval {split}: resuming at query {lo} of {hi} ({partial})")
+
+        def saved_state(stop: int) -> Dict[str, object]:
+            for lists in (*ranks.values(), cands, which):   # one tensor each from now on
+                lists[:] = [torch.cat(lists)]
+            return {**{k: v[0] for k, v in ranks.items()}, "candidates": cands[0],
+                    "which": which[0], "next": stop}
+
         chunks = range(lo, hi, size)
         for start in tqdm(chunks, desc=f"eval {split}", unit="chunk",
                           disable=not (progress and dist.is_main()), leave=False):
@@ -234,6 +263,8 @@ class KGCompletionTask:
             del scores, mask
             if device.type == "cpu":
                 release_free_memory()      # keep resident memory near live memory
+            keeper.maybe_save(lambda: saved_state(stop))
+        keeper.finish()
         model.train(was_training)
         merged = {k: dist.gather_cat(v) for k, v in ranks.items()}
         inst = dist.gather_cat(which).long()

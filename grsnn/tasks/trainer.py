@@ -345,8 +345,11 @@ class Trainer:
         if (self.out / "best.pt").is_file():
             self.model.load_state_dict(load_checkpoint(self.out / "best.pt")["model"])
         results = {}
-        for split in ("valid", "test"):
-            results[split] = self.task.evaluate(self.model, split, progress=self.progress)
+        for split in ("valid", "test"):   # long evaluations resume from a partial file
+            kw = ({"partial": self.out / f"eval_{split}.partial.pt"}
+                  if getattr(self.task, "resumable", False) else {})
+            results[split] = self.task.evaluate(self.model, split, progress=self.progress,
+                                                **kw)
             self.log(f"best (epoch {self.best_epoch}) {split}: " + _fmt(results[split]))
         text = json.dumps(results, indent=2)
         if dist.is_main():
@@ -360,10 +363,19 @@ def _fmt(metrics: Dict[str, float]) -> str:
     return ", ".join(f"{k} {metrics[k]:.4f}" for k in keys)
 
 
-def evaluate_checkpoint(task, path: str | Path, split: str, progress: bool = True
-                        ) -> Dict[str, float]:
-    """Load ``path`` into the task's model and evaluate ``split``."""
-    return task.evaluate(load_model(task, path), split, progress=progress)
+def evaluate_checkpoint(task, path: str | Path, split: str, progress: bool = True,
+                        partial: Optional[Path] = None) -> Dict[str, float]:
+    """Load ``path`` into the task's model and evaluate ``split`` (``partial``: the file
+    that keeps a resumable evaluation's progress, for the tasks that support it)."""
+    kw = {"partial": partial} if partial is not None and getattr(task, "resumable", False) else {}
+    return task.evaluate(load_model(task, path), split, progress=progress, **kw)
+
+
+def partial_eval_path(checkpoint: str | Path, split: str) -> Path:
+    """Where ``grsnn eval`` keeps the progress of ``checkpoint``'s evaluation of ``split``:
+    beside the checkpoint, ``<name>.eval_<split>.partial.pt``."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.stem}.eval_{split}.partial.pt")
 
 
 def load_model(task, path: str | Path):
