@@ -7,8 +7,16 @@
 #   bash scripts/experiments.sh fb237_v2 cora   # some of them, in this order
 #
 # Names: GraIL splits (fb237_v1..v4, WN18RR_v1..v4), cora, citeseer, pubmed, fb15k237,
-# wn18rr. Runs go to $RUNS/<name>/ (default runs/); output to $RUNS/<name>.out. One job at
-# a time, 2 threads. The project's own record of these runs is kept in results/ (committed,
+# fb15k237_grsnn+, wn18rr, wn18rr_grsnn+ (the full protocol), and the bounded CPU budgets
+# of docs/RESULTS.md, a name plus "_budget":
+#   fb15k237_budget, fb15k237_grsnn+_budget, wn18rr_budget, wn18rr_grsnn+_budget:
+#       one epoch of 600 batches, validation and the final test capped at 500 triples
+#       (the full filtered test: grsnn eval --checkpoint <run>/best.pt --split test
+#       --set task.max_eval_queries=null, resumable);
+#   fb237_v3_budget, WN18RR_v3_budget (2 epochs), fb237_v4_budget (2 epochs): the GraIL
+#       protocol cut to fewer epochs, validated after every epoch for the learning curve.
+# Runs go to $RUNS/<name>/ (default runs/); output to $RUNS/<name>.out. One job at
+# a time, 2 threads (OMP_NUM_THREADS=1 to run two side by side). The project's own record of these runs is kept in results/ (committed,
 # so that a run stopped at the end of a working session resumes in the next one):
 #
 #   RUNS=results bash scripts/experiments.sh cora
@@ -23,9 +31,21 @@ if [ ${#names[@]} -eq 0 ]; then
   names=(fb237_v1 WN18RR_v1 cora citeseer fb237_v2 WN18RR_v4 WN18RR_v2 fb237_v3 fb237_v4 WN18RR_v3)
 fi
 for name in "${names[@]}"; do
+  base="${name%_budget}"
+  budget=()
   case "$name" in
-    cora|citeseer|pubmed) config="tasks/link_prediction/$name.yaml" ;;
-    *) config="tasks/kg_completion/$name.yaml" ;;
+    fb15k237_budget|fb15k237_grsnn+_budget|wn18rr_budget|wn18rr_grsnn+_budget)
+      budget=(--set train.num_epoch=1 --set train.max_steps_per_epoch=600
+              --set task.max_eval_queries=500 --set train.checkpoint_interval=60
+              --set train.log_interval=10) ;;
+    fb237_v3_budget) budget=(--set train.num_epoch=4 --set train.valid_interval=1) ;;
+    fb237_v4_budget|WN18RR_v3_budget)
+      budget=(--set train.num_epoch=2 --set train.valid_interval=1) ;;
+    *_budget) echo "error: no budget defined for $name" >&2; exit 2 ;;
+  esac
+  case "$base" in
+    cora|citeseer|pubmed) config="tasks/link_prediction/$base.yaml" ;;
+    *) config="tasks/kg_completion/$base.yaml" ;;
   esac
   [ -f "$config" ] || { echo "error: no config $config" >&2; exit 2; }
   out="$runs/$name"
@@ -39,7 +59,8 @@ for name in "${names[@]}"; do
   elif [ -d "$out" ]; then
     flags=(--force)        # stopped before its first checkpoint: nothing to keep
   fi
-  echo "$name: $(date +%H:%M:%S) grsnn train -c $config --out $out ${flags[*]:-}"
-  .venv/bin/grsnn train -c "$config" --out "$out" --quiet "${flags[@]}" >> "$runs/$name.out" 2>&1
+  echo "$name: $(date +%H:%M:%S) grsnn train -c $config --out $out ${budget[*]:-} ${flags[*]:-}"
+  .venv/bin/grsnn train -c "$config" --out "$out" --quiet "${budget[@]}" "${flags[@]}" \
+    >> "$runs/$name.out" 2>&1
   echo "$name: finished $(date +%H:%M:%S)"
 done
