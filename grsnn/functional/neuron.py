@@ -147,7 +147,9 @@ def _step_backward(grad_s: Tensor, grad_c: Tensor, grad_u: Tensor, v: Tensor, ta
 
 
 class _Kernels:
-    """``torch.compile``d versions of the step functions, built on first use.
+    """``torch.compile``d versions of the engine's elementwise functions (the neuron step
+    and its backward, the pair messages of :mod:`~grsnn.functional.propagation`), built on
+    first use.
 
     Every combination of dtype, history dtype, trace on/off and size-1 dimensions is one
     specialisation; up to 64 are kept per function (dynamo's default is 8). If compiling
@@ -179,8 +181,9 @@ class _Kernels:
                     self.failed = reason
                 if not self.warned:
                     self.warned = True
-                    warnings.warn(f"grsnn: torch.compile of the neuron step failed ({reason}); "
-                                  "running it eagerly (same results, slower)", RuntimeWarning)
+                    warnings.warn(f"grsnn: torch.compile of {fn.__name__} failed ({reason}); "
+                                  "running the engine's kernels eagerly (same results, "
+                                  "slower)", RuntimeWarning)
         return fn(*args)
 
 

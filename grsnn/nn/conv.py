@@ -105,8 +105,9 @@ class SpikingDelayConv(MessagePassing):
         compiled (bool): run the neuron-level work of every step (LIF update, fire, reset,
             bit history, trace) and its backward as single ``torch.compile``d elementwise
             kernels (:func:`~grsnn.functional.lif_step_fused`; the first call compiles for a
-            few seconds; needs a :class:`~grsnn.functional.Surrogate`). Same results up to
-            float rounding.
+            few seconds; needs a :class:`~grsnn.functional.Surrogate`), and form the
+            pair messages (history bits, delays, relation weights) in one compiled pass.
+            Same results up to float rounding.
 
     Shapes:
         - **input:** ``beta`` :math:`(N, D)` or :math:`(N, B, D)`, ``edge_index``
@@ -324,7 +325,7 @@ class SpikingDelayConv(MessagePassing):
                 delay: Optional[Tensor], weight: Optional[Tensor], trace: Optional[Tensor],
                 edge_scale: Optional[Tensor]) -> Tensor:
         """Per-edge delayed messages ``[E, B * D]`` (edge order of ``edge_index``)."""
-        msg = delayed_gather(plan, hist, frames, delta, delay, weight, trace)
+        msg = delayed_gather(plan, hist, frames, delta, delay, weight, trace, self.compiled)
         if plan.num_pairs != plan.dst.numel():
             msg = msg.index_select(0, plan.edge_pair)
         if edge_scale is not None:
@@ -351,14 +352,15 @@ class SpikingDelayConv(MessagePassing):
         """Fused delayed propagation over ``(source, relation)`` pairs, ``[N, B * D]``."""
         if self.aggregate_fn == "sum":
             return delayed_propagate(plan, hist, frames, delta, delay, weight, trace,
-                                     workspace)
+                                     workspace, self.compiled)
 
         dtype = frames[0].dtype
         extreme = (plan.extreme_operators(dtype)
                    if edge_scale is None or plan.weighted else None)
 
         def edge_part(delay_, weight_, *frames_):
-            msg = delayed_gather(plan, hist, list(frames_), delta, delay_, weight_, trace)
+            msg = delayed_gather(plan, hist, list(frames_), delta, delay_, weight_, trace,
+                                 self.compiled)
             if extreme is None:   # weighted duplicate edges: per-edge messages
                 msg = msg.index_select(0, plan.edge_pair)
                 if edge_scale is not None:  # (PyG reserves edge_weight for sparse input)
