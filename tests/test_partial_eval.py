@@ -66,6 +66,10 @@ def test_partial_results_of_another_model_or_a_broken_file_are_not_used(small_ch
                                                                         tmp_path, monkeypatch):
     task, model = small_chunks
     path = tmp_path / "eval.partial.pt"
+    calls = interrupt_after(monkeypatch, model, None)
+    task.rankings(model, "test", progress=False)
+    test_chunks = len(calls)
+    assert test_chunks >= 4
     interrupt_after(monkeypatch, model, 2)
     with pytest.raises(KeyboardInterrupt):
         task.rankings(model, "test", progress=False, partial=path)
@@ -80,7 +84,14 @@ def test_partial_results_of_another_model_or_a_broken_file_are_not_used(small_ch
         model.conv.lin.bias.add_(0.1)                                # other weights
     calls = interrupt_after(monkeypatch, model, None)
     task.rankings(model, "test", progress=False, partial=path)
-    assert len(calls) > 2 and not path.exists()
+    assert len(calls) == test_chunks and not path.exists()
+    interrupt_after(monkeypatch, model, 2)
+    with pytest.raises(KeyboardInterrupt):
+        task.rankings(model, "test", progress=False, partial=path)
+    task.cfg["model"]["time_steps"] += 1                             # other model settings
+    calls = interrupt_after(monkeypatch, model, None)
+    task.rankings(model, "test", progress=False, partial=path)
+    assert len(calls) == test_chunks and not path.exists()
     path.write_bytes(b"not a checkpoint")                            # broken file
     calls = interrupt_after(monkeypatch, model, None)
     task.rankings(model, "valid", progress=False, partial=path)

@@ -44,7 +44,7 @@ def _extreme_dense(csr: Tensor, x: Tensor, reduce: str) -> Tensor:
 
 
 def pna_statistics(total: Tensor, total_sq: Tensor, mx: Tensor, mn: Tensor,
-                   in_degree: Tensor, channels: int, eps: float = 1e-6) -> Tensor:
+                   in_degree: Tensor, eps: float = 1e-6) -> Tensor:
     """The four PNA statistics (mean, max, min, std) of the messages into every node from
     their sums, sums of squares, maxima and minima (``[N, B * D]`` each) and the
     in-degrees ``[N]``: ``[N, B * D * 4]`` ordered (neuron, statistic) per query, the
@@ -61,7 +61,7 @@ def pna_features(total: Tensor, total_sq: Tensor, mx: Tensor, mn: Tensor, in_deg
     into every node (``[N, B * D]`` each) and the in-degrees ``[N]``: ``[N, B * 12 * D]``
     ordered (scaler, statistic, neuron) per query."""
     n = total.size(0)
-    stats = pna_statistics(total, total_sq, mx, mn, in_degree, channels, eps)
+    stats = pna_statistics(total, total_sq, mx, mn, in_degree, eps)
     stats = stats.view(n, -1, channels, 4).transpose(2, 3)      # [N, B, 4, D]
     out = stats.unsqueeze(2) * scales.view(n, 1, 3, 1, 1)      # [N, B, 3, 4, D]
     return out.reshape(n, -1)
@@ -144,5 +144,5 @@ def pna_aggregate(messages: Tensor, dst: Tensor, num_nodes: int, scales: Optiona
     mx, mn = pna_extreme(csr, sorted_msg, "amax"), pna_extreme(csr, sorted_msg, "amin")
     in_degree = counts.to(messages.dtype)
     if not scaled:
-        return pna_statistics(total, total_sq, mx, mn, in_degree, channels, eps)
+        return pna_statistics(total, total_sq, mx, mn, in_degree, eps)
     return pna_features(total, total_sq, mx, mn, in_degree, scales, channels, eps)

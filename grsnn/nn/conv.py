@@ -373,8 +373,7 @@ class SpikingDelayConv(MessagePassing):
             adj_sq, adj_ext = extreme
             return pna_statistics(_spmm(adj, msg), _spmm(adj_sq, msg * msg),
                                   pna_extreme(adj_ext, msg, "amax"),
-                                  pna_extreme(adj_ext, msg, "amin"), plan.in_degree,
-                                  self.channels)
+                                  pna_extreme(adj_ext, msg, "amin"), plan.in_degree)
 
         if torch.is_grad_enabled():  # recompute the edge work in backward: node-level memory
             return checkpoint(edge_part, delay, weight, *frames, use_reentrant=False)

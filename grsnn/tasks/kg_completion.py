@@ -227,9 +227,13 @@ class KGCompletionTask:
         graph = dist.to_device(sp.graph, device)
         size = self.eval_queries_per_pass(model, graph)
         lo, hi = dist.shard(len(uniq))            # this process's queries (all of them alone)
-        keeper = EvalProgress(partial if dist.world_size() == 1 else None,
-                              {"split": split, "queries": tensor_fingerprint(qh, qr, target),
-                               "model": model_fingerprint(model)})
+        # the saved rankings are reused only for the same queries, graph, weights and
+        # model settings (time steps, thresholds, ... are not in the weights)
+        keeper = EvalProgress(partial if dist.world_size() == 1 else None, {
+            "split": split, "queries": tensor_fingerprint(qh, qr, target),
+            "graph": tensor_fingerprint(sp.graph.edge_index, sp.graph.edge_type),
+            "model": model_fingerprint(model),
+            "settings": repr(sorted(self.cfg["model"].items()))})
         state = keeper.load()
         if state is not None:       # resume after the last saved chunk
             for k in ranks:
