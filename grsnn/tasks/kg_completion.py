@@ -229,7 +229,8 @@ class KGCompletionTask:
         lo, hi = dist.shard(len(uniq))            # this process's queries (all of them alone)
         # the saved rankings are reused only for the same queries, graph, weights and
         # model settings (time steps, thresholds, ... are not in the weights)
-        keeper = EvalProgress(partial if dist.world_size() == 1 else None, {
+        partial = partial if dist.world_size() == 1 else None
+        keeper = EvalProgress(partial, {} if partial is None else {
             "split": split, "queries": tensor_fingerprint(qh, qr, target),
             "graph": tensor_fingerprint(sp.graph.edge_index, sp.graph.edge_type),
             "model": model_fingerprint(model),
