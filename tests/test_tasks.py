@@ -166,6 +166,39 @@ def test_interrupted_then_resumed_run_matches_uninterrupted(tmp_path, monkeypatc
         assert key in saved["test"]
 
 
+def test_final_reuses_the_best_epochs_valid_metrics(tmp_path, monkeypatch):
+    folder = write_kg(tmp_path / "kg", seed=2)
+    cfg = tiny_cfg(folder, num_epoch=3)
+    task = KGCompletionTask(load_triples_folder(folder), cfg)
+    splits = []
+    original = task.evaluate
+
+    def counting(model, split, **kw):
+        splits.append(split)
+        return original(model, split, **kw)
+
+    monkeypatch.setattr(task, "evaluate", counting)
+    (tmp_path / "run").mkdir()
+    trainer = Trainer(task, cfg, tmp_path / "run", progress=False)
+    results = trainer.fit()
+    # once per epoch in the loop (valid_interval 1), then test only
+    assert splits == ["valid", "valid", "valid", "test"]
+    best = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert best["best_valid"] == results["valid"]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert {k: v for k, v in rows[best["epoch"] - 1].items()
+            if k not in ("epoch", "split")} == results["valid"]
+    # the reused metrics are what evaluating best.pt afresh gives
+    trainer.model.load_state_dict(best["model"])
+    assert original(trainer.model, "valid", progress=False) == results["valid"]
+    # a best.pt from before the field: final() evaluates valid again
+    del best["best_valid"]
+    save_checkpoint(tmp_path / "run" / "best.pt", best)
+    splits.clear()
+    assert trainer.final() == results
+    assert splits == ["valid", "test"]
+
+
 @pytest.mark.parametrize("text,needle", [
     ("train:\n  num_epochz: 3\n", "train.num_epochz"),
     ("modle:\n  hidden_dim: 3\n", "unknown section 'modle'"),

@@ -178,6 +178,7 @@ class Trainer:
         self.optimizer = cls(self.model.parameters(), lr=opt["lr"], weight_decay=opt["weight_decay"])
         self.gen = torch.Generator().manual_seed(tr["seed"])
         self.epoch, self.step, self.best, self.best_epoch = 0, 0, -math.inf, -1
+        self.best_valid: Dict[str, float] | None = None   # the best epoch's valid metrics
 
     # ------------------------------------------------------------------ state
     def log(self, msg: str, echo: bool = True) -> None:
@@ -192,7 +193,8 @@ class Trainer:
     def state(self) -> Dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "epoch": self.epoch, "step": self.step, "generator": self.gen.get_state(),
-                "best": self.best, "best_epoch": self.best_epoch, "config": self.cfg,
+                "best": self.best, "best_epoch": self.best_epoch,
+                "best_valid": self.best_valid, "config": self.cfg,
                 "vocab": self.task.vocab(), "torch_version": str(torch.__version__)}
 
     def save(self, name: str) -> None:
@@ -206,6 +208,7 @@ class Trainer:
         self.gen.set_state(state["generator"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
+        self.best_valid = state.get("best_valid")   # absent in older checkpoints
 
     def _drop_newer_best(self) -> None:
         """A kill between writing ``best.pt`` and ``last.pt`` leaves a best checkpoint from
@@ -335,17 +338,26 @@ class Trainer:
                 self.log(f"epoch {self.epoch} valid: " + _fmt(valid))
                 if valid[metric] > self.best:
                     self.best, self.best_epoch = valid[metric], self.epoch
+                    self.best_valid = dict(valid)
                     self.save("best.pt")
             self.save("last.pt")
         return self.final()
 
     def final(self) -> Dict[str, Dict[str, float]]:
-        """Evaluate the best checkpoint on valid and test, write ``results.json``."""
+        """Evaluate the best checkpoint on test (and on valid unless the epoch loop already
+        did: evaluation is deterministic, so its metrics are reused), write ``results.json``."""
         dist.barrier()      # rank 0 has written best.pt
+        results, known = {}, None
         if (self.out / "best.pt").is_file():
-            self.model.load_state_dict(load_checkpoint(self.out / "best.pt")["model"])
-        results = {}
+            best = load_checkpoint(self.out / "best.pt")
+            self.model.load_state_dict(best["model"])
+            known = best.get("best_valid")   # None in checkpoints older than the field
         for split in ("valid", "test"):   # long evaluations resume from a partial file
+            if split == "valid" and known is not None:
+                results[split] = dict(known)
+                self.log(f"best (epoch {self.best_epoch}) valid (as validated in the epoch "
+                         f"loop): " + _fmt(results[split]))
+                continue
             kw = ({"partial": self.out / f"eval_{split}.partial.pt"}
                   if getattr(self.task, "resumable", False) else {})
             results[split] = self.task.evaluate(self.model, split, progress=self.progress,
