@@ -8,7 +8,7 @@ self CPU time are printed with their share of the total. The compiled neuron ste
 
 Run:  python benchmarks/profile_batch.py [--config kg_completion/WN18RR_v2] [--data-root DIR]
           [--top 15] [--eval-queries 32] [--timed N] [--warmup N] [--no-train]
-          [--set model.compiled=false ...]
+          [--set model.compiled=false ...] [--device cuda]
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 from grsnn.tasks import build_task, load_config  # noqa: E402
 from grsnn.tasks.config import apply_overrides  # noqa: E402
 from grsnn.tasks.chunking import keep_freed_memory, release_free_memory  # noqa: E402
+from grsnn.tasks import distributed as dist  # noqa: E402
 from grsnn.tasks.trainer import accumulate_gradients  # noqa: E402
 
 
@@ -35,14 +36,28 @@ def _faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
+DEVICE = torch.device("cpu")
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
+def _activities():
+    return [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if DEVICE.type == "cuda" else [])
+
+
 def table(prof, top: int) -> str:
-    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
-    total = sum(e.self_cpu_time_total for e in events)
-    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    """Operators by self time (on a GPU: self device time, the kernels' time)."""
+    attr = "self_device_time_total" if DEVICE.type == "cuda" else "self_cpu_time_total"
+    events = [e for e in prof.key_averages() if getattr(e, attr) > 0]
+    total = sum(getattr(e, attr) for e in events)
+    events.sort(key=lambda e: getattr(e, attr), reverse=True)
     lines = [f"  {'operator':48s} {'calls':>7s} {'self ms':>9s} {'share':>6s}"]
     for e in events[:top]:
-        lines.append(f"  {e.key[:48]:48s} {e.count:7d} {e.self_cpu_time_total / 1e3:9.1f} "
-                     f"{e.self_cpu_time_total / total:6.1%}")
+        lines.append(f"  {e.key[:48]:48s} {e.count:7d} {getattr(e, attr) / 1e3:9.1f} "
+                     f"{getattr(e, attr) / total:6.1%}")
     lines.append(f"  {'total':48s} {'':7s} {total / 1e3:9.1f}")
     return "\n".join(lines)
 
@@ -60,10 +75,13 @@ def main() -> int:
                    help="training batches run before the profiled one (default 3)")
     p.add_argument("--no-train", action="store_true",
                    help="profile the evaluation pass only (no training batch)")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     p.add_argument("--timed", type=int, default=0, metavar="N",
                    help="also time N training batches (and N evaluation passes) without the "
                         "profiler")
     args = p.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     if not args.glibc_default:
         keep_freed_memory()   # as grsnn train / eval do on CPU
     cfg = load_config(ROOT / "tasks" / f"{args.config}.yaml")
@@ -72,22 +90,22 @@ def main() -> int:
     cfg = apply_overrides(cfg, args.set)
     task = build_task(cfg)
     torch.manual_seed(0)
-    model = task.build_model()
+    model = task.build_model().to(DEVICE)
     gen = torch.Generator().manual_seed(0)
     bs = cfg["train"]["batch_size"]
-    print(f"{args.config}: torch {torch.__version__}, {torch.get_num_threads()} threads, "
+    where = (torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda"
+             else f"{torch.get_num_threads()} threads")
+    print(f"{args.config}: torch {torch.__version__}, {where}, "
           f"batch {bs}, compiled={cfg['model']['compiled']}")
     # warm-up batches (compiles; the heap grows until its pages are reused: the second
     # WN18RR_v2 batch still faulted in 189k pages, the fourth none), then the profiled one
     runs = 0 if args.no_train else args.warmup + 1
     for i in range(runs):
         idx = torch.randint(0, task.num_train, (bs,), generator=gen)
-        with profile(activities=[ProfilerActivity.CPU]) if i == runs - 1 else _null() as prof:
+        with profile(activities=_activities()) if i == runs - 1 else _null() as prof:
             t0, f0 = time.perf_counter(), _faults()
-            graph, batch = task.make_batch(idx, gen)
-            accumulate_gradients(task, model, cfg, graph, batch)
+            _batch(task, model, cfg, idx, gen)
             sec, faults = time.perf_counter() - t0, _faults() - f0
-        del graph, batch
         release_free_memory()     # between batches, as grsnn train does
     if not args.no_train:
         # page faults are slow on these VMs (about 23 us each, the kernel zeroing the
@@ -98,10 +116,8 @@ def main() -> int:
     for _ in range(args.timed):
         idx = torch.randint(0, task.num_train, (bs,), generator=gen)
         t0, f0 = time.perf_counter(), _faults()
-        graph, batch = task.make_batch(idx, gen)
-        accumulate_gradients(task, model, cfg, graph, batch)
+        _batch(task, model, cfg, idx, gen)
         times.append((time.perf_counter() - t0, _faults() - f0))
-        del graph, batch
         release_free_memory()
     if times:
         print("training batches without the profiler: "
@@ -109,9 +125,10 @@ def main() -> int:
     if hasattr(task, "evaluate"):
         cfg["task"]["max_eval_queries"] = args.eval_queries
         for i in range(2):
-            with profile(activities=[ProfilerActivity.CPU]) if i else _null() as prof:
+            with profile(activities=_activities()) if i else _null() as prof:
                 t0 = time.perf_counter()
                 task.evaluate(model, "valid", progress=False)
+                _sync()
                 sec = time.perf_counter() - t0
         print(f"evaluation of {args.eval_queries} valid triples: {sec:.3f} s (profiled)\n"
               f"{table(prof, args.top)}")
@@ -119,11 +136,20 @@ def main() -> int:
         for _ in range(args.timed):
             t0 = time.perf_counter()
             task.evaluate(model, "valid", progress=False)
+            _sync()
             times.append(time.perf_counter() - t0)
         if times:
             print("evaluations without the profiler: "
                   + ", ".join(f"{t:.3f}" for t in times) + " s")
     return 0
+
+
+def _batch(task, model, cfg, idx, gen) -> None:
+    """One training batch as ``grsnn train`` runs it (sampling on the CPU, then the
+    forward and backward passes on the device)."""
+    graph, batch = task.make_batch(idx, gen)
+    accumulate_gradients(task, model, cfg, dist.to_device(graph, DEVICE), batch.to(DEVICE))
+    _sync()
 
 
 class _null:
