@@ -309,3 +309,35 @@ def test_pna_max_tie_sends_the_gradient_to_the_smallest_key():
         assert torch.equal(grad, expected)
         grad, = torch.autograd.grad(out[0, 2], msg)       # the min: edge 2 alone
         assert grad.flatten().tolist() == [0.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("reduce", ["amax", "amin"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_extreme_without_the_cpu_kernel_matches_it_ties_included(reduce, weighted):
+    """The device-independent max / min (used off the CPU) gives the CPU sparse kernel's
+    values and sends each gradient to the same entry: the first of the row that attains
+    the extreme, also when many tie (binary spikes), and nothing from an empty row."""
+    from grsnn.functional.aggregation import _extreme_dense, pna_extreme
+    g = torch.Generator().manual_seed(7)
+    rows, cols, nnz, width = 9, 30, 60, 5
+    idx = torch.stack([torch.randint(0, rows - 2, (nnz,), generator=g),   # 2 empty rows
+                       torch.randint(0, cols, (nnz,), generator=g)])
+    val = (torch.rand(nnz, generator=g, dtype=torch.float64) + 0.5 if weighted
+           else torch.ones(nnz, dtype=torch.float64))
+    csr = torch.sparse_coo_tensor(idx, val, (rows, cols)).coalesce().to_sparse_csr()
+    x = torch.randint(0, 2, (cols, width), generator=g).double() * torch.tensor(
+        [1.0, -2.0, 3.0, 0.5, -1.0], dtype=torch.float64)          # binary spikes x weights
+    grad = torch.randn(rows, width, generator=g, dtype=torch.float64)
+    outs = []
+    for fn in (pna_extreme, _extreme_dense):
+        leaf = x.clone().requires_grad_()
+        out = fn(csr, leaf, reduce)
+        (gx,) = torch.autograd.grad((out * grad).sum(), leaf)
+        outs.append((out.detach(), gx))
+    (o0, g0), (o1, g1) = outs
+    assert torch.equal(o0, o1) and torch.equal(g0, g1)
+    assert o0[-2:].abs().sum() == 0                      # empty rows: 0
+    dense = csr.to_dense()
+    prod = dense.unsqueeze(-1) * x.unsqueeze(0)                        # [rows, cols, width]
+    ties = ((prod == o0.unsqueeze(1)) & (dense != 0).unsqueeze(-1)).sum(1)
+    assert (ties[:-2] > 1).any() and (ties[:-2] >= 1).all()  # ties exercised; extreme attained

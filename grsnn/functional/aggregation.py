@@ -29,18 +29,53 @@ def pna_scales(in_degree: Tensor) -> Tensor:
 def pna_extreme(csr: Tensor, x: Tensor, reduce: str) -> Tensor:
     """Row-wise max / min of ``csr[v, j] * x[j]`` over the stored entries (0 for an empty
     row). The gradient goes to the *first* maximal entry of the row (storage order), as
-    torch_scatter's ``scatter_max`` (the reference code's) does. Off the CPU (no reduce
-    kernel there) a dense scatter computes it, and tied gradients are split."""
-    if csr.device.type != "cpu":   # the reduce kernels are CPU-only: dense fallback
+    torch_scatter's ``scatter_max`` (the reference code's) does. On the CPU this is
+    PyTorch's sparse reduce kernel; elsewhere (no such kernel) :func:`_extreme_dense`
+    computes the same values and gradient from the entries."""
+    if csr.device.type != "cpu":   # the reduce kernels are CPU-only
         return _extreme_dense(csr, x, reduce)
     return torch.sparse.mm(csr, x, reduce)
 
 
 def _extreme_dense(csr: Tensor, x: Tensor, reduce: str) -> Tensor:
-    coo = csr.to_sparse_coo().coalesce()
+    """:func:`pna_extreme` from the ``[nnz, C]`` entries (any device): scatter-reduce for
+    the values; the backward sends each ``(row, column)``'s gradient to the first entry
+    of the row that attains the extreme. Saves only that entry's index per ``(row,
+    column)``; the operator's values get no gradient (graph structure)."""
+    coo = csr.to_sparse_coo().coalesce()      # (row, column) order = the CSR storage order
     row, col = coo.indices()
-    vals = coo.values().unsqueeze(1) * x.index_select(0, col)
-    return scatter(vals, row, 0, csr.size(0), reduce="max" if reduce == "amax" else "min")
+    return _ExtremeFn.apply(x, row, col, coo.values().detach(), csr.size(0), reduce)
+
+
+class _ExtremeFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, row, col, val, num_rows, reduce):  # type: ignore[override]
+        nnz, cols = row.numel(), x.size(1)
+        vals = val.to(x.dtype).unsqueeze(1) * x.index_select(0, col)
+        index = row.unsqueeze(1).expand(nnz, cols)
+        start = -torch.inf if reduce == "amax" else torch.inf
+        out = x.new_full((num_rows, cols), start).scatter_reduce_(0, index, vals, reduce)
+        empty = torch.bincount(row, minlength=num_rows) == 0
+        out.masked_fill_(empty.unsqueeze(1), 0.0)
+        # the first entry (storage order) attaining the extreme, per (row, column)
+        hit = vals == out.index_select(0, row)
+        pos = torch.arange(nnz, device=x.device).unsqueeze(1).expand(nnz, cols)
+        first = torch.full((num_rows, cols), nnz, dtype=torch.long, device=x.device)
+        first.scatter_reduce_(0, index, torch.where(hit, pos, nnz), "amin")
+        ctx.save_for_backward(first, col, val)
+        ctx.x_shape = x.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[override]
+        first, col, val = ctx.saved_tensors
+        nnz = col.numel()
+        grad_x = grad_out.new_zeros(ctx.x_shape)
+        if nnz:
+            entry = first.clamp(max=nnz - 1)
+            contrib = torch.where(first < nnz, grad_out * val.to(grad_out.dtype)[entry], 0.0)
+            grad_x.scatter_add_(0, col[entry], contrib)
+        return grad_x, None, None, None, None, None
 
 
 def pna_statistics(total: Tensor, total_sq: Tensor, mx: Tensor, mn: Tensor,
