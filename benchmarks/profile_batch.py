@@ -108,7 +108,7 @@ def main() -> int:
             sec, faults = time.perf_counter() - t0, _faults() - f0
         release_free_memory()     # between batches, as grsnn train does
     if not args.no_train:
-        # page faults are slow on these VMs (about 23 us each, the kernel zeroing the
+        # page faults are slow on these VMs (about 20 us each, the kernel zeroing the
         # page): a profiled batch that still faults shows them as fill_ / copy_ time
         print(f"training batch: {sec:.3f} s (profiled), {faults} minor page faults\n"
               f"{table(prof, args.top)}")
