@@ -277,13 +277,16 @@ def cmd_stats(args: argparse.Namespace) -> None:
     print(f"firing rate (all steps): {stats['firing_rate']:.4f}")
     print(f"spikes per query: {stats['spikes_per_query']:.0f}; delivered along edges: "
           f"{stats['delivered_spikes_per_query']:.0f}")
-    print(f"synaptic operations per query (accumulates, D per delivered spike): "
+    print(f"synaptic operations per query (D per delivered spike): "
           f"{stats['sops_per_query']:.4g}")
-    print(f"non-spiking path GNN of the same size (T-1 layers, E*D + N*D*D MACs per layer): "
-          f"{stats['gnn_macs_per_query']:.4g} MACs per query")
-    print(f"energy per query: spiking {stats['snn_energy_uj_per_query']:.4g} uJ "
-          f"(0.9 pJ/AC) vs GNN {stats['gnn_energy_uj_per_query']:.4g} uJ (4.6 pJ/MAC): "
-          f"{stats['energy_ratio_gnn_over_snn']:.1f}x less")
+    print(f"operations per query, spiking circuit: {stats['snn_acs_per_query']:.4g} AC + "
+          f"{stats['snn_macs_per_query']:.4g} MAC; non-spiking path GNN of the same size "
+          f"(T-1 layers): {stats['gnn_acs_per_query']:.4g} AC + "
+          f"{stats['gnn_macs_per_query']:.4g} MAC")
+    print(f"energy per query (0.9 pJ/AC, 4.6 pJ/MAC): spiking "
+          f"{stats['snn_energy_uj_per_query']:.4g} uJ vs GNN "
+          f"{stats['gnn_energy_uj_per_query']:.4g} uJ (GNN / spiking = "
+          f"{stats['energy_ratio_gnn_over_snn']:.2f})")
     from .tasks.analysis import format_breakdown
     print("\nreach of the query by hop distance from its source (informed: the spike train "
           "differs from the node's train without the source's current):")

@@ -1,4 +1,5 @@
 """Synaptic operations counted from spikes and graph, against a brute force."""
+import pytest
 import torch
 from torch_geometric.data import Data
 
@@ -31,3 +32,47 @@ def test_delivered_spikes_match_brute_force():
     assert abs(stats["firing_rate"] - spikes.mean().item()) < 1e-12
     assert stats["gnn_macs_per_query"] == (T - 1) * (80 * 4 + n * 16)
     assert len(stats["firing_rate_per_step"]) == T
+
+
+def test_operation_counts_of_grsnn_plus_by_hand():
+    from grsnn.tasks.stats import operation_counts
+    # 3 nodes, 4 edges, D = 2, T = 3 (2 layers), 5 delivered spikes, 3 own spikes
+    plus = GRSNN(2, hidden_dim=2, time_steps=3, relation_weight=True, self_connection=True,
+                 layer_norm=True, aggregate="pna")
+    c = operation_counts(plus, torch.tensor([5.0]), torch.tensor([3.0]), 3, 4)
+    # spiking: sum + sum of squares 2 x 5, max/min 2 x 2 x 4 x 2, self 2 x 3, LayerNorm 2 x 3 x 2 x 2
+    assert c["snn_ac"].item() == 10 + 32 + 6 + 24
+    # omega^2 (R x D), PNA finish + scalers + 12D linear 2 x 3 x 2 x (3 + 8 + 24), LayerNorm 36
+    assert c["snn_mac"].item() == 4 + 420 + 36
+    # GNN: messages 16, squares 16, the same dense part, self block 2 x 3 x 2 x 2, LayerNorm
+    assert c["gnn_mac"].item() == 16 + 16 + 420 + 24 + 36
+    assert c["gnn_ac"].item() == 32 + 24
+    # relation weights with sum aggregation: a delivered spike is D multiply-accumulates
+    weighted = GRSNN(2, hidden_dim=2, time_steps=3, relation_weight=True)
+    c = operation_counts(weighted, torch.tensor([5.0]), torch.tensor([3.0]), 3, 4)
+    assert (c["snn_ac"].item(), c["snn_mac"].item()) == (0, 10)
+    assert c["gnn_mac"].item() == 2 * (4 * 2 + 3 * 4)
+
+
+def test_circuit_stats_of_grsnn_plus_count_its_own_spikes_and_dense_work():
+    torch.manual_seed(1)
+    n = 10
+    ei = torch.randint(0, n, (2, 30))
+    data = Data(edge_index=ei, edge_type=torch.randint(0, 2, (30,)), num_nodes=n)
+    model = GRSNN(2, hidden_dim=4, time_steps=6, relation_weight=True, self_connection=True,
+                  layer_norm=True, aggregate="pna", linear_scale=3.0)
+    h, r = torch.tensor([0, 3]), torch.tensor([0, 1])
+    stats = circuit_stats(model, data, h, r)
+    spikes = model.spike_trains(data, h, r).float()            # [T, N, B, D]
+    own = spikes[:-1].sum(dim=(0, 1, 3)).mean().item()           # read by the self connection
+    assert own > 0
+    layers, d, e = 5, 4, 30
+    want_ac = (2 * stats["delivered_spikes_per_query"] + layers * 2 * e * d + d * own
+               + layers * n * d * 2)
+    assert stats["snn_acs_per_query"] == pytest.approx(want_ac)
+    dense = layers * n * d * (3 + 8 + 12 * d)
+    assert stats["snn_macs_per_query"] == 2 * d + dense + layers * n * d * 3
+    # the dense PNA layer is most of both sides' energy: far from the plain model's ratio
+    snn = stats["snn_acs_per_query"] * 0.9 + stats["snn_macs_per_query"] * 4.6
+    assert stats["snn_energy_uj_per_query"] == pytest.approx(snn * 1e-6)
+    assert 1 < stats["energy_ratio_gnn_over_snn"] < 1.3

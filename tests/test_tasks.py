@@ -253,6 +253,12 @@ def test_link_prediction_task_on_a_tiny_graph(tmp_path):
     assert batch.shape == (8, 2, 3)
     train_pairs = {tuple(sorted(p)) for p in train.t().tolist()}
     heads, cands = batch[:, :, 0], batch[:, :, 1]
+    # half the rows corrupt tails, half heads: rows 0-3 keep the lower end of their pair,
+    # rows 4-7 the higher one (METHOD section 7), the positive is the pair's other end
+    lo, hi = train[:, :8]
+    assert (lo < hi).all()
+    assert heads[:4, 0].tolist() == lo[:4].tolist() and cands[:4, 0].tolist() == hi[:4].tolist()
+    assert heads[4:, 0].tolist() == hi[4:].tolist() and cands[4:, 0].tolist() == lo[4:].tolist()
     pairs = set(zip(graph.edge_index[0].tolist(), graph.edge_index[1].tolist()))
     for h, (pos, neg_) in zip(heads[:, 0].tolist(), cands.tolist()):
         assert tuple(sorted((h, neg_))) not in train_pairs and neg_ != h      # strict

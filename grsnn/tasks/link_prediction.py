@@ -74,8 +74,14 @@ class LinkPredictionTask:
     def make_batch(self, idx: Tensor, gen: torch.Generator) -> Tuple[Data, Tensor]:
         """Graph without the batch's easy edges and a batch ``[B, 1 + n, 3]`` (a row: a head,
         its positive tail and its negatives; scored symmetrically with one circuit from the
-        head and one from every candidate)."""
+        head and one from every candidate). The first half of the rows keeps the lower-id end
+        of its pair and corrupts the other; the second half keeps the higher-id end."""
         h, t = self.train_pairs[:, idx]
+        # METHOD section 7: half the batch corrupts tails, half heads. The stored pairs are
+        # ordered u < v, so the second half of the batch is anchored at its pairs' other end
+        # (the batches are shuffled, so every pair is anchored at either end across epochs).
+        half = (len(h) + 1) // 2
+        h, t = torch.cat([h[:half], t[half:]]), torch.cat([t[:half], h[half:]])
         n_neg = self.cfg["task"]["num_negative"]
         allowed = ~self.neighbours.mask(h, torch.zeros_like(h))
         allowed[torch.arange(len(h)), h] = False       # no self pairs

@@ -11,6 +11,19 @@
   messages and ``N * D * D`` for the node update;
 * energy: ``0.9 pJ`` per accumulate and ``4.6 pJ`` per multiply-accumulate (45 nm CMOS
   figures used by the GRSNN paper, METHOD section 9).
+
+GRSNN+ (:func:`operation_counts`) adds work that is not event-driven, counted on both sides
+the same way: relation weights make a delivered spike's column a scaled one (``D``
+multiply-accumulates instead of accumulates); the self connection adds a column per own
+spike (``D`` accumulates; the GNN multiplies its ``N x D`` state by a second ``D x D``
+block); PNA aggregates every incoming message (max and min compare all ``E x D`` of them,
+silent ones included: one accumulate-sized operation each; sum and sum of squares take a
+delivered spike's value and its precomputed square: two accumulates), finishes mean and
+standard deviation (three multiply-accumulates per node and neuron), scales the four
+statistics by the two degree scalers (``8 D`` per node) and runs the ``12 D x D`` linear
+layer on those real-valued features (multiply-accumulates, as in the GNN); LayerNorm costs
+three multiply-accumulates and two accumulates per node and neuron. Neuron state updates,
+biases and the readout are left out on both sides (``O(N D)`` per step each).
 """
 from __future__ import annotations
 
@@ -23,7 +36,7 @@ from ..functional import build_plan
 from ..nn import GRSNN
 
 __all__ = ["circuit_stats", "spiking_gnn_stats", "delivered_spikes", "source_reach",
-           "ENERGY_AC_PJ", "ENERGY_MAC_PJ"]
+           "operation_counts", "ENERGY_AC_PJ", "ENERGY_MAC_PJ"]
 
 ENERGY_AC_PJ = 0.9
 ENERGY_MAC_PJ = 4.6
@@ -56,6 +69,54 @@ def delivered_spikes(spikes: Tensor, plan, delays: Tensor) -> Tensor:
         arrived = cum[last].index_select(0, plan.src) * (dp == j)
         delivered += (arrived * fan.unsqueeze(1)).sum(0)
     return delivered
+
+
+def operation_counts(model: GRSNN, delivered: Tensor, own_spikes: Tensor, num_nodes: int,
+                     num_edges: int) -> Dict[str, Tensor]:
+    """Accumulates and multiply-accumulates per query of the spiking circuit and of the
+    non-spiking path GNN of the same size and layer (module docstring).
+
+    ``delivered`` ``[B]``: spikes delivered along edges per query (:func:`delivered_spikes`);
+    ``own_spikes`` ``[B]``: spikes in steps ``0..T-2`` (what the self connection reads).
+    Returns ``snn_ac``, ``snn_mac`` (``[B]``), ``gnn_ac``, ``gnn_mac`` (scalars as tensors).
+
+    Example (plain GRSNN: D accumulates per delivered spike; the GNN E*D + N*D*D per layer):
+        >>> m = GRSNN(2, hidden_dim=4, time_steps=3)
+        >>> c = operation_counts(m, torch.tensor([10.0]), torch.tensor([5.0]), 6, 8)
+        >>> c["snn_ac"].item(), c["snn_mac"].item(), c["gnn_mac"].item()
+        (40.0, 0.0, 256.0)
+    """
+    conv = model.conv
+    d, n, e, layers = model.hidden_dim, num_nodes, num_edges, model.time_steps - 1
+    weighted = model.weight_generator is not None or conv.relation_weight is not None
+    pna = conv.aggregate_fn == "pna"
+    zero = torch.zeros_like(delivered)
+    snn_ac, snn_mac = zero.clone(), zero.clone()
+    gnn_ac, gnn_mac = 0.0, float(layers * e * d)          # relation-conditioned messages
+    if pna:
+        snn_ac += 2 * delivered + layers * 2 * e * d        # sum, sum of squares; max, min
+        snn_mac += (model.num_relations * d if weighted else 0)  # the squares of omega
+        gnn_mac += layers * e * d                            # squares
+        gnn_ac += layers * 2 * e * d                         # max, min
+        dense = layers * n * d * (3 + 8 + 12 * d)            # mean/std, scalers, linear
+        snn_mac += dense
+        gnn_mac += dense
+    elif weighted:
+        snn_mac += d * delivered                             # a scaled column per spike
+        gnn_mac += layers * n * d * d
+    else:
+        snn_ac += d * delivered                              # a column per spike
+        gnn_mac += layers * n * d * d
+    if conv.self_connection:
+        snn_ac += d * own_spikes
+        gnn_mac += layers * n * d * d
+    if conv.norm is not None:
+        snn_mac += layers * n * d * 3
+        snn_ac += layers * n * d * 2
+        gnn_mac += layers * n * d * 3
+        gnn_ac += layers * n * d * 2
+    return {"snn_ac": snn_ac, "snn_mac": snn_mac, "gnn_ac": torch.tensor(gnn_ac),
+            "gnn_mac": torch.tensor(gnn_mac)}
 
 
 @torch.no_grad()
@@ -150,9 +211,9 @@ def circuit_stats(model: GRSNN, data, h_index: Tensor, r_index: Tensor) -> Dict[
     delivered_per_query = delivered.view(b, d).sum(1)
     sops = delivered_per_query * d
     edges = plan.dst.numel()
-    macs = (steps - 1) * (edges * d + n * d * d)
-    snn_pj = sops * ENERGY_AC_PJ
-    gnn_pj = macs * ENERGY_MAC_PJ
+    ops = operation_counts(model, delivered_per_query, spikes[:-1].sum(dim=(0, 1, 3)), n, edges)
+    snn_pj = ops["snn_ac"] * ENERGY_AC_PJ + ops["snn_mac"] * ENERGY_MAC_PJ
+    gnn_pj = float(ops["gnn_ac"]) * ENERGY_AC_PJ + float(ops["gnn_mac"]) * ENERGY_MAC_PJ
     return {
         "queries": b,
         "nodes": n,
@@ -164,7 +225,10 @@ def circuit_stats(model: GRSNN, data, h_index: Tensor, r_index: Tensor) -> Dict[
         "spikes_per_query": spikes.sum(dim=(0, 1, 3)).mean().item(),
         "delivered_spikes_per_query": delivered_per_query.mean().item(),
         "sops_per_query": sops.mean().item(),
-        "gnn_macs_per_query": float(macs),
+        "snn_acs_per_query": ops["snn_ac"].mean().item(),
+        "snn_macs_per_query": ops["snn_mac"].mean().item(),
+        "gnn_acs_per_query": float(ops["gnn_ac"]),
+        "gnn_macs_per_query": float(ops["gnn_mac"]),
         "snn_energy_uj_per_query": snn_pj.mean().item() * 1e-6,
         "gnn_energy_uj_per_query": gnn_pj * 1e-6,
         "energy_ratio_gnn_over_snn": (gnn_pj / snn_pj.mean().clamp(min=1e-12)).item(),
