@@ -15,16 +15,21 @@
 #       --set task.max_eval_queries=null, resumable);
 #   fb237_v3_budget, WN18RR_v3_budget (2 epochs), fb237_v4_budget (2 epochs): the GraIL
 #       protocol cut to fewer epochs, validated after every epoch for the learning curve.
+# A suffix "_T<k>" runs the same protocol with k time steps (--set model.time_steps=k):
+#   cora_T20, citeseer_T20, WN18RR_v1_T16 are the horizon diagnostics of docs/RESULTS.md.
 # Runs go to $RUNS/<name>/ (default runs/); output to $RUNS/<name>.out. One job at
 # a time, 2 threads (OMP_NUM_THREADS=1 to run two side by side). The project's own record of these runs is kept in results/ (committed,
 # so that a run stopped at the end of a working session resumes in the next one):
 #
 #   RUNS=results bash scripts/experiments.sh cora
+#
+# DRY_RUN=1 prints what each name would run (resume, start or skip) and runs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh >/dev/null
+dry="${DRY_RUN:-}"
+[ -n "$dry" ] || bash scripts/setup.sh >/dev/null
 runs="${RUNS:-runs}"
-mkdir -p "$runs"
+[ -n "$dry" ] || mkdir -p "$runs"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
@@ -33,14 +38,18 @@ fi
 for name in "${names[@]}"; do
   base="${name%_budget}"
   budget=()
+  if [[ "$base" =~ ^(.+)_T([0-9]+)$ ]]; then
+    base="${BASH_REMATCH[1]}"
+    budget=(--set "model.time_steps=${BASH_REMATCH[2]}")
+  fi
   case "$name" in
     fb15k237_budget|fb15k237_grsnn+_budget|wn18rr_budget|wn18rr_grsnn+_budget)
-      budget=(--set train.num_epoch=1 --set train.max_steps_per_epoch=600
+      budget+=(--set train.num_epoch=1 --set train.max_steps_per_epoch=600
               --set task.max_eval_queries=500 --set train.checkpoint_interval=60
               --set train.log_interval=10) ;;
-    fb237_v3_budget) budget=(--set train.num_epoch=4 --set train.valid_interval=1) ;;
+    fb237_v3_budget) budget+=(--set train.num_epoch=4 --set train.valid_interval=1) ;;
     fb237_v4_budget|WN18RR_v3_budget)
-      budget=(--set train.num_epoch=2 --set train.valid_interval=1) ;;
+      budget+=(--set train.num_epoch=2 --set train.valid_interval=1) ;;
     *_budget) echo "error: no budget defined for $name" >&2; exit 2 ;;
   esac
   case "$base" in
@@ -60,6 +69,7 @@ for name in "${names[@]}"; do
     flags=(--force)        # stopped before its first checkpoint: nothing to keep
   fi
   echo "$name: $(date +%H:%M:%S) grsnn train -c $config --out $out ${budget[*]:-} ${flags[*]:-}"
+  [ -z "$dry" ] || continue
   .venv/bin/grsnn train -c "$config" --out "$out" --quiet "${budget[@]}" "${flags[@]}" \
     >> "$runs/$name.out" 2>&1
   echo "$name: finished $(date +%H:%M:%S)"

@@ -1,0 +1,38 @@
+"""scripts/experiments.sh: which command each experiment name runs (DRY_RUN, no training)."""
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _dry(runs: Path, *names: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(ROOT / "scripts" / "experiments.sh"), *names],
+                          env={"PATH": "/usr/bin:/bin", "DRY_RUN": "1", "RUNS": str(runs)},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_experiments_script_resumes_skips_and_applies_variants(tmp_path):
+    (tmp_path / "cora").mkdir()
+    (tmp_path / "cora" / "results.json").write_text("{}")
+    (tmp_path / "WN18RR_v2").mkdir()
+    (tmp_path / "WN18RR_v2" / "last.pt").write_bytes(b"")
+    (tmp_path / "citeseer_T20").mkdir()                 # stopped before its first checkpoint
+    out = _dry(tmp_path, "cora", "WN18RR_v2", "citeseer_T20", "WN18RR_v1_T16",
+               "fb237_v4_budget")
+    assert out.returncode == 0, out.stderr
+    lines = dict(line.split(": ", 1) for line in out.stdout.strip().splitlines())
+    assert lines["cora"].startswith("done")
+    wn2 = lines["WN18RR_v2"].split(" ", 1)[1].split()
+    assert wn2[-1] == "--resume" and "tasks/kg_completion/WN18RR_v2.yaml" in wn2
+    cite = lines["citeseer_T20"]
+    assert "tasks/link_prediction/citeseer.yaml" in cite and cite.endswith("--force")
+    assert "--set model.time_steps=20" in cite
+    assert "--set model.time_steps=16" in lines["WN18RR_v1_T16"]
+    assert "--set train.num_epoch=2 --set train.valid_interval=1" in lines["fb237_v4_budget"]
+    assert not (tmp_path / "WN18RR_v1_T16").exists()      # a dry run creates nothing
+
+
+def test_experiments_script_refuses_unknown_names(tmp_path):
+    for name, needle in (("nosuch", "no config"), ("cora_budget", "no budget")):
+        out = _dry(tmp_path, name)
+        assert out.returncode == 2 and needle in out.stderr
