@@ -38,6 +38,10 @@ def test_train_writes_a_complete_run_directory(trained, capsys):
     progress = [x.split(": ")[0].split(" ", 2)[2] for x in log.splitlines() if " batch " in x]
     assert progress == ["epoch 1 batch 1/4", "epoch 1 batch 2/4", "epoch 1 batch 3/4"]
     assert "epoch 1: mean loss" in log and "queries/s" in log
+    # with the time left (one epoch: the epoch's and the run's are the same)
+    line = next(x for x in log.splitlines() if "epoch 1 batch 2/4" in x)
+    epoch_left = line.split("epoch ends in ")[1].split(",")[0]
+    assert line.split("run in about ")[1].startswith(epoch_left + " (validation not counted)")
 
 
 def test_eval_and_predict(trained, capsys):

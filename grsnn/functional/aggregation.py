@@ -18,8 +18,8 @@ def pna_scales(in_degree: Tensor) -> Tensor:
     normalised by its mean over the nodes (``1/s`` clamps ``s`` at ``1e-2``).
 
     Example:
-        >>> pna_scales(torch.tensor([0., 1., 3.]))[:, 1]
-        tensor([0.0000, 0.6667, 1.3333])
+        >>> pna_scales(torch.tensor([0., 1., 3.]))[:, 1]      # log 1, log 2, log 4 over log 2
+        tensor([0., 1., 2.])
     """
     s = torch.log(in_degree + 1.0)
     s = s / s.mean().clamp(min=1e-12)

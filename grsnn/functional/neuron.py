@@ -256,8 +256,8 @@ def alpha_kernel(j: Tensor, tau: float = 4.0) -> Tensor:
     r"""PSP kernel :math:`\epsilon(j) = \tfrac{e}{\tau}(j+1)e^{-j/\tau}` (0 for ``j < 0``).
 
     Example:
-        >>> alpha_kernel(torch.arange(3.0)).round(decimals=3)
-        tensor([0.6800, 1.0590, 1.2370])
+        >>> alpha_kernel(torch.arange(3.0)).round(decimals=4)
+        tensor([0.6796, 1.0585, 1.2365])
     """
     j = j.to(torch.get_default_dtype()) if not j.is_floating_point() else j
     val = (math.e / tau) * (j + 1.0) * torch.exp(-j / tau)

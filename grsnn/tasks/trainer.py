@@ -300,6 +300,7 @@ class Trainer:
             bar = tqdm(range(self.step, n_steps), desc=f"epoch {self.epoch + 1}/{tr['num_epoch']}",
                        unit="batch", disable=not self.progress, initial=self.step, total=n_steps)
             start, seen, total_loss, count = time.perf_counter(), 0, 0.0, 0
+            first = self.step
             saved_at = self.step      # batches at the last checkpoint of this epoch
             for step in bar:
                 idx = perm[step * tr["batch_size"]:(step + 1) * tr["batch_size"]]
@@ -326,8 +327,14 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss:.4f}", q_per_s=f"{q_per_s:.1f}")
                 if self.step % tr["log_interval"] == 0 and self.step < n_steps:
                     # progress of a quiet or detached run (the bar shows it otherwise)
+                    per_batch = (time.perf_counter() - start) / (self.step - first)
+                    left = n_steps - self.step
+                    run_left = left + (tr["num_epoch"] - self.epoch - 1) * n_steps
                     self.log(f"epoch {self.epoch + 1} batch {self.step}/{n_steps}: mean loss "
-                             f"{total_loss / count:.4f}, {q_per_s:.1f} queries/s", echo=False)
+                             f"{total_loss / count:.4f}, {q_per_s:.1f} queries/s, epoch ends in "
+                             f"{format_duration(left * per_batch)}, run in about "
+                             f"{format_duration(run_left * per_batch)} (validation not "
+                             f"counted)", echo=False)
             bar.close()
             self.log(f"epoch {self.epoch + 1}: mean loss {total_loss / max(1, count):.4f} over "
                      f"{count} batches, {time.perf_counter() - start:.1f} s")
@@ -367,6 +374,19 @@ class Trainer:
         if dist.is_main():
             _atomic_write(self.out / "results.json", lambda p: p.write_text(text, encoding="utf-8"))
         return results
+
+
+def format_duration(seconds: float) -> str:
+    """``seconds`` as ``1h05m``, ``4m10s`` or ``12s``.
+
+    Example:
+        >>> format_duration(3900), format_duration(250.4), format_duration(12.6)
+        ('1h05m', '4m10s', '13s')
+    """
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
 def _fmt(metrics: Dict[str, float]) -> str:
