@@ -6,6 +6,8 @@ per validation/test positive (a pair that is no edge of the full graph).
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -173,7 +175,8 @@ def planetoid_data(name: str, root: str | Path | None = None, download: bool = F
         for ext in _PLANETOID_EXT:
             fname = f"ind.{canonical.lower()}.{ext}"
             shutil.copyfile(raw / fname, target / fname)
-        return Planetoid(tmp, canonical)[0]
+        with contextlib.redirect_stderr(io.StringIO()):   # PyG's "Processing... Done!"
+            return Planetoid(tmp, canonical)[0]
 
 
 def load_planetoid(name: str, root: str | Path | None = None, seed: int = 0,
