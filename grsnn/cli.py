@@ -277,7 +277,7 @@ def cmd_stats(args: argparse.Namespace) -> None:
     print(f"firing rate (all steps): {stats['firing_rate']:.4f}")
     print(f"spikes per query: {stats['spikes_per_query']:.0f}; delivered along edges: "
           f"{stats['delivered_spikes_per_query']:.0f}")
-    print(f"synaptic operations per query (D per delivered spike): "
+    print(f"delivered spikes x D (the synaptic operations of sum aggregation): "
           f"{stats['sops_per_query']:.4g}")
     print(f"operations per query, spiking circuit: {stats['snn_acs_per_query']:.4g} AC + "
           f"{stats['snn_macs_per_query']:.4g} MAC; non-spiking path GNN of the same size "

@@ -27,6 +27,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dry="${DRY_RUN:-}"
+[ "$dry" != 0 ] || dry=""
 [ -n "$dry" ] || bash scripts/setup.sh >/dev/null
 runs="${RUNS:-runs}"
 [ -n "$dry" ] || mkdir -p "$runs"
@@ -38,7 +39,7 @@ fi
 for name in "${names[@]}"; do
   base="${name%_budget}"
   budget=()
-  if [[ "$base" =~ ^(.+)_T([0-9]+)$ ]]; then
+  if [[ "$base" =~ ^(.+)_T([1-9][0-9]*)$ ]]; then
     base="${BASH_REMATCH[1]}"
     budget=(--set "model.time_steps=${BASH_REMATCH[2]}")
   fi

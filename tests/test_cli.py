@@ -141,7 +141,7 @@ def test_stats_command(trained, capsys):
     _, out = trained
     assert main(["stats", "--checkpoint", str(out / "best.pt"), "--queries", "4"]) == 0
     text = capsys.readouterr().out
-    assert "firing rate per time step" in text and "synaptic operations per query" in text
+    assert "firing rate per time step" in text and "delivered spikes x D" in text
     rates = next(x for x in text.splitlines() if x.startswith("firing rate per time step"))
     assert len(rates.split(":")[1].split()) == 6          # time_steps = 6 in this run
     reach = text.split("reach of the query by hop distance")[1].splitlines()[1:]

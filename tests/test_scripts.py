@@ -1,4 +1,5 @@
 """scripts/experiments.sh: which command each experiment name runs (DRY_RUN, no training)."""
+import os
 import subprocess
 from pathlib import Path
 
@@ -7,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _dry(runs: Path, *names: str) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(ROOT / "scripts" / "experiments.sh"), *names],
-                          env={"PATH": "/usr/bin:/bin", "DRY_RUN": "1", "RUNS": str(runs)},
+                          env={**os.environ, "DRY_RUN": "1", "RUNS": str(runs)},
                           capture_output=True, text=True, timeout=60)
 
 

@@ -66,6 +66,17 @@ def test_negatives_are_strict_and_half_the_batch_corrupts_heads(kg_task):
     assert (batch[:, 0, 2] >= R).sum() == 10
 
 
+def test_odd_batches_corrupt_heads_half_the_time_too():
+    from grsnn.tasks.kg_completion import corrupt_heads
+    gen = torch.Generator().manual_seed(0)
+    for size in (1, 5):                  # FB15k-237 trains on batches of 5
+        rows = torch.stack([corrupt_heads(size, gen) for _ in range(2000)]).float()
+        assert 0.47 < rows.mean() < 0.53, size
+        mid = size // 2                  # the coin-flip row; the others are fixed
+        assert rows[:, :mid].sum() == 0 and rows[:, mid + 1:].all()
+        assert 0.45 < rows[:, mid].mean() < 0.55
+
+
 def test_easy_edge_removal_removes_query_edge_and_inverse(kg_task):
     task, _ = kg_task
     g = task.data.splits["train"].graph

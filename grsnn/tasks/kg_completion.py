@@ -24,7 +24,8 @@ from . import distributed as dist
 from .chunking import queries_per_pass, release_free_memory
 from .partial import EvalProgress, model_fingerprint, tensor_fingerprint
 
-__all__ = ["TripleIndex", "KGCompletionTask", "remove_easy_edges", "self_adversarial_loss"]
+__all__ = ["TripleIndex", "KGCompletionTask", "corrupt_heads", "remove_easy_edges",
+           "self_adversarial_loss"]
 
 
 class TripleIndex:
@@ -59,6 +60,25 @@ class TripleIndex:
         out = torch.zeros(len(key), self.num_nodes, dtype=torch.bool)
         out[rows, cols] = True
         return out
+
+
+def corrupt_heads(batch_size: int, gen: torch.Generator) -> Tensor:
+    """Which rows of a batch corrupt the head (METHOD section 7: half the batch corrupts
+    tails, half heads): the second half of the rows; the middle row of an odd batch (the
+    only row of a batch of one) by a coin flip from ``gen``, so that odd batches (FB15k-237
+    uses 5 queries) corrupt heads half the time too instead of 2 in 5.
+
+    Example:
+        >>> corrupt_heads(4, torch.Generator().manual_seed(0)).tolist()
+        [False, False, True, True]
+        >>> g = torch.Generator().manual_seed(0)
+        >>> sum(bool(corrupt_heads(1, g)) for _ in range(1000))   # about 500
+        504
+    """
+    side = torch.arange(batch_size) >= (batch_size + 1) // 2
+    if batch_size % 2:
+        side[batch_size // 2] = bool(torch.randint(0, 2, (1,), generator=gen))
+    return side
 
 
 def remove_easy_edges(graph: Data, heads: Tensor, tails: Tensor, rels: Tensor,
@@ -130,8 +150,7 @@ class KGCompletionTask:
         """Training graph without easy edges and a batch ``[B, 1 + n, 3]`` in tail-query form."""
         task = self.cfg["task"]
         h, t, r = self.train_triples[idx].t()
-        half = (len(idx) + 1) // 2          # first half corrupts tails, second half heads
-        head_side = torch.arange(len(idx)) >= half
+        head_side = corrupt_heads(len(idx), gen)
         qh = torch.where(head_side, t, h)
         qt = torch.where(head_side, h, t)
         qr = torch.where(head_side, r + self.R, r)

@@ -23,7 +23,7 @@ from ..metrics import auroc_ap
 from ..nn import GRSNN
 from . import distributed as dist
 from .chunking import queries_per_pass, release_free_memory
-from .kg_completion import TripleIndex, remove_easy_edges, self_adversarial_loss
+from .kg_completion import TripleIndex, corrupt_heads, remove_easy_edges, self_adversarial_loss
 
 __all__ = ["LinkPredictionTask", "relational_graph"]
 
@@ -77,14 +77,15 @@ class LinkPredictionTask:
     def make_batch(self, idx: Tensor, gen: torch.Generator) -> Tuple[Data, Tensor]:
         """Graph without the batch's easy edges and a batch ``[B, 1 + n, 3]`` (a row: a head,
         its positive tail and its negatives; scored symmetrically with one circuit from the
-        head and one from every candidate). The first half of the rows keeps the lower-id end
-        of its pair and corrupts the other; the second half keeps the higher-id end."""
+        head and one from every candidate). The first half of the rows keeps the first end
+        of its pair (the lower id for Planetoid's ``u < v`` pairs) and corrupts the second;
+        the second half keeps the second end (:func:`corrupt_heads`)."""
         h, t = self.train_pairs[:, idx]
-        # METHOD section 7: half the batch corrupts tails, half heads. The stored pairs are
-        # ordered u < v, so the second half of the batch is anchored at its pairs' other end
-        # (the batches are shuffled, so every pair is anchored at either end across epochs).
-        half = (len(h) + 1) // 2
-        h, t = torch.cat([h[:half], t[half:]]), torch.cat([t[:half], h[half:]])
+        # METHOD section 7: half the batch corrupts tails, half heads: those rows keep the
+        # pair's second end and corrupt its first (the batches are shuffled, so a pair is
+        # anchored at either end across epochs)
+        flip = corrupt_heads(len(h), gen)
+        h, t = torch.where(flip, t, h), torch.where(flip, h, t)
         n_neg = self.cfg["task"]["num_negative"]
         allowed = ~self.neighbours.mask(h, torch.zeros_like(h))
         allowed[torch.arange(len(h)), h] = False       # no self pairs

@@ -90,12 +90,12 @@ def operation_counts(model: GRSNN, delivered: Tensor, own_spikes: Tensor, num_no
     d, n, e, layers = model.hidden_dim, num_nodes, num_edges, model.time_steps - 1
     weighted = model.weight_generator is not None or conv.relation_weight is not None
     pna = conv.aggregate_fn == "pna"
-    zero = torch.zeros_like(delivered)
+    zero = torch.zeros_like(delivered, dtype=torch.float64)   # exact beyond 2^24
     snn_ac, snn_mac = zero.clone(), zero.clone()
     gnn_ac, gnn_mac = 0.0, float(layers * e * d)          # relation-conditioned messages
     if pna:
         snn_ac += 2 * delivered + layers * 2 * e * d        # sum, sum of squares; max, min
-        snn_mac += (model.num_relations * d if weighted else 0)  # the squares of omega
+        snn_mac += (model.num_relations * d if weighted else 0)  # omega^2, once per query
         gnn_mac += layers * e * d                            # squares
         gnn_ac += layers * 2 * e * d                         # max, min
         dense = layers * n * d * (3 + 8 + 12 * d)            # mean/std, scalers, linear
@@ -115,8 +115,9 @@ def operation_counts(model: GRSNN, delivered: Tensor, own_spikes: Tensor, num_no
         snn_ac += layers * n * d * 2
         gnn_mac += layers * n * d * 3
         gnn_ac += layers * n * d * 2
-    return {"snn_ac": snn_ac, "snn_mac": snn_mac, "gnn_ac": torch.tensor(gnn_ac),
-            "gnn_mac": torch.tensor(gnn_mac)}
+    return {"snn_ac": snn_ac, "snn_mac": snn_mac,
+            "gnn_ac": torch.tensor(gnn_ac, dtype=torch.float64),
+            "gnn_mac": torch.tensor(gnn_mac, dtype=torch.float64)}
 
 
 @torch.no_grad()
