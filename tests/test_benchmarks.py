@@ -1,4 +1,5 @@
-"""The benchmark scripts run and print what the docs quote from them (small settings)."""
+"""The benchmark scripts run and print what the docs quote from them (small settings; every
+script under benchmarks/ has a test here)."""
 import os
 import re
 import subprocess
@@ -44,3 +45,32 @@ def test_scaling_times_a_batch_and_counts_the_epoch():
 def test_engine_check_reproduces_the_engine_with_the_baseline():
     out = _run("benchmarks/engine.py", "--check")
     assert out.strip().splitlines()[-1] == "PASS" and "FAIL" not in out
+
+
+def test_shortest_paths_benchmark_checks_every_distance():
+    out = _run("benchmarks/shortest_paths.py", "--sizes", "2000")
+    rows = re.findall(r"^\s+2000\s+200\s+(1\.\.10|unit)\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+(\d+)", out,
+                      re.M)
+    assert [w for w, _ in rows] == ["1..10", "unit"] and all(int(e) > 0 for _, e in rows)
+    assert out.strip().splitlines()[-1] == "all distances identical to networkx"
+
+
+def test_eval_memory_benchmark_keeps_metrics_under_a_budget():
+    out = _run("benchmarks/eval_memory.py", "--config", "fb237_v1", "--budgets", "1,0",
+               "--queries", "8")
+    rows = re.findall(r"^\s+(\d+|none)\s+(\d+)\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+([\d.]+)$", out, re.M)
+    assert [b for b, _, _ in rows] == ["1", "none"]
+    assert int(rows[0][1]) < int(rows[1][1])          # the budget cut the queries per pass
+    assert rows[0][2] == rows[1][2]
+    assert "metrics identical under every budget: True" in out
+
+
+def test_gnn_comparison_prints_the_table():
+    out = _run("benchmarks/gnn_comparison.py", "--datasets", "Cora", "--seeds", "1", "--tasks",
+               "lp", "--models", "gcn,spiking", "--hidden", "16")
+    gcn = re.search(r"^\| gcn \| (0\.\d+) ± 0\.000 \|", out, re.M)
+    spiking = re.search(r"^\| spiking \| (0\.\d+) ± 0\.000 \|.*\| ([\d.]+) \| [\d.]+ M AC", out,
+                        re.M)
+    assert gcn and spiking, out
+    assert float(gcn.group(1)) > 0.7 and float(spiking.group(1)) > 0.7   # both learn
+    assert 0 < float(spiking.group(2)) < 1                                # a firing rate
