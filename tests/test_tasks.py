@@ -169,6 +169,11 @@ def test_interrupted_then_resumed_run_matches_uninterrupted(tmp_path, monkeypatc
     resumed = Trainer(KGCompletionTask(load_triples_folder(folder), cfg), cfg, tmp_path / "b",
                       progress=False).fit(resume=True)
     assert resumed == want
+    # the interrupted epoch's mean loss covers its batches before the resume too
+    from grsnn.tasks.plots import training_losses
+    losses = [training_losses((tmp_path / run / "log.txt").read_text()) for run in "ab"]
+    assert losses[1] == losses[0] and set(losses[0]) == {1, 2, 3}
+    assert "over 8 batches (4 since the resume)" in (tmp_path / "b" / "log.txt").read_text()
     saved = json.loads((tmp_path / "b" / "results.json").read_text())
     assert saved["test"]["mrr"] == want["test"]["mrr"]
     assert set(saved) == {"valid", "test"}

@@ -13,7 +13,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 from tqdm import tqdm
@@ -179,6 +179,9 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(tr["seed"])
         self.epoch, self.step, self.best, self.best_epoch = 0, 0, -math.inf, -1
         self.best_valid: Dict[str, float] | None = None   # the best epoch's valid metrics
+        # sum of the batch losses of the current epoch and their number, kept in last.pt so
+        # that a resumed epoch's mean loss covers the batches before the resume too
+        self.epoch_loss: List[float] = [0.0, 0]
 
     # ------------------------------------------------------------------ state
     def log(self, msg: str, echo: bool = True) -> None:
@@ -194,7 +197,8 @@ class Trainer:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "epoch": self.epoch, "step": self.step, "generator": self.gen.get_state(),
                 "best": self.best, "best_epoch": self.best_epoch,
-                "best_valid": self.best_valid, "config": self.cfg,
+                "best_valid": self.best_valid, "epoch_loss": list(self.epoch_loss),
+                "config": self.cfg,
                 "vocab": self.task.vocab(), "torch_version": str(torch.__version__)}
 
     def save(self, name: str) -> None:
@@ -209,6 +213,9 @@ class Trainer:
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
         self.best_valid = state.get("best_valid")   # absent in older checkpoints
+        # older checkpoints: the resumed epoch's mean covers the batches after the resume
+        loss_sum, batches = state.get("epoch_loss", (0.0, 0)) if self.step else (0.0, 0)
+        self.epoch_loss = [float(loss_sum), int(batches)]
 
     def _drop_newer_best(self) -> None:
         """A kill between writing ``best.pt`` and ``last.pt`` leaves a best checkpoint from
@@ -299,8 +306,7 @@ class Trainer:
             self.model.train()
             bar = tqdm(range(self.step, n_steps), desc=f"epoch {self.epoch + 1}/{tr['num_epoch']}",
                        unit="batch", disable=not self.progress, initial=self.step, total=n_steps)
-            start, seen, total_loss, count = time.perf_counter(), 0, 0.0, 0
-            first = self.step
+            start, seen, first = time.perf_counter(), 0, self.step
             saved_at = self.step      # batches at the last checkpoint of this epoch
             for step in bar:
                 idx = perm[step * tr["batch_size"]:(step + 1) * tr["batch_size"]]
@@ -310,8 +316,7 @@ class Trainer:
                 if self.device.type == "cpu":
                     release_free_memory()  # freed heap pages back to the OS (RSS creep)
                 seen += len(idx)
-                total_loss += loss
-                count += 1
+                self.epoch_loss = [self.epoch_loss[0] + loss, self.epoch_loss[1] + 1]
                 self.step = step + 1
                 if self.step % tr["gradient_interval"] == 0 or self.step == n_steps:
                     dist.all_reduce_gradients(self.model.parameters())
@@ -331,14 +336,17 @@ class Trainer:
                     left = n_steps - self.step
                     run_left = left + (tr["num_epoch"] - self.epoch - 1) * n_steps
                     self.log(f"epoch {self.epoch + 1} batch {self.step}/{n_steps}: mean loss "
-                             f"{total_loss / count:.4f}, {q_per_s:.1f} queries/s, epoch ends in "
+                             f"{self.epoch_loss[0] / self.epoch_loss[1]:.4f}, {q_per_s:.1f} "
+                             f"queries/s, epoch ends in "
                              f"{format_duration(left * per_batch)}, run in about "
                              f"{format_duration(run_left * per_batch)} (validation not "
                              f"counted)", echo=False)
             bar.close()
-            self.log(f"epoch {self.epoch + 1}: mean loss {total_loss / max(1, count):.4f} over "
-                     f"{count} batches, {time.perf_counter() - start:.1f} s")
-            self.epoch, self.step = self.epoch + 1, 0
+            loss_sum, batches = self.epoch_loss
+            resumed = f" ({n_steps - first} since the resume)" if first else ""
+            self.log(f"epoch {self.epoch + 1}: mean loss {loss_sum / max(1, batches):.4f} over "
+                     f"{batches} batches{resumed}, {time.perf_counter() - start:.1f} s")
+            self.epoch, self.step, self.epoch_loss = self.epoch + 1, 0, [0.0, 0]
             if self.epoch % tr["valid_interval"] == 0 or self.epoch == tr["num_epoch"]:
                 valid = self.task.evaluate(self.model, "valid", progress=self.progress)
                 self.record("valid", valid)
