@@ -5,9 +5,9 @@ Both directions of an undirected edge are relation 0 too: METHOD section 2 gives
 an inverse type, but an undirected edge has no direction to invert (calling the lower id
 the head would tie the delays to the node numbering), so section 6's single relation is
 read as one type for every edge. Delays are independent of the query and scoring is
-symmetric (the circuit runs from both ends of a pair and the two features are averaged). Training uses one strict negative per
-positive and removes every edge between a source and its candidates; evaluation scores
-the fixed positives and negatives of a split (AUROC, AP).
+symmetric (the circuit runs from both ends of a pair and the two features are averaged).
+Training uses one strict negative per positive and removes every edge between a source and
+its candidates; evaluation scores the fixed positives and negatives of a split (AUROC, AP).
 """
 from __future__ import annotations
 
