@@ -90,31 +90,29 @@ def operation_counts(model: GRSNN, delivered: Tensor, own_spikes: Tensor, num_no
     d, n, e, layers = model.hidden_dim, num_nodes, num_edges, model.time_steps - 1
     weighted = model.weight_generator is not None or conv.relation_weight is not None
     pna = conv.aggregate_fn == "pna"
-    zero = torch.zeros_like(delivered, dtype=torch.float64)   # exact beyond 2^24
-    snn_ac, snn_mac = zero.clone(), zero.clone()
-    gnn_ac, gnn_mac = 0.0, float(layers * e * d)          # relation-conditioned messages
+    # dense work both models do: PNA's statistics, scalers and 12D x D layer; LayerNorm
+    shared_mac = layers * n * d * (3 + 8 + 12 * d) if pna else 0
+    shared_ac = 0
+    if conv.norm is not None:
+        shared_mac += layers * n * d * 3
+        shared_ac += layers * n * d * 2
+    snn_ac = torch.zeros_like(delivered, dtype=torch.float64) + shared_ac  # exact past 2^24
+    snn_mac = torch.zeros_like(snn_ac) + shared_mac
+    gnn_ac, gnn_mac = float(shared_ac), float(shared_mac + layers * e * d)  # + messages
     if pna:
         snn_ac += 2 * delivered + layers * 2 * e * d        # sum, sum of squares; max, min
-        snn_mac += (model.num_relations * d if weighted else 0)  # omega^2, once per query
+        snn_mac += model.num_relations * d if weighted else 0    # omega^2, once per query
         gnn_mac += layers * e * d                            # squares
         gnn_ac += layers * 2 * e * d                         # max, min
-        dense = layers * n * d * (3 + 8 + 12 * d)            # mean/std, scalers, linear
-        snn_mac += dense
-        gnn_mac += dense
-    elif weighted:
-        snn_mac += d * delivered                             # a scaled column per spike
-        gnn_mac += layers * n * d * d
     else:
-        snn_ac += d * delivered                              # a column per spike
-        gnn_mac += layers * n * d * d
+        gnn_mac += layers * n * d * d                        # the D x D layer on real input
+        if weighted:
+            snn_mac += d * delivered                         # a scaled column per spike
+        else:
+            snn_ac += d * delivered                          # a column per spike
     if conv.self_connection:
-        snn_ac += d * own_spikes
+        snn_ac += d * own_spikes                             # a column per own spike
         gnn_mac += layers * n * d * d
-    if conv.norm is not None:
-        snn_mac += layers * n * d * 3
-        snn_ac += layers * n * d * 2
-        gnn_mac += layers * n * d * 3
-        gnn_ac += layers * n * d * 2
     return {"snn_ac": snn_ac, "snn_mac": snn_mac,
             "gnn_ac": torch.tensor(gnn_ac, dtype=torch.float64),
             "gnn_mac": torch.tensor(gnn_mac, dtype=torch.float64)}
