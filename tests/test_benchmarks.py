@@ -1,26 +1,12 @@
 """The benchmark scripts run and print what the docs quote from them (small settings; every
 script under benchmarks/ has a test here)."""
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run(*args, timeout=600):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
-
-
-def test_profile_batch_prints_profile_faults_and_timings():
-    out = _run("benchmarks/profile_batch.py", "--config", "kg_completion/fb237_v1",
-               "--set", "model.hidden_dim=4", "--set", "model.time_steps=4",
-               "--warmup", "1", "--timed", "2", "--eval-queries", "2", "--top", "3")
+def test_profile_batch_prints_profile_faults_and_timings(run_python):
+    out = run_python("benchmarks/profile_batch.py", "--config", "kg_completion/fb237_v1",
+                     "--set", "model.hidden_dim=4", "--set", "model.time_steps=4",
+                     "--warmup", "1", "--timed", "2", "--eval-queries", "2", "--top", "3")
     assert "kg_completion/fb237_v1: torch" in out and "batch 32" in out
     assert re.search(r"training batch: \d+\.\d+ s \(profiled\), \d+ minor page faults", out)
     timed = re.search(r"training batches without the profiler: (.*)", out).group(1)
@@ -31,8 +17,8 @@ def test_profile_batch_prints_profile_faults_and_timings():
     assert all(float(share) <= 100 for *_, share in rows)
 
 
-def test_scaling_times_a_batch_and_counts_the_epoch():
-    out = _run("benchmarks/scaling.py", "--only", "fb237_v1", "--repeats", "1")
+def test_scaling_times_a_batch_and_counts_the_epoch(run_python):
+    out = run_python("benchmarks/scaling.py", "--only", "fb237_v1", "--repeats", "1")
     row = re.search(r"^fb237_v1\s+(\d+)\s+(\d+)\s+(\d+)\s+\d+\s+([\d.]+)\s+[\d.]+\s+(\d+)", out,
                     re.M)
     assert row, out
@@ -42,22 +28,22 @@ def test_scaling_times_a_batch_and_counts_the_epoch():
     assert float(sec) > 0
 
 
-def test_engine_check_reproduces_the_engine_with_the_baseline():
-    out = _run("benchmarks/engine.py", "--check")
+def test_engine_check_reproduces_the_engine_with_the_baseline(run_python):
+    out = run_python("benchmarks/engine.py", "--check")
     assert out.strip().splitlines()[-1] == "PASS" and "FAIL" not in out
 
 
-def test_shortest_paths_benchmark_checks_every_distance():
-    out = _run("benchmarks/shortest_paths.py", "--sizes", "2000")
+def test_shortest_paths_benchmark_checks_every_distance(run_python):
+    out = run_python("benchmarks/shortest_paths.py", "--sizes", "2000")
     rows = re.findall(r"^\s+2000\s+200\s+(1\.\.10|unit)\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+(\d+)", out,
                       re.M)
     assert [w for w, _ in rows] == ["1..10", "unit"] and all(int(e) > 0 for _, e in rows)
     assert out.strip().splitlines()[-1] == "all distances identical to networkx"
 
 
-def test_eval_memory_benchmark_keeps_metrics_under_a_budget():
-    out = _run("benchmarks/eval_memory.py", "--config", "fb237_v1", "--budgets", "1,0",
-               "--queries", "8")
+def test_eval_memory_benchmark_keeps_metrics_under_a_budget(run_python):
+    out = run_python("benchmarks/eval_memory.py", "--config", "fb237_v1", "--budgets", "1,0",
+                     "--queries", "8")
     rows = re.findall(r"^\s+(\d+|none)\s+(\d+)\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+([\d.]+)$", out, re.M)
     assert [b for b, _, _ in rows] == ["1", "none"]
     assert int(rows[0][1]) < int(rows[1][1])          # the budget cut the queries per pass
@@ -65,9 +51,9 @@ def test_eval_memory_benchmark_keeps_metrics_under_a_budget():
     assert "metrics identical under every budget: True" in out
 
 
-def test_gnn_comparison_prints_the_table():
-    out = _run("benchmarks/gnn_comparison.py", "--datasets", "Cora", "--seeds", "1", "--tasks",
-               "lp", "--models", "gcn,spiking", "--hidden", "16")
+def test_gnn_comparison_prints_the_table(run_python):
+    out = run_python("benchmarks/gnn_comparison.py", "--datasets", "Cora", "--seeds", "1",
+                     "--tasks", "lp", "--models", "gcn,spiking", "--hidden", "16")
     gcn = re.search(r"^\| gcn \| (0\.\d+) ± 0\.000 \|", out, re.M)
     spiking = re.search(r"^\| spiking \| (0\.\d+) ± 0\.000 \|.*\| ([\d.]+) \| [\d.]+ M AC", out,
                         re.M)

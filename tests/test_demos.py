@@ -1,23 +1,10 @@
 """The path-reasoning demos under examples/ run end to end (short budgets)."""
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run(*args):
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=900)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
-
-
-def test_path_reasoning_demo(tmp_path):
-    out = _run("examples/path_reasoning_demo.py", "--out", str(tmp_path / "img"), "--run",
-               str(tmp_path / "run"), "--steps", "2", "--no-family")
+def test_path_reasoning_demo(tmp_path, run_python):
+    out = run_python("examples/path_reasoning_demo.py", "--out", str(tmp_path / "img"), "--run",
+                     str(tmp_path / "run"), "--steps", "2", "--no-family")
     assert re.search(r"spiking shortest paths == networkx Dijkstra from 20/20 sources", out)
     assert re.search(r"^  1\. [+-]\d\.\d+  \S+ --\[", out, re.M)          # an explained path
     for name in ("raster", "delays_heatmap", "first_spike_vs_hops", "explained_subgraph",
@@ -26,9 +13,9 @@ def test_path_reasoning_demo(tmp_path):
     assert (tmp_path / "run" / "results.json").is_file()
 
 
-def test_family_rules_example(tmp_path):
-    out = _run("examples/family_rules.py", "--out", str(tmp_path / "run"), "--set",
-               "train.num_epoch=1")
+def test_family_rules_example(tmp_path, run_python):
+    out = run_python("examples/family_rules.py", "--out", str(tmp_path / "run"), "--set",
+                     "train.num_epoch=1")
     lengths = re.findall(r"^\s+([1-4])\s+(0\.\d+)\s+(0\.\d+)$", out, re.M)
     assert {n for n, _, _ in lengths} == {"1", "2", "3", "4"}
     assert "example test queries" in out
