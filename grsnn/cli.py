@@ -1,4 +1,4 @@
-"""Command line: ``grsnn train | eval | predict | explain | stats | plot | demo``."""
+"""Command line: ``grsnn train | eval | predict | explain | stats | plot | summary | demo``."""
 from __future__ import annotations
 
 import argparse
@@ -311,6 +311,12 @@ def cmd_plot(args: argparse.Namespace) -> None:
     print(f"wrote {delay_histogram(model, queries, names, out / 'delays.png')}")
 
 
+def cmd_summary(args: argparse.Namespace) -> None:
+    from .tasks.summary import summary_table
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    print(summary_table(args.runs, metrics))
+
+
 def cmd_explain(args: argparse.Namespace) -> None:
     from .tasks.explain import explain_prediction
     task, model = _load_trained(args.checkpoint, kg_only="explain")
@@ -407,6 +413,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="another run directory: also write compare.png (validation metric "
                         "per epoch of every run)")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("summary", help="one Markdown table of several runs (epochs, best "
+                       "valid epoch, test metrics, training time)")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    p.add_argument("--metrics", help="comma-separated test metrics to show (default: MRR, "
+                   "Hits@1, Hits@10, Hits@10 of 50, their pessimistic ranks; AUROC, AP)")
+    p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("demo", help="engine demo: spike timing and a short run on a GraIL split")
     p.add_argument("--data-root", default=str(DEFAULT_DATA),

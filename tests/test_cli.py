@@ -173,6 +173,40 @@ def test_plot_command(trained, tmp_path, capsys):
     assert "gone: no metrics.jsonl" in capsys.readouterr().err
 
 
+def test_summary_command(trained, tmp_path, capsys):
+    import shutil
+    _, out = trained
+    results = json.loads((out / "results.json").read_text())["test"]
+    valid = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    # an unfinished copy: no results.json, a second validated epoch with a better MRR
+    half = tmp_path / "half"
+    shutil.copytree(out, half)
+    (half / "results.json").unlink()
+    with open(half / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({**valid[0], "epoch": 2, "mrr": valid[0]["mrr"] + 0.1}) + "\n")
+    capsys.readouterr()
+    assert main(["summary", str(out), str(half)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = [dict(zip(head, (c.strip() for c in x.strip("|").split("|")))) for x in lines[2:]]
+    assert len(rows) == 2 and [r["run"] for r in rows] == [out.name, "half"]
+    done, running = rows
+    assert done["epochs"] == "1 of 1" and done["best epoch"] == "1" and done["state"] == "done"
+    assert done["valid (selection metric)"] == f"mrr {valid[0]['mrr']:.4f}"
+    for m in ("mrr", "hits@1", "hits@10", "pessimistic.mrr"):
+        assert done[f"test {m}"] == f"{results[m]:.4f}", m
+    assert running["state"].startswith("unfinished") and running["test mrr"] == ""
+    assert running["best epoch"] == "2" and running["epochs"] == "2 of 1"
+    # a chosen column; an unknown metric and a missing run are one-line errors
+    assert main(["summary", str(out), "--metrics", "hits@3"]) == 0
+    assert f"| {results['hits@3']:.4f} |" in capsys.readouterr().out
+    assert main(["summary", str(out), "--metrics", "hits@11"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown metric 'hits@11'" in err and len(err.splitlines()) == 1
+    assert main(["summary", str(tmp_path / "gone")]) == 2
+    assert "gone: no such run directory" in capsys.readouterr().err
+
+
 def test_training_losses_read_epoch_lines_only():
     from grsnn.tasks.plots import training_losses
     log = ("2026-01-01 00:00:00 epoch 1 batch 50/99: mean loss 0.7000, 3.0 queries/s\n"

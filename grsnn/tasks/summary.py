@@ -1,0 +1,119 @@
+"""One table of several runs: what ``grsnn summary RUN [RUN ...]`` prints.
+
+Everything comes from the run directories the trainer writes (``config.yaml``, ``log.txt``,
+``metrics.jsonl``, ``results.json``), so a results table is one command away from the runs:
+the epochs trained out of the configured ones, the best validation epoch by the run's own
+model selection metric, the test metrics of that epoch (realistic and pessimistic ranks),
+the training time the log records and whether the run has finished.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import yaml
+
+from ..data.triples import DataError
+from .trainer import format_duration
+
+__all__ = ["run_summary", "summary_table", "epoch_times"]
+
+# the columns shown by default, in this order, where some run has them
+DEFAULT_METRICS = ("mrr", "hits@1", "hits@10", "hits@10_50", "pessimistic.mrr",
+                   "pessimistic.hits@10_50", "auroc", "ap")
+
+
+def epoch_times(log_text: str) -> Dict[int, float]:
+    """Seconds of each epoch from a run's ``log.txt`` (the ``epoch N: mean loss ...,
+    S s`` lines; a resumed epoch counts the time since the resume, its last line wins).
+
+    Example:
+        >>> epoch_times("t epoch 1: mean loss 0.6 over 9 batches, 12.5 s\\n"
+        ...             "t epoch 2 batch 5/9: mean loss 0.5, 3 queries/s\\n"
+        ...             "t epoch 2: mean loss 0.5 over 9 batches (4 since the resume), 7.0 s")
+        {1: 12.5, 2: 7.0}
+    """
+    return {int(m.group(1)): float(m.group(2)) for m in
+            re.finditer(r"\bepoch (\d+): mean loss \S+ over \d+ batches[^,\n]*, ([\d.]+) s",
+                        log_text)}
+
+
+def _read_json_lines(path: Path) -> List[dict]:
+    rows = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise DataError(f"{path}:{i}: not a JSON line") from None
+    return rows
+
+
+def run_summary(run_dir: str | Path) -> Dict[str, object]:
+    """What one run directory says about itself.
+
+    Returns ``run``, ``dataset``, ``epochs`` (trained), ``num_epoch`` (configured),
+    ``metric`` (model selection), ``best_epoch`` and ``best_valid`` (by that metric among
+    the validated epochs), ``test`` (the metrics of ``results.json``, empty until the run
+    has finished), ``train_seconds`` (sum over the logged epochs), ``done``.
+    """
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise DataError(f"{run}: no such run directory")
+    for name in ("config.yaml", "metrics.jsonl"):
+        if not (run / name).is_file():
+            raise DataError(f"{run}: no {name} (not a run directory?)")
+    try:
+        cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise DataError(f"{run / 'config.yaml'}: not YAML ({err.__class__.__name__})") from None
+    ds, task, train = (cfg.get(k) or {} for k in ("dataset", "task", "train"))
+    metric = task.get("metric") or ("auroc" if task.get("name") == "link_prediction" else "mrr")
+    valid = [r for r in _read_json_lines(run / "metrics.jsonl") if r.get("split") == "valid"]
+    scored = [r for r in valid if metric in r]
+    best = max(scored, key=lambda r: (r[metric], -r["epoch"])) if scored else None
+    log = run / "log.txt"
+    times = epoch_times(log.read_text(encoding="utf-8")) if log.is_file() else {}
+    results = {}
+    if (run / "results.json").is_file():
+        try:
+            results = json.loads((run / "results.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            raise DataError(f"{run / 'results.json'}: not JSON") from None
+    epochs = max([*times, *(r["epoch"] for r in valid), 0])
+    return {"run": run.name, "dataset": ds.get("name") or ds.get("path") or "?",
+            "epochs": epochs, "num_epoch": train.get("num_epoch"), "metric": metric,
+            "best_epoch": best["epoch"] if best else None,
+            "best_valid": best[metric] if best else None,
+            "test": results.get("test") or {}, "train_seconds": sum(times.values()),
+            "done": "test" in results}
+
+
+def summary_table(run_dirs: Sequence[str | Path], metrics: Optional[List[str]] = None) -> str:
+    """A Markdown table of :func:`run_summary` for every run: test ``metrics`` (default:
+    those of ``DEFAULT_METRICS`` that some finished run has; ``pessimistic.*`` are the
+    ranks that count every tie against the answer)."""
+    rows = [run_summary(r) for r in run_dirs]
+    known = sorted({m for r in rows for m in r["test"]})
+    if metrics is None:
+        metrics = [m for m in DEFAULT_METRICS if m in known]
+    for m in metrics:
+        if m not in known and known:
+            raise DataError(f"unknown metric {m!r} (the runs' test metrics: {', '.join(known)})")
+    head = ["run", "data set", "epochs", "best epoch", "valid (selection metric)",
+            *(f"test {m}" for m in metrics), "training time", "state"]
+    lines = ["| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] * 4 + ["---:"] * (len(metrics) + 2) + ["---"]) + "|"]
+    for r in rows:
+        valid = (f"{r['metric']} {r['best_valid']:.4f}" if r["best_valid"] is not None
+                 else "not validated")
+        cells = [f"{r['test'][m]:.4f}" if m in r["test"] else "" for m in metrics]
+        state = "done" if r["done"] else "unfinished (resume with --resume)"
+        lines.append("| " + " | ".join([
+            r["run"], str(r["dataset"]), f"{r['epochs']} of {r['num_epoch']}",
+            str(r["best_epoch"] if r["best_epoch"] is not None else ""), valid, *cells,
+            format_duration(r["train_seconds"]), state]) + " |")
+    return "\n".join(lines)
