@@ -205,6 +205,14 @@ def test_summary_command(trained, tmp_path, capsys):
     assert "unknown metric 'hits@11'" in err and len(err.splitlines()) == 1
     assert main(["summary", str(tmp_path / "gone")]) == 2
     assert "gone: no such run directory" in capsys.readouterr().err
+    # a run whose final test was capped says so
+    cfg = (half / "config.yaml").read_text()
+    assert "max_eval_queries: null" in cfg
+    (half / "config.yaml").write_text(cfg.replace("max_eval_queries: null", "max_eval_queries: 5"))
+    shutil.copy(out / "results.json", half / "results.json")
+    assert main(["summary", str(half)]) == 0
+    assert "| done; test on 5 target triples only (task.max_eval_queries) |" in \
+        capsys.readouterr().out
 
 
 def test_training_losses_read_epoch_lines_only():

@@ -58,7 +58,9 @@ def run_summary(run_dir: str | Path) -> Dict[str, object]:
     Returns ``run``, ``dataset``, ``epochs`` (trained), ``num_epoch`` (configured),
     ``metric`` (model selection), ``best_epoch`` and ``best_valid`` (by that metric among
     the validated epochs), ``test`` (the metrics of ``results.json``, empty until the run
-    has finished), ``train_seconds`` (sum over the logged epochs), ``done``.
+    has finished), ``train_seconds`` (sum over the logged epochs), ``done`` and
+    ``eval_cap`` (``task.max_eval_queries``: the test covered only that many target
+    triples, as the budget runs do; their full test is a separate ``grsnn eval``).
     """
     run = Path(run_dir)
     if not run.is_dir():
@@ -89,7 +91,7 @@ def run_summary(run_dir: str | Path) -> Dict[str, object]:
             "best_epoch": best["epoch"] if best else None,
             "best_valid": best[metric] if best else None,
             "test": results.get("test") or {}, "train_seconds": sum(times.values()),
-            "done": "test" in results}
+            "done": "test" in results, "eval_cap": task.get("max_eval_queries")}
 
 
 def summary_table(run_dirs: Sequence[str | Path], metrics: Optional[List[str]] = None) -> str:
@@ -112,6 +114,8 @@ def summary_table(run_dirs: Sequence[str | Path], metrics: Optional[List[str]] =
                  else "not validated")
         cells = [f"{r['test'][m]:.4f}" if m in r["test"] else "" for m in metrics]
         state = "done" if r["done"] else "unfinished (resume with --resume)"
+        if r["done"] and r["eval_cap"]:
+            state += f"; test on {r['eval_cap']} target triples only (task.max_eval_queries)"
         lines.append("| " + " | ".join([
             r["run"], str(r["dataset"]), f"{r['epochs']} of {r['num_epoch']}",
             str(r["best_epoch"] if r["best_epoch"] is not None else ""), valid, *cells,
