@@ -174,6 +174,11 @@ def test_interrupted_then_resumed_run_matches_uninterrupted(tmp_path, monkeypatc
     losses = [training_losses((tmp_path / run / "log.txt").read_text()) for run in "ab"]
     assert losses[1] == losses[0] and set(losses[0]) == {1, 2, 3}
     assert "over 8 batches (4 since the resume)" in (tmp_path / "b" / "log.txt").read_text()
+    # and its time too: the seconds before the interruption (kept in last.pt) plus the rest
+    from grsnn.tasks.summary import epoch_times
+    seconds = epoch_times((tmp_path / "b" / "log.txt").read_text())
+    assert state["epoch_seconds"] > 0 and seconds[2] > state["epoch_seconds"]
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch_seconds"] == 0.0   # epoch end
     saved = json.loads((tmp_path / "b" / "results.json").read_text())
     assert saved["test"]["mrr"] == want["test"]["mrr"]
     assert set(saved) == {"valid", "test"}

@@ -27,7 +27,8 @@ DEFAULT_METRICS = ("mrr", "hits@1", "hits@10", "hits@10_50", "pessimistic.mrr",
 
 def epoch_times(log_text: str) -> Dict[int, float]:
     """Seconds of each epoch from a run's ``log.txt`` (the ``epoch N: mean loss ...,
-    S s`` lines; a resumed epoch counts the time since the resume, its last line wins).
+    S s`` lines; a resumed epoch's line counts its pieces before the resume too, except in
+    logs written before 2026-11-30, where it counts the time since the resume).
 
     Example:
         >>> epoch_times("t epoch 1: mean loss 0.6 over 9 batches, 12.5 s\\n"

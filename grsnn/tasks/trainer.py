@@ -182,6 +182,9 @@ class Trainer:
         # sum of the batch losses of the current epoch and their number, kept in last.pt so
         # that a resumed epoch's mean loss covers the batches before the resume too
         self.epoch_loss: List[float] = [0.0, 0]
+        # seconds the current epoch took before this piece of the run (kept in last.pt
+        # likewise), and when this piece started it
+        self.epoch_seconds, self._piece_start = 0.0, None
 
     # ------------------------------------------------------------------ state
     def log(self, msg: str, echo: bool = True) -> None:
@@ -194,10 +197,12 @@ class Trainer:
             tqdm.write(msg)
 
     def state(self) -> Dict[str, Any]:
+        piece = time.perf_counter() - self._piece_start if self._piece_start is not None else 0.0
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "epoch": self.epoch, "step": self.step, "generator": self.gen.get_state(),
                 "best": self.best, "best_epoch": self.best_epoch,
                 "best_valid": self.best_valid, "epoch_loss": list(self.epoch_loss),
+                "epoch_seconds": self.epoch_seconds + piece,
                 "config": self.cfg,
                 "vocab": self.task.vocab(), "torch_version": str(torch.__version__)}
 
@@ -216,6 +221,7 @@ class Trainer:
         # older checkpoints: the resumed epoch's mean covers the batches after the resume
         loss_sum, batches = state.get("epoch_loss", (0.0, 0)) if self.step else (0.0, 0)
         self.epoch_loss = [float(loss_sum), int(batches)]
+        self.epoch_seconds = float(state.get("epoch_seconds", 0.0)) if self.step else 0.0
 
     def _drop_newer_best(self) -> None:
         """A kill between writing ``best.pt`` and ``last.pt`` leaves a best checkpoint from
@@ -307,6 +313,7 @@ class Trainer:
             bar = tqdm(range(self.step, n_steps), desc=f"epoch {self.epoch + 1}/{tr['num_epoch']}",
                        unit="batch", disable=not self.progress, initial=self.step, total=n_steps)
             start, seen, first = time.perf_counter(), 0, self.step
+            self._piece_start = start
             saved_at = self.step      # batches at the last checkpoint of this epoch
             for step in bar:
                 idx = perm[step * tr["batch_size"]:(step + 1) * tr["batch_size"]]
@@ -344,9 +351,11 @@ class Trainer:
             bar.close()
             loss_sum, batches = self.epoch_loss
             resumed = f" ({n_steps - first} since the resume)" if first else ""
+            seconds = self.epoch_seconds + time.perf_counter() - start   # all its pieces
             self.log(f"epoch {self.epoch + 1}: mean loss {loss_sum / max(1, batches):.4f} over "
-                     f"{batches} batches{resumed}, {time.perf_counter() - start:.1f} s")
+                     f"{batches} batches{resumed}, {seconds:.1f} s")
             self.epoch, self.step, self.epoch_loss = self.epoch + 1, 0, [0.0, 0]
+            self.epoch_seconds, self._piece_start = 0.0, None
             if self.epoch % tr["valid_interval"] == 0 or self.epoch == tr["num_epoch"]:
                 valid = self.task.evaluate(self.model, "valid", progress=self.progress)
                 self.record("valid", valid)
