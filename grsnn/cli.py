@@ -171,7 +171,8 @@ def _best_model(task, out: Path):
 
 def _print_results(results) -> None:
     keys = [k for k in ("mrr", "hits@1", "hits@3", "hits@10", "hits@10_50", "mr",
-                        "pessimistic.mrr", "pessimistic.hits@10", "tied_fraction", "auroc", "ap")
+                        "pessimistic.mrr", "pessimistic.hits@10", "auroc", "ap",
+                        "pessimistic.auroc", "pessimistic.ap", "tied_fraction")
             if k in results["test"]]
     print("\n" + "split".ljust(8) + "".join(k.rjust(20) for k in keys))
     for split in ("valid", "test"):

@@ -104,14 +104,32 @@ def ranking_metrics(ranks: Dict[str, Tensor], candidates: Optional[Tensor] = Non
 
 
 def auroc_ap(pos_scores: Tensor, neg_scores: Tensor) -> Dict[str, float]:
-    """AUROC and average precision of positives against negatives (scikit-learn).
+    """AUROC and average precision of positives against negatives (scikit-learn), as for
+    ranks: ``auroc`` and ``ap`` as scikit-learn computes them (a tied positive-negative
+    pair counts half in the AUROC), ``pessimistic.`` with every tie ordered against the
+    positive (a negative above each positive it ties with), ``optimistic.`` for it, and
+    ``tied_fraction``: the share of positives whose score equals some negative's. A model
+    whose unreached candidates all look alike ties a lot; the pessimistic figures show
+    what those ties are worth when they are not given half credit.
 
     Example:
-        >>> auroc_ap(torch.tensor([0.9, 0.8]), torch.tensor([0.1, 0.85]))["auroc"]
-        0.75
+        >>> out = auroc_ap(torch.tensor([0.5, 0.9]), torch.tensor([0.5, 0.1]))
+        >>> out["auroc"], out["pessimistic.auroc"], out["optimistic.auroc"], out["tied_fraction"]
+        (0.875, 0.75, 1.0, 0.5)
     """
+    import numpy as np
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     y = torch.cat([torch.ones_like(pos_scores), torch.zeros_like(neg_scores)]).numpy()
     s = torch.cat([pos_scores, neg_scores]).double().numpy()
-    return {"auroc": float(roc_auc_score(y, s)), "ap": float(average_precision_score(y, s))}
+    out = {"auroc": float(roc_auc_score(y, s)), "ap": float(average_precision_score(y, s))}
+    for kind, tie_key in (("pessimistic", 1 - y), ("optimistic", y)):
+        # a strict order: by score, ties by label (the last key of lexsort sorts first)
+        strict = np.empty(len(s))
+        strict[np.lexsort((tie_key, s))] = np.arange(len(s))
+        out[f"{kind}.auroc"] = float(roc_auc_score(y, strict))
+        out[f"{kind}.ap"] = float(average_precision_score(y, strict))
+    pos = pos_scores.double().numpy()
+    out["tied_fraction"] = float(np.isin(pos, neg_scores.double().numpy()).mean()) if len(pos) \
+        else 0.0
+    return out

@@ -79,6 +79,42 @@ def test_auroc_ap():
     assert math.isclose(auroc_ap(torch.tensor([1.0]), torch.tensor([0.0]))["auroc"], 1.0)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_auroc_ap_pessimistic_and_optimistic_match_brute_force(seed):
+    """Every positive-negative pair counted by hand: pessimistic AUROC = P(pos > neg),
+    optimistic = P(pos >= neg), realistic their mean; AP with ties broken against the
+    positives = the mean precision at each positive, negatives tied with it ranked above."""
+    gen = torch.Generator().manual_seed(seed)
+    pos = torch.randint(0, 6, (40,), generator=gen).float() / 5     # many ties
+    neg = torch.randint(0, 6, (50,), generator=gen).float() / 5 - 0.2
+    out = auroc_ap(pos, neg)
+    greater = (pos[:, None] > neg[None, :]).double().mean().item()
+    equal = (pos[:, None] == neg[None, :]).double().mean().item()
+    assert out["pessimistic.auroc"] == pytest.approx(greater, abs=1e-12)
+    assert out["optimistic.auroc"] == pytest.approx(greater + equal, abs=1e-12)
+    assert out["auroc"] == pytest.approx(greater + equal / 2, abs=1e-12)
+
+    def ap_by_hand(pessimistic):
+        precisions = []
+        for p in pos:
+            tied_pos = (pos == p).sum().item()
+            # positives above p, plus (pessimistic) all tied positives ranked at or above:
+            # break ties among positives in any fixed order: the k-th of the tied ones
+            above_pos = (pos > p).sum().item()
+            above_neg = (neg > p).sum().item() + ((neg == p).sum().item() if pessimistic else 0)
+            precisions.append((above_pos, above_neg, tied_pos))
+        total = 0.0
+        for above_pos, above_neg, tied in set(precisions):
+            for k in range(1, tied + 1):
+                total += (above_pos + k) / (above_pos + k + above_neg)
+        return total / len(pos)
+
+    assert out["pessimistic.ap"] == pytest.approx(ap_by_hand(True), abs=1e-12)
+    assert out["optimistic.ap"] == pytest.approx(ap_by_hand(False), abs=1e-12)
+    tied = torch.isin(pos, neg).double().mean().item()
+    assert out["tied_fraction"] == pytest.approx(tied, abs=1e-12)
+
+
 def test_bad_shapes():
     with pytest.raises(ValueError, match="shapes"):
         filtered_ranks(torch.zeros(2, 3), torch.zeros(3, dtype=torch.long), torch.zeros(2, 3).bool())

@@ -295,7 +295,11 @@ def test_link_prediction_task_on_a_tiny_graph(tmp_path):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
     (tmp_path / "run").mkdir()
     results = Trainer(task, cfg, tmp_path / "run", progress=False).fit()
-    assert set(results["test"]) == {"auroc", "ap"} and 0 <= results["test"]["auroc"] <= 1
+    test = results["test"]
+    assert set(test) == {f"{kind}{m}" for kind in ("", "pessimistic.", "optimistic.")
+                         for m in ("auroc", "ap")} | {"tied_fraction"}
+    assert test["pessimistic.auroc"] <= test["auroc"] <= test["optimistic.auroc"]
+    assert 0 <= test["pessimistic.auroc"] and test["optimistic.auroc"] <= 1
 
 
 def _grads(task, cfg, graph, batch, micro):

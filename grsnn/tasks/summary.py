@@ -22,7 +22,8 @@ __all__ = ["run_summary", "summary_table", "epoch_times"]
 
 # the columns shown by default, in this order, where some run has them
 DEFAULT_METRICS = ("mrr", "hits@1", "hits@10", "hits@10_50", "pessimistic.mrr",
-                   "pessimistic.hits@10_50", "auroc", "ap")
+                   "pessimistic.hits@10_50", "auroc", "ap", "pessimistic.auroc",
+                   "pessimistic.ap")
 
 
 def epoch_times(log_text: str) -> Dict[int, float]:

@@ -408,7 +408,8 @@ def format_duration(seconds: float) -> str:
 
 def _fmt(metrics: Dict[str, float]) -> str:
     keys = [k for k in ("mrr", "hits@1", "hits@10", "hits@10_50", "auroc", "ap",
-                        "pessimistic.mrr", "tied_fraction") if k in metrics]
+                        "pessimistic.mrr", "pessimistic.auroc", "pessimistic.ap",
+                        "tied_fraction") if k in metrics]
     return ", ".join(f"{k} {metrics[k]:.4f}" for k in keys)
 
 
