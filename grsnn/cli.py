@@ -170,10 +170,12 @@ def _best_model(task, out: Path):
 
 
 def _print_results(results) -> None:
+    # the metrics both splits have (a resumed run's valid metrics may come from an older
+    # version that computed fewer)
     keys = [k for k in ("mrr", "hits@1", "hits@3", "hits@10", "hits@10_50", "mr",
                         "pessimistic.mrr", "pessimistic.hits@10", "auroc", "ap",
-                        "pessimistic.auroc", "pessimistic.ap", "tied_fraction")
-            if k in results["test"]]
+                        "pessimistic.auroc", "tied_fraction")
+            if k in results["test"] and k in results["valid"]]
     print("\n" + "split".ljust(8) + "".join(k.rjust(20) for k in keys))
     for split in ("valid", "test"):
         print(split.ljust(8) + "".join(f"{results[split][k]:20.4f}" for k in keys))
@@ -418,8 +420,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = sub.add_parser("summary", help="one Markdown table of several runs (epochs, best "
                        "valid epoch, test metrics, training time)")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
-    p.add_argument("--metrics", help="comma-separated test metrics to show (default: MRR, "
-                   "Hits@1, Hits@10, Hits@10 of 50, their pessimistic ranks; AUROC, AP)")
+    p.add_argument("--metrics", help="comma-separated test metrics to show (default: mrr, "
+                   "hits@1, hits@10, hits@10_50, pessimistic.mrr, pessimistic.hits@10_50, "
+                   "auroc, ap, pessimistic.auroc: those some run has)")
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("demo", help="engine demo: spike timing and a short run on a GraIL split")

@@ -1,5 +1,6 @@
 """The command line end to end on a tiny KG, and every kind of bad input."""
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -84,12 +85,26 @@ def test_resume_refuses_a_changed_config_and_reads_the_run_config(tmp_path, caps
     err = capsys.readouterr().err
     assert "model.time_steps: 6 -> 5" in err and "config differs" in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # an extended run before it trains on: the summary says its test is stale
+    (out / "metrics.jsonl").write_text((out / "metrics.jsonl").read_text() + '{"epoch": 2, "spl')
+    shutil.copytree(out, tmp_path / "extending")
+    cfg = (tmp_path / "extending" / "config.yaml").read_text()
+    (tmp_path / "extending" / "config.yaml").write_text(cfg.replace("num_epoch: 1", "num_epoch: 2"))
+    assert main(["summary", str(tmp_path / "extending")]) == 0     # the cut line is skipped
+    row = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "| 1 of 2 |" in row and "its test metrics are from before it was extended" in row
     # no config given: the run's own config.yaml; train.num_epoch may change (a longer run)
+    # and becomes the run's config (so that --resume alone continues with it)
     assert main(["train", "--out", str(out), "--resume", "--quiet",
                  "--set", "train.num_epoch=2"]) == 0
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines if '"valid"' in x] == [1, 2]
     assert "resumed at epoch 1 step 0" in (out / "log.txt").read_text()
+    assert "num_epoch: 2" in (out / "config.yaml").read_text()
+    capsys.readouterr()
+    assert main(["summary", str(out)]) == 0
+    row = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "| 2 of 2 |" in row and row.endswith("| done |")
     # nothing to read
     assert main(["train", "--out", str(tmp_path / "none"), "--resume"]) == 2
     assert "config.yaml: not found" in capsys.readouterr().err
@@ -174,7 +189,6 @@ def test_plot_command(trained, tmp_path, capsys):
 
 
 def test_summary_command(trained, tmp_path, capsys):
-    import shutil
     _, out = trained
     results = json.loads((out / "results.json").read_text())["test"]
     valid = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]

@@ -105,7 +105,8 @@ def pair_breakdown(pos: Tensor, neg: Tensor, pos_hops: Tensor, neg_hops: Tensor,
     every = torch.ones(len(pos) + len(neg), dtype=torch.bool)
     groups = {"all": every, **distance_groups(torch.cat([pos_hops, neg_hops]), horizon)}
     rows = [{"group": name, **summary(m[:len(pos)], m[len(pos):])} for name, m in groups.items()]
-    rows[0].update(auroc_ap(pos, neg))
+    overall = auroc_ap(pos, neg)
+    rows[0].update(auroc=overall["auroc"], ap=overall["ap"])
     return rows
 
 

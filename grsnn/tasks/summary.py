@@ -22,14 +22,14 @@ __all__ = ["run_summary", "summary_table", "epoch_times"]
 
 # the columns shown by default, in this order, where some run has them
 DEFAULT_METRICS = ("mrr", "hits@1", "hits@10", "hits@10_50", "pessimistic.mrr",
-                   "pessimistic.hits@10_50", "auroc", "ap", "pessimistic.auroc",
-                   "pessimistic.ap")
+                   "pessimistic.hits@10_50", "auroc", "ap", "pessimistic.auroc")
 
 
 def epoch_times(log_text: str) -> Dict[int, float]:
     """Seconds of each epoch from a run's ``log.txt`` (the ``epoch N: mean loss ...,
-    S s`` lines; a resumed epoch's line counts its pieces before the resume too, except in
-    logs written before 2026-11-30, where it counts the time since the resume).
+    S s`` lines; a resumed epoch's line counts its pieces before the resume too, unless it
+    was resumed from a checkpoint of a version before 2026-11-30, which did not keep them:
+    then it counts the time since the resume).
 
     Example:
         >>> epoch_times("t epoch 1: mean loss 0.6 over 9 batches, 12.5 s\\n"
@@ -43,14 +43,16 @@ def epoch_times(log_text: str) -> Dict[int, float]:
 
 
 def _read_json_lines(path: Path) -> List[dict]:
+    """The JSON lines of ``path``; a line cut by a kill (the trainer drops it on resume)
+    or otherwise unreadable is skipped."""
     rows = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
-            raise DataError(f"{path}:{i}: not a JSON line") from None
+            continue
+        if isinstance(row, dict) and isinstance(row.get("epoch"), int):
+            rows.append(row)
     return rows
 
 
@@ -60,7 +62,9 @@ def run_summary(run_dir: str | Path) -> Dict[str, object]:
     Returns ``run``, ``dataset``, ``epochs`` (trained), ``num_epoch`` (configured),
     ``metric`` (model selection), ``best_epoch`` and ``best_valid`` (by that metric among
     the validated epochs), ``test`` (the metrics of ``results.json``, empty until the run
-    has finished), ``train_seconds`` (sum over the logged epochs), ``done`` and
+    has finished), ``train_seconds`` (sum over the logged epochs), ``done`` (the run
+    trained its configured epochs and wrote its test: a finished run extended with
+    ``--resume --set train.num_epoch=N`` is not done until it reaches N) and
     ``eval_cap`` (``task.max_eval_queries``: the test covered only that many target
     triples, as the budget runs do; their full test is a separate ``grsnn eval``).
     """
@@ -93,7 +97,9 @@ def run_summary(run_dir: str | Path) -> Dict[str, object]:
             "best_epoch": best["epoch"] if best else None,
             "best_valid": best[metric] if best else None,
             "test": results.get("test") or {}, "train_seconds": sum(times.values()),
-            "done": "test" in results, "eval_cap": task.get("max_eval_queries")}
+            "done": "test" in results and epochs >= (train.get("num_epoch") or 0),
+            "stale_test": "test" in results and epochs < (train.get("num_epoch") or 0),
+            "eval_cap": task.get("max_eval_queries")}
 
 
 def summary_table(run_dirs: Sequence[str | Path], metrics: Optional[List[str]] = None) -> str:
@@ -116,10 +122,12 @@ def summary_table(run_dirs: Sequence[str | Path], metrics: Optional[List[str]] =
                  else "not validated")
         cells = [f"{r['test'][m]:.4f}" if m in r["test"] else "" for m in metrics]
         state = "done" if r["done"] else "unfinished (resume with --resume)"
+        if r["stale_test"]:
+            state += "; its test metrics are from before it was extended"
         if r["done"] and r["eval_cap"]:
             state += f"; test on {r['eval_cap']} target triples only (task.max_eval_queries)"
         lines.append("| " + " | ".join([
-            r["run"], str(r["dataset"]), f"{r['epochs']} of {r['num_epoch']}",
+            r["run"], str(r["dataset"]), f"{r['epochs']} of {r['num_epoch'] or '?'}",
             str(r["best_epoch"] if r["best_epoch"] is not None else ""), valid, *cells,
             format_duration(r["train_seconds"]), state]) + " |")
     return "\n".join(lines)

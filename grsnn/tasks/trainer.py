@@ -297,6 +297,13 @@ class Trainer:
                                f"{self.out / 'config.yaml'}) or --force to start over")
             self.restore(state)
             self.log(f"resumed at epoch {self.epoch} step {self.step}")
+            # a resumable change (train.num_epoch, ...) becomes the run's config, so that
+            # --resume alone continues with it
+            text = dump_config(self.cfg)
+            old = self.out / "config.yaml"
+            if dist.is_main() and (not old.is_file() or old.read_text(encoding="utf-8") != text):
+                _atomic_write(self.out / "config.yaml",
+                              lambda p: p.write_text(text, encoding="utf-8"))
             self._forget_after(self.epoch)
             self._drop_newer_best()
         else:
@@ -408,8 +415,8 @@ def format_duration(seconds: float) -> str:
 
 def _fmt(metrics: Dict[str, float]) -> str:
     keys = [k for k in ("mrr", "hits@1", "hits@10", "hits@10_50", "auroc", "ap",
-                        "pessimistic.mrr", "pessimistic.auroc", "pessimistic.ap",
-                        "tied_fraction") if k in metrics]
+                        "pessimistic.mrr", "pessimistic.auroc", "tied_fraction")
+            if k in metrics]
     return ", ".join(f"{k} {metrics[k]:.4f}" for k in keys)
 
 
