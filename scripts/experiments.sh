@@ -23,6 +23,7 @@
 #
 #   RUNS=results bash scripts/experiments.sh cora
 #
+# At the end it prints the state of the named runs that exist (grsnn summary).
 # DRY_RUN=1 prints what each name would run (resume, start or skip) and runs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,3 +76,15 @@ for name in "${names[@]}"; do
     >> "$runs/$name.out" 2>&1
   echo "$name: finished $(date +%H:%M:%S)"
 done
+# the state of these runs in one table (grsnn summary)
+summary=()
+for name in "${names[@]}"; do
+  [ -f "$runs/$name/config.yaml" ] && [ -f "$runs/$name/metrics.jsonl" ] && summary+=("$runs/$name")
+done
+if [ ${#summary[@]} -gt 0 ]; then
+  if [ -n "$dry" ]; then
+    echo "summary: grsnn summary ${summary[*]}"
+  else
+    echo; .venv/bin/grsnn summary "${summary[@]}" || true
+  fi
+fi

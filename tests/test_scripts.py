@@ -31,6 +31,14 @@ def test_experiments_script_resumes_skips_and_applies_variants(tmp_path):
     assert "--set model.time_steps=16" in lines["WN18RR_v1_T16"]
     assert "--set train.num_epoch=2 --set train.valid_interval=1" in lines["fb237_v4_budget"]
     assert not (tmp_path / "WN18RR_v1_T16").exists()      # a dry run creates nothing
+    assert "summary" not in lines                          # no run directory to summarise
+    # at the end, the runs that exist in one table (grsnn summary)
+    for name in ("cora", "WN18RR_v2"):
+        for f in ("config.yaml", "metrics.jsonl"):
+            (tmp_path / name / f).write_text("")
+    out = _dry(tmp_path, "cora", "WN18RR_v2", "citeseer_T20")
+    last = out.stdout.strip().splitlines()[-1]
+    assert last == f"summary: grsnn summary {tmp_path / 'cora'} {tmp_path / 'WN18RR_v2'}"
 
 
 def test_experiments_script_refuses_unknown_names(tmp_path):
