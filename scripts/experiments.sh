@@ -79,7 +79,7 @@ done
 # the state of these runs in one table (grsnn summary)
 summary=()
 for name in "${names[@]}"; do
-  [ -f "$runs/$name/config.yaml" ] && [ -f "$runs/$name/metrics.jsonl" ] && summary+=("$runs/$name")
+  [ -f "$runs/$name/config.yaml" ] && summary+=("$runs/$name")
 done
 if [ ${#summary[@]} -gt 0 ]; then
   if [ -n "$dry" ]; then

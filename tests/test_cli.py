@@ -219,6 +219,10 @@ def test_summary_command(trained, tmp_path, capsys):
     assert "unknown metric 'hits@11'" in err and len(err.splitlines()) == 1
     assert main(["summary", str(tmp_path / "gone")]) == 2
     assert "gone: no such run directory" in capsys.readouterr().err
+    # a run that has not validated yet (no metrics.jsonl)
+    (half / "metrics.jsonl").unlink()
+    assert main(["summary", str(half)]) == 0
+    assert "| not validated |" in capsys.readouterr().out
     # a run whose final test was capped says so
     cfg = (half / "config.yaml").read_text()
     assert "max_eval_queries: null" in cfg

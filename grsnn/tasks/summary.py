@@ -71,16 +71,16 @@ def run_summary(run_dir: str | Path) -> Dict[str, object]:
     run = Path(run_dir)
     if not run.is_dir():
         raise DataError(f"{run}: no such run directory")
-    for name in ("config.yaml", "metrics.jsonl"):
-        if not (run / name).is_file():
-            raise DataError(f"{run}: no {name} (not a run directory?)")
+    if not (run / "config.yaml").is_file():
+        raise DataError(f"{run}: no config.yaml (not a run directory?)")
     try:
         cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise DataError(f"{run / 'config.yaml'}: not YAML ({err.__class__.__name__})") from None
     ds, task, train = (cfg.get(k) or {} for k in ("dataset", "task", "train"))
     metric = task.get("metric") or ("auroc" if task.get("name") == "link_prediction" else "mrr")
-    valid = [r for r in _read_json_lines(run / "metrics.jsonl") if r.get("split") == "valid"]
+    lines = _read_json_lines(run / "metrics.jsonl") if (run / "metrics.jsonl").is_file() else []
+    valid = [r for r in lines if r.get("split") == "valid"]   # none before the first
     scored = [r for r in valid if metric in r]
     best = max(scored, key=lambda r: (r[metric], -r["epoch"])) if scored else None
     log = run / "log.txt"
@@ -91,14 +91,17 @@ def run_summary(run_dir: str | Path) -> Dict[str, object]:
             results = json.loads((run / "results.json").read_text(encoding="utf-8"))
         except json.JSONDecodeError:
             raise DataError(f"{run / 'results.json'}: not JSON") from None
+        if not isinstance(results, dict):
+            raise DataError(f"{run / 'results.json'}: not a JSON object of splits")
     epochs = max([*times, *(r["epoch"] for r in valid), 0])
+    finished = "test" in results
+    trained_all = epochs >= (train.get("num_epoch") or 0)
     return {"run": run.name, "dataset": ds.get("name") or ds.get("path") or "?",
             "epochs": epochs, "num_epoch": train.get("num_epoch"), "metric": metric,
             "best_epoch": best["epoch"] if best else None,
             "best_valid": best[metric] if best else None,
             "test": results.get("test") or {}, "train_seconds": sum(times.values()),
-            "done": "test" in results and epochs >= (train.get("num_epoch") or 0),
-            "stale_test": "test" in results and epochs < (train.get("num_epoch") or 0),
+            "done": finished and trained_all, "stale_test": finished and not trained_all,
             "eval_cap": task.get("max_eval_queries")}
 
 
