@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Dict, List
 
 import torch
+
+from .trainer import epoch_log_lines
 
 __all__ = ["learning_curve", "compare_runs", "delay_histogram", "training_losses"]
 
@@ -28,15 +29,14 @@ def _pyplot():
 
 def training_losses(log_text: str) -> Dict[int, float]:
     """Mean training loss per epoch from a run's ``log.txt``: the ``epoch N: mean loss X``
-    lines (progress lines within an epoch are skipped; after a resume the epoch's last
-    line counts, which averages only the batches run after the resume).
+    lines (``grsnn.tasks.trainer.epoch_log_lines``; a resumed epoch's line averages its
+    batches before the resume too).
 
     Example:
         >>> training_losses("t epoch 1 batch 50/99: mean loss 0.7\\nt epoch 1: mean loss 0.6 ...")
         {1: 0.6}
     """
-    return {int(m.group(1)): float(m.group(2)) for m in
-            re.finditer(r"\bepoch (\d+): mean loss (\S+?),? ", log_text)}
+    return {epoch: line["loss"] for epoch, line in epoch_log_lines(log_text).items()}
 
 
 def learning_curve(run_dir: str | Path, out: str | Path, metrics: List[str] | None = None) -> Path:

@@ -9,14 +9,13 @@ the training time the log records and whether the run has finished.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import yaml
 
 from ..data.triples import DataError
-from .trainer import format_duration
+from .trainer import epoch_log_lines, format_duration
 
 __all__ = ["run_summary", "summary_table", "epoch_times"]
 
@@ -37,9 +36,8 @@ def epoch_times(log_text: str) -> Dict[int, float]:
         ...             "t epoch 2: mean loss 0.5 over 9 batches (4 since the resume), 7.0 s")
         {1: 12.5, 2: 7.0}
     """
-    return {int(m.group(1)): float(m.group(2)) for m in
-            re.finditer(r"\bepoch (\d+): mean loss \S+ over \d+ batches[^,\n]*, ([\d.]+) s",
-                        log_text)}
+    return {epoch: line["seconds"] for epoch, line in epoch_log_lines(log_text).items()
+            if "seconds" in line}
 
 
 def _read_json_lines(path: Path) -> List[dict]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -398,6 +399,27 @@ class Trainer:
         if dist.is_main():
             _atomic_write(self.out / "results.json", lambda p: p.write_text(text, encoding="utf-8"))
         return results
+
+
+def epoch_log_lines(log_text: str) -> Dict[int, Dict[str, float]]:
+    """The trainer's end-of-epoch lines of a run's ``log.txt`` (``epoch N: mean loss L over
+    B batches[ (K since the resume)], S s``), as ``{N: {"loss": L, "seconds": S}}``;
+    progress lines within an epoch are skipped, and where an epoch was logged twice (a
+    run resumed after its end-of-epoch line but before the next checkpoint) the last line
+    counts. ``seconds`` is missing for lines without a time.
+
+    Example:
+        >>> epoch_log_lines("t epoch 1 batch 5/9: mean loss 0.7, 3 queries/s\\n"
+        ...                 "t epoch 1: mean loss 0.6 over 9 batches (4 since the resume), 7.0 s")
+        {1: {'loss': 0.6, 'seconds': 7.0}}
+    """
+    lines = {}
+    for m in re.finditer(r"\bepoch (\d+): mean loss ([^\s,]+)(?: over \d+ batches[^,\n]*, "
+                         r"([\d.]+) s)?", log_text):
+        lines[int(m.group(1))] = {"loss": float(m.group(2))}
+        if m.group(3) is not None:
+            lines[int(m.group(1))]["seconds"] = float(m.group(3))
+    return lines
 
 
 def format_duration(seconds: float) -> str:
