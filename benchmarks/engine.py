@@ -4,7 +4,7 @@ Seconds per batch and peak memory on the FB15k-237 training graph with inverse e
 544,230, 474 edge types) at the paper's configuration: B queries x candidates tails, D=32,
 T=10, tau=4, V_th=2, K=4, linear_scale 0.1, dependent query-conditioned delays, sum.
   (a) engine    ``grsnn.nn.GRSNN(...)(data, batch)``;
-  (b) baseline  the same math (METHOD.md sections 3-4) done the straightforward way: full
+  (b) baseline  the same math (docs/method.md sections 3-4) done the straightforward way: full
                 spike history [N, B, D, t] grown by torch.cat, a per-edge int64 time index
                 [E, B, D] per step for an advanced-indexing delayed gather, index_add_ into
                 destinations, a custom autograd function for the trace-based delay gradient;
@@ -86,7 +86,7 @@ class _DelayedGather(torch.autograd.Function):
 
 
 class PerEdgeBaseline(nn.Module):
-    """The GRSNN forward of METHOD section 3 with per-edge, full-history message passing."""
+    """The GRSNN forward of docs/method.md section 3 with per-edge, full-history message passing."""
 
     def __init__(self, model: GRSNN):
         super().__init__()

@@ -1,4 +1,5 @@
-"""Every shipped task YAML loads, and the paper's ones hold METHOD's protocol (sections 2-8)."""
+"""Every shipped task YAML loads, and the paper's ones hold the protocol of docs/method.md
+(sections 2-8)."""
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,8 @@ def test_paper_configs_follow_the_protocol(path):
     # section 3 constants
     assert (model["hidden_dim"], model["time_steps"], model["tau"], model["v_threshold"],
             model["delay_bound"], model["readout_decay"]) == (32, 10, 4.0, 2.0, 4, 0.95)
-    # lambda 0.1 on the full FB15k-237 graph, 1 elsewhere (our reading of METHOD for the GraIL
-    # Freebase splits, stated in their YAMLs; a change of reading must change this test)
+    # lambda 0.1 on the full FB15k-237 graph, 1 elsewhere (our reading of docs/method.md for
+    # the GraIL Freebase splits, stated in their YAMLs; a change of reading must change this test)
     assert model["linear_scale"] == (0.1 if name.startswith("fb15k237") else 1.0)
     # delays: query-dependent on knowledge graphs, independent and symmetric on homogeneous
     assert model["dependent"] is (not homogeneous)

@@ -290,7 +290,7 @@ def test_link_prediction_task_on_a_tiny_graph(tmp_path):
     train_pairs = {tuple(sorted(p)) for p in train.t().tolist()}
     heads, cands = batch[:, :, 0], batch[:, :, 1]
     # half the rows corrupt tails, half heads: rows 0-3 keep the lower end of their pair,
-    # rows 4-7 the higher one (METHOD section 7), the positive is the pair's other end
+    # rows 4-7 the higher one (docs/method.md section 7), the positive is the pair's other end
     lo, hi = train[:, :8]
     assert (lo < hi).all()
     assert heads[:4, 0].tolist() == lo[:4].tolist() and cands[:4, 0].tolist() == hi[:4].tolist()

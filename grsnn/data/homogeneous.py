@@ -1,6 +1,6 @@
 """Link prediction on homogeneous graphs: Planetoid (Cora, CiteSeer, PubMed) and OGB.
 
-Planetoid graphs get METHOD's protocol: a random 85/5/10 split of the undirected edges
+Planetoid graphs get the protocol of docs/method.md: a random 85/5/10 split of the undirected edges
 with a fixed seed, message passing on the training edges, and one fixed strict negative
 per validation/test positive (a pair that is no edge of the full graph).
 """

@@ -1,6 +1,6 @@
 r"""Current-based LIF neuron, its PSP kernel, the spike trace and the temporal readout.
 
-State equations (METHOD section 3), with :math:`a = e^{-1/\tau}`:
+State equations (docs/method.md section 3), with :math:`a = e^{-1/\tau}`:
 
 .. math::
     c[t] &= a\,c[t-1] + \tfrac{e}{\tau} I[t] \\
@@ -86,7 +86,7 @@ def lif_init(beta: Tensor, v_threshold: float, surrogate: Callable[[Tensor], Ten
 def lif_step(current_in: Tensor, c: Tensor, u: Tensor, beta: Tensor, tau: float,
              v_threshold: float, surrogate: Callable[[Tensor], Tensor]
              ) -> Tuple[Tensor, Tensor, Tensor]:
-    """One step ``t >= 1`` of the current-based LIF neuron (METHOD section 3, 5-7).
+    """One step ``t >= 1`` of the current-based LIF neuron (docs/method.md section 3, 5-7).
 
     Args:
         current_in: synaptic input ``I[t]`` (already scaled by ``linear_scale``).
@@ -147,7 +147,7 @@ def _step_backward(grad_s: Tensor, grad_c: Tensor, grad_u: Tensor, v: Tensor, ta
 
 
 class _Kernels:
-    """``torch.compile``d versions of the engine's elementwise functions (the neuron step
+    """``torch.compile`` versions of the engine's elementwise functions (the neuron step
     and its backward, the pair messages of :mod:`~grsnn.functional.propagation`), built on
     first use.
 

@@ -9,7 +9,7 @@ and is seen by ``v`` as the message
 with integer delays :math:`\delta = \mathrm{round}(d) \in \{0..K\}` per relation, query
 and neuron (``delta`` has shape ``[num_relations, C]`` with ``C = B * D`` columns).
 
-How it is made fast and lean (METHOD section 5):
+How it is made fast and lean (docs/method.md section 5):
 
 * edges are grouped into unique ``(source, relation)`` *pairs*: every edge of a pair
   carries the same delayed spike, so the delay is applied ``P`` times (``P <= E``) and
@@ -22,7 +22,7 @@ How it is made fast and lean (METHOD section 5):
   relation-level delays; edge work is recomputed in backward.
 
 Backward: the gradient to each spike frame is exact (a delayed message *is* a spike);
-the delay gradient is the trace formula of METHOD section 4 (straight through the
+the delay gradient is the trace formula of docs/method.md section 4 (straight through the
 rounding):
 
 .. math::
@@ -238,7 +238,7 @@ def _messages(plan: DelayPlan, hist: Tensor, delta: Tensor, dtype: torch.dtype,
     """Delayed spikes of every pair, times the pair's relation weight if given, ``[P, C]``
     in ``dtype``.
 
-    ``compiled``: one ``torch.compile``d pass reads each pair's history bits, delay and
+    ``compiled``: one ``torch.compile`` pass reads each pair's history bits, delay and
     weight and writes the message (5-6x faster than the eager gathers, shifts and
     products on FB15k-237 at one thread; bit-identical). Otherwise, with a ``workspace``
     dict the pair-level temporaries live in buffers reused from step to step (no
@@ -370,7 +370,7 @@ def delayed_gather(plan: DelayPlan, hist: Tensor, frames: Sequence[Tensor], delt
         traces: spike traces ``[tr[t-1], tr[t-2], ...]`` (``[N, C]`` each, or stacked
             newest first as ``[F, N, C]``, ``F >= len(frames)``), needed for the delay
             gradient.
-        compiled: form the messages with one ``torch.compile``d kernel (same values).
+        compiled: form the messages with one ``torch.compile`` kernel (same values).
 
     Example:
         >>> plan = build_plan(torch.tensor([[0], [1]]), 2)

@@ -103,7 +103,7 @@ class SpikingDelayConv(MessagePassing):
         relation_params (bool): create the ``[R, D]`` delay logits and relation weights
             as parameters of this layer (``False``: they are passed to :meth:`forward`).
         compiled (bool): run the neuron-level work of every step (LIF update, fire, reset,
-            bit history, trace) and its backward as single ``torch.compile``d elementwise
+            bit history, trace) and its backward as single ``torch.compile`` elementwise
             kernels (:func:`~grsnn.functional.lif_step_fused`; the first call compiles for a
             few seconds; needs a :class:`~grsnn.functional.Surrogate`), and form the
             pair messages (history bits, delays, relation weights) in one compiled pass.

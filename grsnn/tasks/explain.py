@@ -1,4 +1,4 @@
-"""Path explanations of a prediction (METHOD section 10).
+"""Path explanations of a prediction (docs/method.md section 10).
 
 The importance of an edge is the gradient of the score of ``(h, r, t)`` with respect to a
 weight on that edge (one weight per edge, shared by all time steps, all 1 in the forward

@@ -1,6 +1,6 @@
 """Knowledge-graph completion (transductive and inductive), NBFNet protocol.
 
-Training (METHOD section 7): self-adversarial binary cross-entropy, strict negatives,
+Training (docs/method.md section 7): self-adversarial binary cross-entropy, strict negatives,
 half the batch corrupting tails and half heads (a head query ``(?, r, t)`` is answered as
 the tail query ``(t, r + R, ?)``), and the easy edges of the batch removed from the graph.
 Evaluation (section 8): every target triple ranked in both directions against all
@@ -63,7 +63,7 @@ class TripleIndex:
 
 
 def corrupt_heads(batch_size: int, gen: torch.Generator) -> Tensor:
-    """Which rows of a batch corrupt the head (METHOD section 7: half the batch corrupts
+    """Which rows of a batch corrupt the head (docs/method.md section 7: half the batch corrupts
     tails, half heads): the second half of the rows; the middle row of an odd batch (the
     only row of a batch of one) by a coin flip from ``gen``, so that odd batches (FB15k-237
     uses 5 queries) corrupt heads half the time too instead of 2 in 5.

@@ -1,7 +1,7 @@
-"""Link prediction on homogeneous graphs (Cora, CiteSeer, PubMed, OGB), METHOD section 6-8.
+"""Link prediction on homogeneous graphs (Cora, CiteSeer, PubMed, OGB), docs/method.md section 6-8.
 
 The graph becomes a one-relation circuit with a self loop on every node (relation 0).
-Both directions of an undirected edge are relation 0 too: METHOD section 2 gives every fact
+Both directions of an undirected edge are relation 0 too: docs/method.md section 2 gives every fact
 an inverse type, but an undirected edge has no direction to invert (calling the lower id
 the head would tie the delays to the node numbering), so section 6's single relation is
 read as one type for every edge. Delays are independent of the query and scoring is
@@ -81,7 +81,7 @@ class LinkPredictionTask:
         of its pair (the lower id for Planetoid's ``u < v`` pairs) and corrupts the second;
         the second half keeps the second end (:func:`corrupt_heads`)."""
         h, t = self.train_pairs[:, idx]
-        # METHOD section 7: half the batch corrupts tails, half heads: those rows keep the
+        # docs/method.md section 7: half the batch corrupts tails, half heads: those rows keep the
         # pair's second end and corrupt its first (the batches are shuffled, so a pair is
         # anchored at either end across epochs)
         flip = corrupt_heads(len(h), gen)

@@ -10,7 +10,7 @@
   needs per query and layer ``E * D`` multiply-accumulates for the relation-conditioned
   messages and ``N * D * D`` for the node update;
 * energy: ``0.9 pJ`` per accumulate and ``4.6 pJ`` per multiply-accumulate (45 nm CMOS
-  figures used by the GRSNN paper, METHOD section 9).
+  figures used by the GRSNN paper, docs/method.md section 9).
 
 GRSNN+ (:func:`operation_counts`) adds work that is not event-driven, counted on both sides
 the same way: relation weights make a delivered spike's column a scaled one (``D``
