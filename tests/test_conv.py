@@ -156,6 +156,8 @@ SWITCHES = [
     dict(aggregate="pna"),
     dict(relation_weight=True, self_connection=True, layer_norm=True, aggregate="pna"),
     dict(delay=False),
+    dict(drive="reached"),
+    dict(drive="reached", aggregate="pna", self_connection=True),
 ]
 
 

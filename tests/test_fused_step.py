@@ -87,7 +87,8 @@ def _kg(seed=0, num_nodes=25, num_edges=90, num_relations=6):
 @pytest.mark.parametrize("kw", [dict(), dict(layer_norm=True, relation_weight=True,
                                              linear_scale=0.3, self_connection=True),
                                 dict(dependent=False, aggregate="pna"),
-                                dict(surrogate="atan", delay_bound=9)])
+                                dict(surrogate="atan", delay_bound=9),
+                                dict(drive="reached", readout="state")])
 def test_compiled_grsnn_gives_the_eager_logits_and_gradients(kw):
     data, batch = _kg()
     results = []

@@ -18,7 +18,9 @@ from ..functional.aggregation import pna_extreme, pna_linear, pna_statistics
 from ..functional.propagation import _spmm
 from ..functional.surrogate import Surrogate, SurrogateLike
 
-__all__ = ["SpikingDelayConv", "as_edge_index"]
+__all__ = ["SpikingDelayConv", "as_edge_index", "DRIVES"]
+
+DRIVES = ("always", "reached")
 
 
 def as_edge_index(adj) -> Tuple[Tensor, Optional[Tensor]]:
@@ -100,6 +102,14 @@ class SpikingDelayConv(MessagePassing):
         delay (bool): learn delays (``False``: all delays 0, the ablation).
         bias (bool): bias of the linear layer.
         fused (bool): use the grouped, memory-lean message passing.
+        drive (str): where the linear layer's bias :math:`\mathbf{b}` enters.
+            ``"always"`` (default, the paper's circuit): every neuron at every step, so
+            every neuron fires eventually whether or not the input reached it.
+            ``"reached"`` (query-driven circuit): only the neurons of a node (per batch
+            column) that has input current :math:`\beta` or has received at least one
+            spike so far, :math:`I_v[t] = \lambda(\mathbf{W} \bigoplus m
+            + g_v[t]\,\mathbf{b})` with :math:`g_v[t] = 1` from the first arrival on;
+            a node the input has not reached stays silent at rest.
         relation_params (bool): create the ``[R, D]`` delay logits and relation weights
             as parameters of this layer (``False``: they are passed to :meth:`forward`).
         compiled (bool): run the neuron-level work of every step (LIF update, fire, reset,
@@ -131,9 +141,11 @@ class SpikingDelayConv(MessagePassing):
                  self_connection: bool = False, layer_norm: bool = False,
                  aggregate: str = "sum", relation_weight: bool = False, delay: bool = True,
                  bias: bool = True, fused: bool = True, relation_params: bool = True,
-                 compiled: bool = False) -> None:
+                 compiled: bool = False, drive: str = "always") -> None:
         if aggregate not in ("sum", "pna"):
             raise ValueError(f"aggregate must be 'sum' or 'pna', got {aggregate!r}")
+        if drive not in DRIVES:
+            raise ValueError(f"drive must be one of {DRIVES}, got {drive!r}")
         if time_steps < 1:
             raise ValueError(f"time_steps must be >= 1, got {time_steps}")
         if tau <= 0:
@@ -153,6 +165,7 @@ class SpikingDelayConv(MessagePassing):
         self.use_delay = delay
         self.fused = fused
         self.compiled = bool(compiled)
+        self.drive = drive
         in_mult = (12 if aggregate == "pna" else 1) + (1 if self_connection else 0)
         self.lin = Linear(in_mult * channels, channels, bias=bias)
         self.norm = LayerNorm(channels) if layer_norm else None
@@ -213,10 +226,12 @@ class SpikingDelayConv(MessagePassing):
                  edge_type: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None,
                  delay_logits: Optional[Tensor] = None,
                  relation_weights: Optional[Tensor] = None,
-                 plan: Optional[DelayPlan] = None) -> List[Tensor]:
+                 plan: Optional[DelayPlan] = None, return_state: bool = False):
         """Same as :meth:`forward` but returns the ``T`` spike frames as a list of
         ``[N, B * D]`` tensors (a readout can consume them one by one, so the whole
-        train is never stacked)."""
+        train is never stacked). ``return_state=True`` returns ``(frames, (c, u))``
+        with the synaptic current and the (reset) membrane potential after the last
+        step, ``[N, B * D]`` each (differentiable)."""
         if beta.dim() == 2:
             beta = beta.unsqueeze(1)
         num_nodes, batch, dim = beta.shape
@@ -247,6 +262,8 @@ class SpikingDelayConv(MessagePassing):
 
         s, c, u = lif_init(beta, self.v_threshold, self.surrogate)
         spikes: List[Tensor] = [s]
+        # query-driven drive: the nodes (per batch column) the input has reached so far
+        reached = (beta.view(num_nodes, batch, dim) != 0).any(-1) if self.drive == "reached" else None
         hist = push_history(torch.zeros(num_nodes, cols, dtype=hdtype, device=beta.device), s)
         # spike traces, newest step first: step t lives in row T - 1 - t, so the frames a
         # step reads (tr[t-1], tr[t-2], ...) are one contiguous slice
@@ -274,7 +291,9 @@ class SpikingDelayConv(MessagePassing):
                                      delta=delta, delay=delay, weight=weight, trace=trace,
                                      edge_scale=edge_weight, scales=scales,
                                      workspace=workspace)
-            lin_out = self._linear(agg, spikes[-1], scales, num_nodes, batch)
+            if reached is not None:
+                reached = reached | self._arrived(agg, num_nodes, batch)
+            lin_out = self._linear(agg, spikes[-1], scales, num_nodes, batch, reached)
             if fuse:   # linear_scale folds into the fused step unless a LayerNorm follows
                 current, scale = lin_out, self.linear_scale
                 if self.norm is not None:
@@ -299,26 +318,39 @@ class SpikingDelayConv(MessagePassing):
                 with torch.no_grad():
                     tr, acc_a, acc_b = trace_step(s.detach(), acc_a, acc_b, self.tau)
                     traces[steps - 1 - t].copy_(tr)
-        return spikes
+        return (spikes, (c, u)) if return_state else spikes
+
+    def _arrived(self, agg: Tensor, num_nodes: int, batch: int) -> Tensor:
+        """``[N, B]``: whether any message arrived at a node this step (a non-zero sum,
+        or a non-zero PNA mean)."""
+        if self.aggregate_fn == "pna":
+            agg = agg.view(num_nodes, batch, self.channels, 4)[..., 0]
+        return (agg.view(num_nodes, batch, -1) != 0).any(-1)
 
     def _linear(self, agg: Tensor, prev: Tensor, scales: Optional[Tensor], num_nodes: int,
-                batch: int) -> Tensor:
+                batch: int, reached: Optional[Tensor] = None) -> Tensor:
         """The linear layer on the aggregated input (and the previous spikes with
         ``self_connection``), ``[N, B, D]``. For PNA ``agg`` holds the four statistics and
         the degree scalers are folded into the product (:func:`pna_linear`): the
-        ``12 D``-wide features are never built."""
+        ``12 D``-wide features are never built. ``reached`` (``[N, B]`` bool) gates the
+        bias (``drive="reached"``)."""
         dim = self.channels
+        bias = self.lin.bias if reached is None else None
         if self.aggregate_fn != "pna":
             x = agg.view(num_nodes, batch, -1)
             if self.self_connection:
                 x = torch.cat([prev.view(num_nodes, batch, dim), x], dim=-1)
-            return self.lin(x)
-        weight = self.lin.weight
-        own = dim if self.self_connection else 0
-        out = pna_linear(agg, scales, weight[:, own:], self.lin.bias)
-        if self.self_connection:
-            out = torch.addmm(out.view(-1, dim), prev.view(-1, dim), weight[:, :own].t())
-        return out.view(num_nodes, batch, dim)
+            out = torch.nn.functional.linear(x, self.lin.weight, bias)
+        else:
+            weight = self.lin.weight
+            own = dim if self.self_connection else 0
+            out = pna_linear(agg, scales, weight[:, own:], bias)
+            if self.self_connection:
+                out = torch.addmm(out.view(-1, dim), prev.view(-1, dim), weight[:, :own].t())
+            out = out.view(num_nodes, batch, dim)
+        if reached is not None and self.lin.bias is not None:
+            out = out + reached.unsqueeze(-1).to(out.dtype) * self.lin.bias
+        return out
 
     # ------------------------------------------------------- message passing API
     def message(self, plan: DelayPlan, hist: Tensor, frames: List[Tensor], delta: Tensor,

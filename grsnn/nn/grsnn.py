@@ -10,7 +10,29 @@ from ..functional import DelayPlan, readout_kernel
 from ..functional.surrogate import SurrogateLike
 from .conv import SpikingDelayConv
 
-__all__ = ["GRSNN"]
+__all__ = ["GRSNN", "READOUTS", "first_spike_code"]
+
+READOUTS = ("spikes", "state")
+
+
+def first_spike_code(frames) -> Tensor:
+    r"""Per neuron, :math:`1 - t_0 / T` for its first spike at step :math:`t_0` (``0``
+    if it never fires), as :math:`\sum_t (1 - t/T)\,s[t]\prod_{t'<t}(1 - s[t'])` so
+    that the surrogate gradient of every spike reaches it.
+
+    Example:
+        >>> s = [torch.tensor([0., 1.]), torch.tensor([1., 1.]), torch.tensor([0., 0.])]
+        >>> first_spike_code(s)          # first spikes at t = 1 and t = 0, T = 3
+        tensor([0.6667, 1.0000])
+    """
+    steps = len(frames)
+    code = frames[0]
+    alive = 1.0 - frames[0]
+    for t, s in enumerate(frames[1:], 1):
+        code = code + (1.0 - t / steps) * alive * s
+        if t < steps - 1:
+            alive = alive * (1.0 - s)
+    return code
 
 
 class GRSNN(nn.Module):
@@ -49,6 +71,17 @@ class GRSNN(nn.Module):
         fused (bool): memory-lean grouped propagation (default ``True``).
         compiled (bool): compiled neuron step (see :class:`SpikingDelayConv`; default
             ``False``).
+        drive (str): ``"always"`` (the paper: the layer's bias drives every neuron at
+            every step) or ``"reached"`` (query-driven: the bias enters a node only once
+            the query's spikes have reached it; see :class:`SpikingDelayConv`).
+        readout (str): ``"spikes"`` (the paper: :math:`\sum_t \kappa_t s_v[t]`) or
+            ``"state"``: also the first-spike code :math:`\sum_t (1 - t/T)\,s_v[t]
+            \prod_{t' < t}(1 - s_v[t'])` and the membrane potential
+            :math:`u_v[T-1] / V_{th}` after the last step, per neuron (``3 D`` features).
+        delay_init (float or None): initial delay logit offset: the bias of the delay
+            generator (``dependent``) or the mean of the delay logits is set to it, so
+            ``delay_init=-3`` starts every delay near 0 (one step per hop). ``None``
+            (default): PyTorch's default initialisation, delays spread over ``0..K``.
 
     Example:
         >>> from torch_geometric.data import Data
@@ -66,10 +99,13 @@ class GRSNN(nn.Module):
                  layer_norm: bool = False, aggregate: str = "sum", delay: bool = True,
                  symmetric: bool = False, readout_decay: float = 0.95,
                  num_mlp_layers: int = 2, surrogate: SurrogateLike = None,
-                 fused: bool = True, compiled: bool = False) -> None:
+                 fused: bool = True, compiled: bool = False, drive: str = "always",
+                 readout: str = "spikes", delay_init: Optional[float] = None) -> None:
         super().__init__()
         if num_relations < 1:
             raise ValueError(f"num_relations must be >= 1, got {num_relations}")
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
         self.num_relations = num_relations
         self.hidden_dim = hidden_dim
         self.dependent = dependent
@@ -81,13 +117,15 @@ class GRSNN(nn.Module):
             v_threshold=v_threshold, delay_bound=delay_bound, linear_scale=linear_scale,
             surrogate=surrogate, self_connection=self_connection, layer_norm=layer_norm,
             aggregate=aggregate, relation_weight=relation_weight, delay=delay, fused=fused,
-            relation_params=not dependent, compiled=compiled)
+            relation_params=not dependent, compiled=compiled, drive=drive)
+        self.readout = readout
+        self.delay_init = None if delay_init is None else float(delay_init)
         self.query = nn.Embedding(num_relations, hidden_dim)
         size = num_relations * hidden_dim
         self.delay_generator = nn.Linear(hidden_dim, size) if dependent and delay else None
         self.weight_generator = (nn.Linear(hidden_dim, size)
                                  if dependent and relation_weight else None)
-        feat = 2 * hidden_dim
+        feat = (4 if readout == "state" else 2) * hidden_dim
         layers = []
         for _ in range(num_mlp_layers - 1):
             layers += [nn.Linear(feat, feat), nn.ReLU()]
@@ -95,6 +133,7 @@ class GRSNN(nn.Module):
         self.register_buffer("kappa", readout_kernel(time_steps, readout_decay),
                              persistent=False)
         self._plan: Optional[tuple] = None
+        self._init_delays()
 
     def reset_parameters(self) -> None:
         """Re-initialise every parameter (query embedding N(0, 1))."""
@@ -103,6 +142,17 @@ class GRSNN(nn.Module):
         for mod in (self.delay_generator, self.weight_generator, *self.mlp):
             if isinstance(mod, nn.Linear):
                 mod.reset_parameters()
+        self._init_delays()
+
+    def _init_delays(self) -> None:
+        """Apply ``delay_init`` (no-op when it is ``None``)."""
+        if self.delay_init is None:
+            return
+        with torch.no_grad():
+            if self.delay_generator is not None:
+                self.delay_generator.bias.fill_(self.delay_init)
+            elif self.conv.delay_logit is not None:
+                self.conv.delay_logit.add_(self.delay_init)
 
     # ----------------------------------------------------------------- pieces
     @property
@@ -159,7 +209,8 @@ class GRSNN(nn.Module):
         frames = self._frames(data, h_index, r_index, inject)
         return torch.stack(frames).view(len(frames), int(data.num_nodes), -1, self.hidden_dim)
 
-    def _frames(self, data, h_index: Tensor, r_index: Tensor, inject: bool = True):
+    def _frames(self, data, h_index: Tensor, r_index: Tensor, inject: bool = True,
+                return_state: bool = False):
         n = int(data.num_nodes)
         q = self.scaled_query(r_index)
         beta = q.new_zeros(n, q.size(0), self.hidden_dim)
@@ -169,7 +220,8 @@ class GRSNN(nn.Module):
         edge_weight = getattr(data, "edge_weight", None)
         return self.conv.simulate(beta, data.edge_index, getattr(data, "edge_type", None),
                                   edge_weight=edge_weight, delay_logits=z, relation_weights=w,
-                                  plan=None if self.conv.explain else self.plan(data))
+                                  plan=None if self.conv.explain else self.plan(data),
+                                  return_state=return_state)
 
     def spike_trains(self, data, h_index: Tensor, r_index: Tensor,
                      inject: bool = True) -> Tensor:
@@ -179,16 +231,23 @@ class GRSNN(nn.Module):
             return self.spikes(data, h_index.view(-1), r_index.view(-1), inject).bool()
 
     def node_features(self, data, h_index: Tensor, r_index: Tensor) -> Tensor:
-        """Readout features ``[B, N, 2D]``: ``[sum_t kappa_t s_v[t]; q~]``."""
-        frames = self._frames(data, h_index, r_index)          # T x [N, B * D]
+        """Readout features ``[B, N, 2D]``: ``[sum_t kappa_t s_v[t]; q~]`` (``[B, N, 4D]``
+        with ``readout="state"``: the first-spike code and the final membrane too)."""
+        state = self.readout == "state"
+        out = self._frames(data, h_index, r_index, return_state=state)
+        frames, (_, u) = out if state else (out, (None, None))    # T x [N, B * D]
         kappa = self.kappa.tolist()
         enc = kappa[0] * frames[0]
         for k, s in zip(kappa[1:], frames[1:]):
             enc = enc + k * s
+        parts = [enc]
+        if state:
+            parts += [first_spike_code(frames), u / self.v_threshold]
         del frames
-        enc = enc.view(int(data.num_nodes), -1, self.hidden_dim).transpose(0, 1)
+        n, d = int(data.num_nodes), self.hidden_dim
+        parts = [x.view(n, -1, d).transpose(0, 1) for x in parts]
         q = self.scaled_query(r_index)
-        return torch.cat([enc, q.unsqueeze(1).expand_as(enc)], dim=-1)
+        return torch.cat([*parts, q.unsqueeze(1).expand_as(parts[0])], dim=-1)
 
     # ----------------------------------------------------------------- scoring
     def score(self, features: Tensor) -> Tensor:

@@ -32,6 +32,9 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "symmetric": False, "readout_decay": 0.95, "num_mlp_layers": 2,
         "surrogate": "sigmoid",
         "compiled": True,       # torch.compile the neuron step (falls back to eager if it fails)
+        "drive": "always",      # always (the paper) or reached (query-driven circuit)
+        "readout": "spikes",    # spikes (the paper) or state (+ first spike, final membrane)
+        "delay_init": None,     # initial delay logit offset (None: PyTorch's default init)
     },
     "task": {
         "name": "kg_completion",       # or link_prediction
@@ -65,14 +68,17 @@ _POSITIVE = {("model", "hidden_dim"), ("model", "time_steps"), ("model", "tau"),
              ("train", "checkpoint_interval"), ("train", "log_interval"),
              ("task", "adversarial_temperature"), ("model", "v_threshold")}
 # keys whose default is None ("not set"): the type a set value must have
-_OPTIONAL_TYPES = {("dataset", "name"): str, ("dataset", "path"): str, ("dataset", "root"): str,
+_OPTIONAL_TYPES = {("model", "delay_init"): float, ("dataset", "name"): str, ("dataset", "path"): str, ("dataset", "root"): str,
                    ("task", "max_eval_queries"): int, ("task", "eval_memory_mb"): float,
                    ("train", "max_steps_per_epoch"): int, ("train", "num_threads"): int,
                    ("train", "micro_batch"): int}
 _POSITIVE |= {("task", "max_eval_queries"), ("task", "eval_memory_mb"),
               ("train", "max_steps_per_epoch"), ("train", "num_threads"),
               ("train", "micro_batch")}
+_SIGNED = {("model", "delay_init")}     # numbers that may be negative
 _CHOICES = {("model", "aggregate"): ("sum", "pna"),
+            ("model", "drive"): ("always", "reached"),
+            ("model", "readout"): ("spikes", "state"),
             ("model", "surrogate"): ("sigmoid", "atan"),
             ("task", "name"): ("kg_completion", "link_prediction"),
             ("task", "metric"): ("mrr", "hits@1", "hits@3", "hits@10", "hits@10_50", "auroc", "ap"),
@@ -105,7 +111,8 @@ def _check_value(section: str, key: str, value: Any, default: Any, where: str) -
         raise ConfigError(f"{name}: expected a string, got {value!r}")
     if (section, key) in _POSITIVE and value <= 0:
         raise ConfigError(f"{name}: must be > 0, got {value!r}")
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+    if (isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
+            and (section, key) not in _SIGNED):
         raise ConfigError(f"{name}: must not be negative, got {value!r}")
     choices = _CHOICES.get((section, key))
     if choices and value not in choices:
