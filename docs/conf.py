@@ -8,7 +8,8 @@ import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if (ROOT / "grsnn" / "__init__.py").is_file():  # a checkout; otherwise the installed grsnn
+    sys.path.insert(0, str(ROOT))
 
 # ``python -m grsnn`` runs the command line when ``grsnn.__main__`` is imported; the
 # recursive API summary imports every module, so that one is replaced by a marked stub
@@ -34,7 +35,8 @@ extensions = [
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "bench", "Thumbs.db", ".DS_Store"]
+# gnn_comparison.md is the raw output of benchmarks/gnn_comparison.py (tables without a title)
+exclude_patterns = ["_build", "bench", "gnn_comparison.md", "Thumbs.db", ".DS_Store"]
 templates_path = ["_templates"]
 
 autosummary_generate = True
