@@ -7,15 +7,31 @@ realistic the mean of the two. Filtered candidates (other true answers) never co
 from __future__ import annotations
 
 import math
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, List, Optional
 
 import torch
 from torch import Tensor
 
 __all__ = ["filtered_ranks", "num_candidates", "hits_at_k_of_n", "ranking_metrics",
-           "auroc_ap", "RANK_KINDS"]
+           "auroc_ap", "RANK_KINDS", "METRIC_KEYS", "shown_metrics"]
 
 RANK_KINDS = ("realistic", "pessimistic", "optimistic")
+
+#: The metrics that results tables, training logs and run summaries show, in this order
+#: (where the results have them; the tasks compute more, e.g. every ``optimistic.`` figure).
+METRIC_KEYS = ("mrr", "hits@1", "hits@3", "hits@10", "hits@10_50", "mr", "pessimistic.mrr",
+               "pessimistic.hits@10", "pessimistic.hits@10_50", "auroc", "ap",
+               "pessimistic.auroc", "tied_fraction")
+
+
+def shown_metrics(*results: Dict[str, float]) -> List[str]:
+    """The keys of :data:`METRIC_KEYS` that every one of ``results`` has, in that order.
+
+    Example:
+        >>> shown_metrics({"auroc": 0.9, "ap": 0.8, "optimistic.ap": 0.85}, {"auroc": 0.7})
+        ['auroc']
+    """
+    return [k for k in METRIC_KEYS if all(k in r for r in results)]
 
 
 def _keep(filter_mask: Tensor, target: Tensor) -> Tensor:

@@ -162,9 +162,9 @@ def test_stats_command(trained, capsys):
     reach = text.split("reach of the query by hop distance")[1].splitlines()[1:]
     assert reach[0].split() == ["group", "fired", "first_spike", "informed"]
     # the printed table is source_reach's for the same 4 test queries
-    from grsnn.cli import _load_trained
+    from grsnn.tasks.checkpoints import load_trained
     from grsnn.tasks.stats import source_reach
-    task, model = _load_trained(str(out / "best.pt"))
+    task, model = load_trained(str(out / "best.pt"), compiled=False)
     sp = task.data.splits["test"]
     h, _, r = sp.triples[:4].t()
     expect = source_reach(model, sp.graph, h, r)

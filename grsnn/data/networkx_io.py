@@ -1,13 +1,15 @@
 """networkx graphs whose edges name a relation -> :class:`~grsnn.data.kg.KGData`."""
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List
 
-import networkx as nx
 import torch
 
 from .kg import KGData, KGSplit
 from .triples import Triple, Vocab, fact_graph
+
+if TYPE_CHECKING:       # networkx is imported by the caller who has a graph
+    import networkx as nx
 
 __all__ = ["from_networkx"]
 
@@ -31,6 +33,7 @@ def from_networkx(G: nx.Graph, relation_attr: str = "relation", name: str | None
             with the same string form.
 
     Example:
+        >>> import networkx as nx
         >>> G = nx.DiGraph(); G.add_edge("a", "b", relation="likes")
         >>> kg = from_networkx(G)
         >>> kg.relations, kg.splits["train"].triples.tolist()

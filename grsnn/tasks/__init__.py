@@ -1,22 +1,28 @@
-"""Task heads, protocols and the trainer: ``kg_completion`` and ``link_prediction``."""
+"""Task protocols (:class:`Task`: ``kg_completion``, ``link_prediction``, the family
+rules), the trainer, checkpoints and configuration."""
 from __future__ import annotations
 
 from typing import Any, Dict
 
+from .base import Task
+from .checkpoints import (RunError, evaluate_checkpoint, load_checkpoint, load_model,
+                          load_trained, save_checkpoint)
 from .config import ConfigError, apply_overrides, dump_config, load_config, merge_config
 from .kg_completion import KGCompletionTask
 from .link_prediction import LinkPredictionTask
-from .trainer import RunError, Trainer, evaluate_checkpoint, load_checkpoint, save_checkpoint
+from .trainer import Trainer
 
-__all__ = ["ConfigError", "RunError", "Trainer", "KGCompletionTask", "LinkPredictionTask",
-           "build_task", "load_config", "merge_config", "apply_overrides", "dump_config",
-           "evaluate_checkpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = ["ConfigError", "RunError", "Task", "Trainer", "KGCompletionTask",
+           "LinkPredictionTask", "build_task", "load_config", "merge_config", "apply_overrides",
+           "dump_config", "evaluate_checkpoint", "load_checkpoint", "load_model", "load_trained",
+           "save_checkpoint"]
 
 HOMOGENEOUS = ("cora", "citeseer", "pubmed")
 
 
-def build_task(cfg: Dict[str, Dict[str, Any]]):
-    """Load the data set of ``cfg['dataset']`` and return the task object."""
+def build_task(cfg: Dict[str, Dict[str, Any]]) -> Task:
+    """Load the data set of ``cfg['dataset']`` and return its task (``task.name``; the
+    synthetic ``family`` data set gives a :class:`~.path_reasoning.FamilyRulesTask`)."""
     from ..data import load_kg, load_ogbl, load_planetoid, load_triples_folder
 
     ds, name = cfg["dataset"], cfg["task"]["name"]
@@ -36,6 +42,8 @@ def build_task(cfg: Dict[str, Dict[str, Any]]):
         return LinkPredictionTask(data, cfg)
     if not ds["path"] and str(ds["name"]).lower() == "family":   # synthetic family trees
         from ..data.family import family_kg
-        return KGCompletionTask(family_kg(seed=ds["seed"])[0], cfg)
+        from .path_reasoning import FamilyRulesTask
+        data, rule_of = family_kg(seed=ds["seed"])
+        return FamilyRulesTask(data, cfg, rule_of)
     data = load_triples_folder(ds["path"]) if ds["path"] else load_kg(ds["name"], ds["root"])
     return KGCompletionTask(data, cfg)

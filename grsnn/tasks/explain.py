@@ -8,6 +8,7 @@ the highest average edge importance.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import List, Optional, Tuple
 
 import torch
@@ -19,7 +20,7 @@ from torch_geometric.explain.algorithm import ExplainerAlgorithm
 from ..nn import GRSNN
 
 __all__ = ["edge_importance", "beam_search_paths", "ExplainedPath", "explain_prediction",
-           "PathExplainer"]
+           "PathExplainer", "QueryExplanation", "explain_query", "explanation_pictures"]
 
 
 @dataclass
@@ -166,3 +167,69 @@ class PathExplainer(ExplainerAlgorithm):
 
     def supports(self) -> bool:
         return True
+
+
+@dataclass
+class QueryExplanation:
+    """:func:`explain_query`'s answer: the query by name, its score, the top paths, and
+    the names of the ``split`` graph's entities and edges (for printing and pictures)."""
+
+    head: str
+    relation: str
+    tail: str
+    split: str
+    ids: Tuple[int, int, int]           # head, relation (edge type), tail
+    score: float
+    paths: List[ExplainedPath]
+    entities: List[str]
+    edge_labels: List[str]               # the names of the 2R edge types
+    edge_names: List[str]                # the edge type name of every edge of the graph
+
+    def lines(self) -> List[str]:
+        """The explanation as ``grsnn explain`` prints it."""
+        out = [f"({self.head}, {self.relation}, {self.tail}): score {self.score:.4f}; "
+               f"{len(self.paths)} paths by average edge importance (gradient of the score):"]
+        for i, p in enumerate(self.paths, 1):
+            hops = " ".join(f"--[{self.edge_names[e]}]--> {self.entities[v]}"
+                            for e, v in zip(p.edges, p.nodes[1:]))
+            out.append(f"{i:3d}. {p.importance:+.4f}  {self.entities[p.nodes[0]]} {hops}")
+        return out
+
+
+def explain_query(task, model: GRSNN, head: str, relation: str, tail: str,
+                  split: str = "test", top: int = 10) -> QueryExplanation:
+    """The ``top`` paths that explain the score of ``(head, relation, tail)`` (names) on
+    the ``split`` graph of a knowledge-graph task (``task.supports_prediction``)."""
+    sp = task.data.splits[split]
+    h, r = task.resolve(split, head, relation)
+    t, _ = task.resolve(split, tail, relation)
+    paths, _, score = explain_prediction(model, sp.graph, h, r, t, top=top)
+    labels = task.data.edge_type_names()
+    return QueryExplanation(head, relation, tail, split, (h, r, t), score, paths,
+                            list(sp.entities), labels,
+                            [labels[x] for x in sp.graph.edge_type.tolist()])
+
+
+def explanation_pictures(task, model: GRSNN, expl: QueryExplanation, out: str | Path
+                         ) -> List[Path]:
+    """PNG files of an explanation in folder ``out``: the spike raster along the best path,
+    the query's delay heatmap (edge types on the paths marked), first spike time against
+    hop distance, and the explained subgraph."""
+    from ..paths import hop_distances
+    from .plots import delay_heatmap, first_spike_vs_hops, path_subgraph, spike_raster
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    graph = task.data.splits[expl.split].graph
+    h, r, t = expl.ids
+    spikes = model.spike_trains(graph, torch.tensor([h]), torch.tensor([r]))[:, :, 0]
+    best = expl.paths[0].nodes if expl.paths else [h, t]
+    files = [spike_raster(spikes, best, [expl.entities[v] for v in best], out / "raster.png")]
+    on_path = sorted({int(graph.edge_type[e]) for p in expl.paths for e in p.edges})
+    delays = model.integer_delays(torch.tensor([r]))[0]
+    files.append(delay_heatmap(delays, expl.edge_labels, on_path, out / "delays_heatmap.png"))
+    hops = hop_distances(graph.edge_index, graph.num_nodes, h)
+    files.append(first_spike_vs_hops(spikes, hops, out / "first_spike_vs_hops.png"))
+    files.append(path_subgraph(expl.paths, graph.edge_index, expl.entities, expl.edge_names,
+                               out / "explained_subgraph.png"))
+    return files

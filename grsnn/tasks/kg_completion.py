@@ -21,108 +21,22 @@ from ..data import DataError, KGData
 from ..metrics import filtered_ranks, num_candidates, ranking_metrics
 from ..nn import GRSNN
 from . import distributed as dist
+from .base import Task
 from .chunking import queries_per_pass, release_free_memory
+from .kg_helpers import TripleIndex, corrupt_heads, remove_easy_edges, self_adversarial_loss
 from .partial import EvalProgress, model_fingerprint, tensor_fingerprint
 
 __all__ = ["TripleIndex", "KGCompletionTask", "corrupt_heads", "remove_easy_edges",
-           "self_adversarial_loss"]
+           "self_adversarial_loss"]     # the shared helpers stay importable from here
 
 
-class TripleIndex:
-    """Lookup of the true answers of ``(head, relation)`` queries, inverse relations included.
-
-    Example:
-        >>> idx = TripleIndex(torch.tensor([[0, 1, 0], [0, 2, 0]]), num_nodes=3, num_relations=1)
-        >>> idx.mask(torch.tensor([0, 2]), torch.tensor([0, 1])).int().tolist()
-        [[0, 1, 1], [1, 0, 0]]
-    """
-
-    def __init__(self, triples: Tensor, num_nodes: int, num_relations: int) -> None:
-        h, t, r = triples.long().t()
-        self.num_nodes, self.r2 = num_nodes, 2 * num_relations
-        heads, rels, tails = torch.cat([h, t]), torch.cat([r, r + num_relations]), torch.cat([t, h])
-        key = heads * self.r2 + rels
-        order = key.argsort()
-        self.keys, counts = torch.unique_consecutive(key[order], return_counts=True)
-        self.ptr = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
-        self.values = tails[order]
-
-    def mask(self, heads: Tensor, rels: Tensor) -> Tensor:
-        """``[B, N]`` bool: true where a node is a known answer of ``(heads[i], rels[i], ?)``."""
-        key = heads.long() * self.r2 + rels.long()
-        pos = torch.searchsorted(self.keys, key).clamp(max=max(len(self.keys) - 1, 0))
-        found = (self.keys[pos] == key) if len(self.keys) else torch.zeros_like(key, dtype=torch.bool)
-        start = self.ptr[pos]
-        count = torch.where(found, self.ptr[pos + 1] - start, torch.zeros_like(start))
-        rows = torch.repeat_interleave(torch.arange(len(key)), count)
-        offset = torch.arange(int(count.sum())) - torch.repeat_interleave(count.cumsum(0) - count, count)
-        cols = self.values[torch.repeat_interleave(start, count) + offset]
-        out = torch.zeros(len(key), self.num_nodes, dtype=torch.bool)
-        out[rows, cols] = True
-        return out
-
-
-def corrupt_heads(batch_size: int, gen: torch.Generator) -> Tensor:
-    """Which rows of a batch corrupt the head (docs/method.md section 7: half the batch corrupts
-    tails, half heads): the second half of the rows; the middle row of an odd batch (the
-    only row of a batch of one) by a coin flip from ``gen``, so that odd batches (FB15k-237
-    uses 5 queries) corrupt heads half the time too instead of 2 in 5.
-
-    Example:
-        >>> corrupt_heads(4, torch.Generator().manual_seed(0)).tolist()
-        [False, False, True, True]
-        >>> g = torch.Generator().manual_seed(0)
-        >>> sum(bool(corrupt_heads(1, g)) for _ in range(1000))   # about 500
-        504
-    """
-    side = torch.arange(batch_size) >= (batch_size + 1) // 2
-    if batch_size % 2:
-        side[batch_size // 2] = bool(torch.randint(0, 2, (1,), generator=gen))
-    return side
-
-
-def remove_easy_edges(graph: Data, heads: Tensor, tails: Tensor, rels: Tensor,
-                      num_relations: int, one_hop: bool = False) -> Data:
-    """The graph without the query edges ``(h, r, t)`` and their inverses ``(t, r + R, h)``;
-    with ``one_hop`` without every edge between ``h`` and ``t`` (both directions, any type).
-
-    Example:
-        >>> g = Data(edge_index=torch.tensor([[0, 1, 0], [1, 0, 1]]),
-        ...          edge_type=torch.tensor([0, 1, 1]), num_nodes=2)
-        >>> remove_easy_edges(g, torch.tensor([0]), torch.tensor([1]), torch.tensor([0]), 1).edge_type
-        tensor([1])
-    """
-    n, r2 = graph.num_nodes, 2 * num_relations
-    src, dst = graph.edge_index
-    if one_hop:
-        edge_key = src * n + dst
-        query_key = torch.cat([heads * n + tails, tails * n + heads])
-    else:
-        edge_key = (src * n + dst) * r2 + graph.edge_type
-        query_key = torch.cat([(heads * n + tails) * r2 + rels,
-                               (tails * n + heads) * r2 + rels + num_relations])
-    keep = ~torch.isin(edge_key, query_key)
-    return Data(edge_index=graph.edge_index[:, keep], edge_type=graph.edge_type[keep],
-                num_nodes=n)
-
-
-def self_adversarial_loss(logits: Tensor, temperature: float) -> Tensor:
-    """Binary cross-entropy, column 0 positive, negatives weighted by
-    ``softmax(logit / temperature)`` (detached): ``(bce_pos + sum_i w_i bce_neg_i) / 2``.
-
-    Example:
-        >>> round(self_adversarial_loss(torch.zeros(1, 3), 1.0).item(), 4)  # log 2
-        0.6931
-    """
-    target = torch.zeros_like(logits)
-    target[:, 0] = 1.0
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    weight = torch.softmax(logits[:, 1:].detach() / temperature, dim=-1)
-    return ((bce[:, 0] + (weight * bce[:, 1:]).sum(-1)) / 2).mean()
-
-
-class KGCompletionTask:
+class KGCompletionTask(Task):
     """Training batches, loss, evaluation and prediction for one :class:`KGData`."""
+
+    name = "kg_completion"
+    #: :meth:`evaluate` can keep partial results in a file and resume from it
+    resumable = True
+    supports_prediction = True
 
     def __init__(self, data: KGData, cfg: Dict[str, Dict]) -> None:
         self.data, self.cfg = data, cfg
@@ -140,6 +54,9 @@ class KGCompletionTask:
         """Names saved in checkpoints (reproducibility record)."""
         return {"relations": list(self.data.relations),
                 "entities": list(self.data.splits["train"].entities)}
+
+    def relation_names(self) -> List[str]:
+        return list(self.data.relations)
 
     @property
     def num_train(self) -> int:
@@ -194,9 +111,6 @@ class KGCompletionTask:
                                  memory_mb=task["eval_memory_mb"], num_pairs=pairs)
         size = task["eval_batch_size"]
         return size if limit is None else max(1, min(size, limit // circuits))
-
-    #: :meth:`evaluate` can keep partial results in a file and resume from it
-    resumable = True
 
     def evaluate(self, model: GRSNN, split: str, progress: bool = True,
                  partial: Optional[Path] = None) -> Dict[str, float]:
@@ -294,7 +208,17 @@ class KGCompletionTask:
         inst = dist.gather_cat(which).long()
         return merged, dist.gather_cat(cands), qh[inst], target[inst]
 
+    def circuit_queries(self, split: str, count: int) -> Tuple[Data, Tensor, Tensor]:
+        sp = self.data.splits[split]
+        h, _, r = sp.triples[:count].t()
+        return sp.graph, h, r
+
     # -------------------------------------------------------------- prediction
+    def example_queries(self, split: str, count: int) -> List[Tuple[str, str, str]]:
+        sp = self.data.splits[split]
+        return [(sp.entities[h], self.data.relations[r], sp.entities[t])
+                for h, t, r in sp.triples[:count].tolist()]
+
     def resolve(self, split: str, head: str, relation: str) -> Tuple[int, int]:
         """Ids of an entity name and a relation name (``name^-1`` for the inverse)."""
         sp = self.data.splits[split]

@@ -11,7 +11,8 @@ its candidates; evaluation scores the fixed positives and negatives of a split (
 """
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -22,8 +23,9 @@ from ..data import LinkData
 from ..metrics import auroc_ap
 from ..nn import GRSNN
 from . import distributed as dist
+from .base import Task
 from .chunking import queries_per_pass, release_free_memory
-from .kg_completion import TripleIndex, corrupt_heads, remove_easy_edges, self_adversarial_loss
+from .kg_helpers import TripleIndex, corrupt_heads, remove_easy_edges, self_adversarial_loss
 
 __all__ = ["LinkPredictionTask", "relational_graph"]
 
@@ -44,8 +46,10 @@ def relational_graph(data: LinkData) -> Data:
                 num_nodes=data.num_nodes)
 
 
-class LinkPredictionTask:
+class LinkPredictionTask(Task):
     """Training batches, loss and AUROC/AP evaluation for one :class:`LinkData`."""
+
+    name = "link_prediction"
 
     def __init__(self, data: LinkData, cfg: Dict[str, Dict]) -> None:
         self.data, self.cfg = data, cfg
@@ -69,6 +73,9 @@ class LinkPredictionTask:
 
     def vocab(self) -> Dict[str, List[str]]:
         return {"relations": ["link"], "entities": []}
+
+    def relation_names(self) -> List[str]:
+        return ["link"]
 
     @property
     def num_train(self) -> int:
@@ -132,12 +139,15 @@ class LinkPredictionTask:
         cap = self.cfg["task"]["max_eval_queries"]
         return (pos, neg) if cap is None else (pos[:, :cap], neg[:, :cap])
 
-    def evaluate(self, model: GRSNN, split: str, progress: bool = True) -> Dict[str, float]:
+    def evaluate(self, model: GRSNN, split: str, progress: bool = True,
+                 partial: Optional[Path] = None) -> Dict[str, float]:
+        """AUROC and AP of ``split``'s positives against its negatives (not resumable:
+        ``partial`` is ignored)."""
         pos, neg = self.eval_pairs(split)
         return auroc_ap(self.score_pairs(model, pos, progress), self.score_pairs(model, neg, progress))
 
-    def breakdown(self, model: GRSNN, split: str, progress: bool = True
-                  ) -> List[Dict[str, object]]:
+    def breakdown(self, model: GRSNN, split: str, progress: bool = True,
+                  partial: Optional[Path] = None) -> List[Dict[str, object]]:
         """Positives and negatives grouped by the hop distance between the two ends in the
         message-passing graph (:func:`grsnn.tasks.analysis.pair_breakdown`)."""
         from .analysis import pair_breakdown, pair_hop_distances
@@ -147,3 +157,9 @@ class LinkPredictionTask:
         return pair_breakdown(self.score_pairs(model, pos, progress),
                               self.score_pairs(model, neg, progress), *hops,
                               model.time_steps - 1)
+
+    def circuit_queries(self, split: str, count: int) -> Tuple[Data, Tensor, Tensor]:
+        """The message-passing graph and the first ends of ``split``'s first ``count``
+        positive pairs (relation 0)."""
+        h = self.data.pos[split][0, :count]
+        return self.graph, h, torch.zeros_like(h)

@@ -27,7 +27,7 @@ biases and the readout are left out on both sides (``O(N D)`` per step each).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 from torch import Tensor
@@ -35,8 +35,8 @@ from torch import Tensor
 from ..functional import build_plan
 from ..nn import GRSNN
 
-__all__ = ["circuit_stats", "spiking_gnn_stats", "delivered_spikes", "source_reach",
-           "operation_counts", "ENERGY_AC_PJ", "ENERGY_MAC_PJ"]
+__all__ = ["circuit_stats", "format_circuit_stats", "spiking_gnn_stats", "delivered_spikes",
+           "source_reach", "operation_counts", "ENERGY_AC_PJ", "ENERGY_MAC_PJ"]
 
 ENERGY_AC_PJ = 0.9
 ENERGY_MAC_PJ = 4.6
@@ -234,3 +234,31 @@ def circuit_stats(model: GRSNN, data, h_index: Tensor, r_index: Tensor) -> Dict[
         "energy_constants_pj": {"accumulate": ENERGY_AC_PJ, "multiply_accumulate": ENERGY_MAC_PJ},
         "reach_by_distance": source_reach(model, data, h_index, r_index, spikes),
     }
+
+
+def format_circuit_stats(stats: Dict[str, object], split: str) -> str:
+    """:func:`circuit_stats` as the text ``grsnn stats`` prints (``split``: where the
+    queries come from)."""
+    from .analysis import format_breakdown
+
+    s: Dict[str, Any] = stats
+    return "\n".join([
+        f"{s['queries']} {split} queries on {s['nodes']} nodes, {s['edges']} edges, "
+        f"T = {s['time_steps']}, D = {s['neurons_per_node']}",
+        "firing rate per time step: " + " ".join(f"{x:.4f}" for x in s["firing_rate_per_step"]),
+        f"firing rate (all steps): {s['firing_rate']:.4f}",
+        f"spikes per query: {s['spikes_per_query']:.0f}; delivered along edges: "
+        f"{s['delivered_spikes_per_query']:.0f}",
+        f"delivered spikes x D (the synaptic operations of sum aggregation): "
+        f"{s['sops_per_query']:.4g}",
+        f"operations per query, spiking circuit: {s['snn_acs_per_query']:.4g} AC + "
+        f"{s['snn_macs_per_query']:.4g} MAC; non-spiking path GNN of the same size "
+        f"(T-1 layers): {s['gnn_acs_per_query']:.4g} AC + {s['gnn_macs_per_query']:.4g} MAC",
+        f"energy per query (0.9 pJ/AC, 4.6 pJ/MAC): spiking "
+        f"{s['snn_energy_uj_per_query']:.4g} uJ vs GNN {s['gnn_energy_uj_per_query']:.4g} uJ "
+        f"(GNN / spiking = {s['energy_ratio_gnn_over_snn']:.2f})",
+        "",
+        "reach of the query by hop distance from its source (informed: the spike train "
+        "differs from the node's train without the source's current):",
+        format_breakdown(s["reach_by_distance"], ["fired", "first_spike", "informed"]),
+    ])

@@ -15,13 +15,13 @@ from typing import Dict, List, Optional, Sequence
 import yaml
 
 from ..data.triples import DataError
+from ..metrics import METRIC_KEYS
 from .trainer import epoch_log_lines, format_duration
 
 __all__ = ["run_summary", "summary_table", "epoch_times"]
 
 # the columns shown by default, in this order, where some run has them
-DEFAULT_METRICS = ("mrr", "hits@1", "hits@10", "hits@10_50", "pessimistic.mrr",
-                   "pessimistic.hits@10_50", "auroc", "ap", "pessimistic.auroc")
+DEFAULT_METRICS = METRIC_KEYS
 
 
 def epoch_times(log_text: str) -> Dict[int, float]:

@@ -19,52 +19,18 @@ from typing import Any, Dict, List, Optional
 import torch
 from tqdm import tqdm
 
+from ..metrics import shown_metrics
 from . import distributed as dist
+from .base import Task
+from .checkpoints import (CHECKPOINT_FORMAT, RunError, evaluate_checkpoint, load_checkpoint,
+                          load_model, partial_eval_path, save_checkpoint)
+from .checkpoints import atomic_write as _atomic_write
 from .chunking import keep_freed_memory, queries_per_pass, release_free_memory
 from .config import dump_config, merge_config
 
-__all__ = ["RunError", "save_checkpoint", "load_checkpoint", "prepare_run_dir", "Trainer"]
-
-CHECKPOINT_FORMAT = "grsnn-checkpoint-1"
-
-
-class RunError(RuntimeError):
-    """A run directory or checkpoint problem; the message names the path."""
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write to a temporary file, flush it to disk, then rename it over ``path``: a reader
-    (or a crash at any moment) sees the old file or the new one, never a partial one."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def save_checkpoint(path: str | Path, state: Dict[str, Any]) -> None:
-    """Write ``state`` atomically (temporary file, then rename)."""
-    state = dict(state, format=CHECKPOINT_FORMAT)
-    _atomic_write(Path(path), lambda p: torch.save(state, p))
-
-
-def load_checkpoint(path: str | Path) -> Dict[str, Any]:
-    """Load a grsnn checkpoint with ``weights_only=True``; clear errors otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise RunError(f"{path}: no such checkpoint")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # corrupt, truncated or foreign pickle
-        first = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
-        raise RunError(f"{path}: not a readable grsnn checkpoint ({first})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise RunError(f"{path}: not a grsnn checkpoint (missing format tag)")
-    return state
+# the checkpoint functions live in .checkpoints and stay importable from here
+__all__ = ["RunError", "save_checkpoint", "load_checkpoint", "prepare_run_dir", "Trainer",
+           "CHECKPOINT_FORMAT", "evaluate_checkpoint", "load_model", "partial_eval_path"]
 
 
 def prepare_run_dir(out: Path, resume: bool, force: bool) -> None:
@@ -109,19 +75,19 @@ def config_changes(old: Dict[str, Dict[str, Any]], new: Dict[str, Dict[str, Any]
     return out
 
 
-def micro_rows(task, model, cfg: Dict[str, Dict[str, Any]], graph, batch) -> int:
+def micro_rows(task: Task, model, cfg: Dict[str, Dict[str, Any]], graph, batch) -> int:
     """Rows of a training ``batch`` per forward/backward pass (:mod:`.chunking`)."""
     rows = batch.size(0)
     per_pass = queries_per_pass(int(graph.num_nodes), cfg["model"]["hidden_dim"],
                                 next(model.parameters()).device, cfg["train"]["micro_batch"])
     if per_pass is None:
         return rows
-    group = getattr(task, "rows_per_group", 1)         # rows that share one loss term
-    circuits = getattr(task, "circuits_per_row", 1)    # circuit runs per row
+    group = task.rows_per_group              # rows that share one loss term
+    circuits = task.circuits_per_row         # circuit runs per row
     return max(group, per_pass // circuits // group * group)
 
 
-def accumulate_gradients(task, model, cfg: Dict[str, Dict[str, Any]], graph, batch,
+def accumulate_gradients(task: Task, model, cfg: Dict[str, Dict[str, Any]], graph, batch,
                          total_rows: Optional[int] = None) -> float:
     """Backpropagate the loss of one training batch in micro-batches; return its value.
 
@@ -145,17 +111,17 @@ def accumulate_gradients(task, model, cfg: Dict[str, Dict[str, Any]], graph, bat
 
 
 class Trainer:
-    """Runs a task (``KGCompletionTask`` or ``LinkPredictionTask``) from a validated config.
+    """Runs a task (a :class:`~grsnn.tasks.base.Task`) from a validated config.
 
     Args:
-        task: the task object (``build_model``, ``num_train``, ``make_batch``, ``loss``,
-            ``evaluate``, ``vocab``).
+        task: the task (``build_model``, ``num_train``, ``make_batch``, ``loss``,
+            ``evaluate``, ``vocab``, ``rows_per_group``, ``resumable``).
         cfg: the validated configuration.
         out: run directory.
         progress: show tqdm bars.
     """
 
-    def __init__(self, task, cfg: Dict[str, Dict[str, Any]], out: str | Path,
+    def __init__(self, task: Task, cfg: Dict[str, Dict[str, Any]], out: str | Path,
                  progress: bool = True) -> None:
         self.task, self.cfg, self.out = task, cfg, Path(out)
         self.progress = progress and dist.is_main()
@@ -274,7 +240,7 @@ class Trainer:
     def backward(self, graph, batch, step: int) -> float:
         """Loss of one batch, backpropagated in micro-batches (this process's share of the
         rows under ``torchrun``); returns the batch's loss."""
-        lo, hi = dist.shard(batch.size(0), getattr(self.task, "rows_per_group", 1))
+        lo, hi = dist.shard(batch.size(0), self.task.rows_per_group)
         loss = 0.0
         if hi > lo:
             loss = accumulate_gradients(self.task, self.model, self.cfg,
@@ -390,10 +356,9 @@ class Trainer:
                 self.log(f"best (epoch {self.best_epoch}) valid (as validated in the epoch "
                          f"loop): " + _fmt(results[split]))
                 continue
-            kw = ({"partial": self.out / f"eval_{split}.partial.pt"}
-                  if getattr(self.task, "resumable", False) else {})
+            partial = self.out / f"eval_{split}.partial.pt" if self.task.resumable else None
             results[split] = self.task.evaluate(self.model, split, progress=self.progress,
-                                                **kw)
+                                                partial=partial)
             self.log(f"best (epoch {self.best_epoch}) {split}: " + _fmt(results[split]))
         text = json.dumps(results, indent=2)
         if dist.is_main():
@@ -436,37 +401,4 @@ def format_duration(seconds: float) -> str:
 
 
 def _fmt(metrics: Dict[str, float]) -> str:
-    keys = [k for k in ("mrr", "hits@1", "hits@10", "hits@10_50", "auroc", "ap",
-                        "pessimistic.mrr", "pessimistic.auroc", "tied_fraction")
-            if k in metrics]
-    return ", ".join(f"{k} {metrics[k]:.4f}" for k in keys)
-
-
-def evaluate_checkpoint(task, path: str | Path, split: str, progress: bool = True,
-                        partial: Optional[Path] = None) -> Dict[str, float]:
-    """Load ``path`` into the task's model and evaluate ``split`` (``partial``: the file
-    that keeps a resumable evaluation's progress, for the tasks that support it)."""
-    kw = {"partial": partial} if partial is not None and getattr(task, "resumable", False) else {}
-    return task.evaluate(load_model(task, path), split, progress=progress, **kw)
-
-
-def partial_eval_path(checkpoint: str | Path, split: str) -> Path:
-    """Where ``grsnn eval`` keeps the progress of ``checkpoint``'s evaluation of ``split``:
-    beside the checkpoint, ``<name>.eval_<split>.partial.pt``."""
-    checkpoint = Path(checkpoint)
-    return checkpoint.with_name(f"{checkpoint.stem}.eval_{split}.partial.pt")
-
-
-def load_model(task, path: str | Path):
-    """The task's model with the weights of checkpoint ``path``, on ``train.device``."""
-    state = load_checkpoint(path)
-    device = dist.device_for(task.cfg["train"]["device"])
-    if device.type == "cpu":
-        keep_freed_memory()
-    model = task.build_model().to(device)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        raise RunError(f"{path}: checkpoint does not fit this config's model "
-                       f"({str(err).splitlines()[0][:120]})") from None
-    return model
+    return ", ".join(f"{k} {metrics[k]:.4f}" for k in shown_metrics(metrics))
