@@ -255,3 +255,51 @@ def test_explain_command_prints_paths_and_writes_pictures(trained, tmp_path, cap
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     assert main(["explain", "--checkpoint", str(out / "best.pt"), "--head", head,
                  "--relation", rel, "--tail", "nobody"]) == 2
+
+
+def test_help_and_argument_errors_answer_without_importing_torch():
+    root = Path(__file__).parents[1]
+    code = ("import sys, grsnn.cli\n"
+            "for argv in (['--help'], ['train', '--help'], ['predict'], ['eval', '--bogus']):\n"
+            "    try:\n"
+            "        grsnn.cli.main(argv)\n"
+            "    except SystemExit as exc:\n"
+            "        assert exc.code in (0, 2), (argv, exc.code)\n"
+            "heavy = [m for m in ('torch', 'torch_geometric', 'networkx', 'yaml') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert res.returncode == 0, res.stderr
+    assert "the following arguments are required: --checkpoint" in res.stderr
+    # the entry point itself (python -m grsnn): its import log names no torch module
+    res = subprocess.run([sys.executable, "-X", "importtime", "-m", "grsnn", "--help"],
+                         capture_output=True, text=True, cwd=root)
+    assert res.returncode == 0 and "predict" in res.stdout
+    imported = [line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines()
+                if line.startswith("import time:")]
+    assert "grsnn.cli" in imported and not [m for m in imported if m.startswith("torch")]
+
+
+def test_set_takes_several_pairs_and_may_be_repeated(tmp_path, capsys):
+    import yaml
+
+    from grsnn.cli import build_parser
+    args = build_parser().parse_args(["train", "--data", "x", "--set", "a.b=1", "c.d=2",
+                                      "--set", "e.f=3"])
+    assert args.set == ["a.b=1", "c.d=2", "e.f=3"]
+    assert build_parser().parse_args(["eval", "--checkpoint", "x"]).set is None
+    folder = write_kg(tmp_path / "kg")
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(folder), "--out", str(out), "--quiet",
+                 "--set", "model.hidden_dim=4", "model.time_steps=3", "train.num_epoch=1",
+                 "task.num_negative=2", "train.seed=5",
+                 "--set", "train.max_steps_per_epoch=2"]) == 0
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert (cfg["model"]["hidden_dim"], cfg["model"]["time_steps"], cfg["train"]["seed"],
+            cfg["train"]["max_steps_per_epoch"]) == (4, 3, 5, 2)
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(out / "best.pt"), "--quiet",
+                 "--set", "task.max_eval_queries=3", "task.eval_batch_size=2"]) == 0
+    assert "test.num_queries: 6" in capsys.readouterr().out          # 3 triples, both ways
+    assert main(["eval", "--checkpoint", str(out / "best.pt"), "--set", "train.seed=1",
+                 "nowhere=1"]) == 2
+    assert "section.key=value" in capsys.readouterr().err

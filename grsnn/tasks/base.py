@@ -68,7 +68,8 @@ class Task(ABC):
 
     @abstractmethod
     def relation_names(self) -> List[str]:
-        """Names of the query relations ``0..num_relations-1`` of the model."""
+        """Names of the data set's relations (a knowledge-graph model also has their
+        inverses, ``name^-1``, as query relations ``R..2R-1``)."""
 
     # --------------------------------------------------------------- training
     @property
