@@ -54,7 +54,8 @@ def test_spike_trains_and_integer_delays():
     dict(relation_weight=True, self_connection=True, layer_norm=True, aggregate="pna"),
     dict(delay=False),
     dict(drive="reached", readout="state"),
-    dict(drive="reached", readout="state", dependent=False, delay_init=-2.0),
+    dict(drive="reached", readout="state", dependent=False, delay_init=-2.0,
+         degree_prior=True),
 ], ids=lambda k: "-".join(f"{a}={b}" for a, b in k.items()) or "default")
 def test_switches_train_and_fused_matches_per_edge(kw):
     torch.manual_seed(2)

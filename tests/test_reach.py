@@ -147,3 +147,16 @@ def test_delay_init_starts_every_delay_at_zero():
     assert fast.integer_delays(r).max() == 0 and free.integer_delays(r).max() == 0
     fast.reset_parameters()
     assert fast.integer_delays(r).max() == 0
+
+
+def test_degree_prior_column_is_log_in_degree():
+    data = Data(edge_index=torch.tensor([[0, 1, 2, 0], [1, 2, 1, 3]]),
+                edge_type=torch.tensor([0, 0, 0, 0]), num_nodes=5)
+    model = GRSNN(2, hidden_dim=4, degree_prior=True).double()
+    feat = model.node_features(data, torch.tensor([0, 2]), torch.tensor([0, 1]))
+    assert feat.shape == (2, 5, 9)
+    expected = torch.log(torch.tensor([1.0, 3.0, 2.0, 2.0, 1.0], dtype=torch.float64))
+    assert torch.allclose(feat[0, :, -1], expected) and torch.allclose(feat[1, :, -1], expected)
+    out = model(data, torch.tensor([[[0, 1, 0], [0, 4, 0]]]))
+    out.sum().backward()
+    assert model.mlp[0].weight.grad[:, -1].abs().sum() > 0

@@ -78,6 +78,10 @@ class GRSNN(nn.Module):
             ``"state"``: also the first-spike code :math:`\sum_t (1 - t/T)\,s_v[t]
             \prod_{t' < t}(1 - s_v[t'])` and the membrane potential
             :math:`u_v[T-1] / V_{th}` after the last step, per neuron (``3 D`` features).
+        degree_prior (bool): also give the scoring MLP :math:`\log(1 + d_v)`, the
+            candidate's number of incoming edges (what tells apart candidates the query's
+            spikes leave identical, e.g. those no path reaches; NBFNet's PNA degree
+            scalers carry the same information).
         delay_init (float or None): initial delay logit offset: the bias of the delay
             generator (``dependent``) or the mean of the delay logits is set to it, so
             ``delay_init=-3`` starts every delay near 0 (one step per hop). ``None``
@@ -100,7 +104,8 @@ class GRSNN(nn.Module):
                  symmetric: bool = False, readout_decay: float = 0.95,
                  num_mlp_layers: int = 2, surrogate: SurrogateLike = None,
                  fused: bool = True, compiled: bool = False, drive: str = "always",
-                 readout: str = "spikes", delay_init: Optional[float] = None) -> None:
+                 readout: str = "spikes", degree_prior: bool = False,
+                 delay_init: Optional[float] = None) -> None:
         super().__init__()
         if num_relations < 1:
             raise ValueError(f"num_relations must be >= 1, got {num_relations}")
@@ -119,13 +124,14 @@ class GRSNN(nn.Module):
             aggregate=aggregate, relation_weight=relation_weight, delay=delay, fused=fused,
             relation_params=not dependent, compiled=compiled, drive=drive)
         self.readout = readout
+        self.degree_prior = bool(degree_prior)
         self.delay_init = None if delay_init is None else float(delay_init)
         self.query = nn.Embedding(num_relations, hidden_dim)
         size = num_relations * hidden_dim
         self.delay_generator = nn.Linear(hidden_dim, size) if dependent and delay else None
         self.weight_generator = (nn.Linear(hidden_dim, size)
                                  if dependent and relation_weight else None)
-        feat = (4 if readout == "state" else 2) * hidden_dim
+        feat = (4 if readout == "state" else 2) * hidden_dim + (1 if degree_prior else 0)
         layers = []
         for _ in range(num_mlp_layers - 1):
             layers += [nn.Linear(feat, feat), nn.ReLU()]
@@ -232,7 +238,8 @@ class GRSNN(nn.Module):
 
     def node_features(self, data, h_index: Tensor, r_index: Tensor) -> Tensor:
         """Readout features ``[B, N, 2D]``: ``[sum_t kappa_t s_v[t]; q~]`` (``[B, N, 4D]``
-        with ``readout="state"``: the first-spike code and the final membrane too)."""
+        with ``readout="state"``: the first-spike code and the final membrane before
+        ``q~``; one more column, :math:`\\log(1 + d_v)`, with ``degree_prior``)."""
         state = self.readout == "state"
         out = self._frames(data, h_index, r_index, return_state=state)
         frames, (_, u) = out if state else (out, (None, None))    # T x [N, B * D]
@@ -247,7 +254,11 @@ class GRSNN(nn.Module):
         n, d = int(data.num_nodes), self.hidden_dim
         parts = [x.view(n, -1, d).transpose(0, 1) for x in parts]
         q = self.scaled_query(r_index)
-        return torch.cat([*parts, q.unsqueeze(1).expand_as(parts[0])], dim=-1)
+        parts.append(q.unsqueeze(1).expand_as(parts[0]))
+        if self.degree_prior:
+            deg = torch.bincount(data.edge_index[1], minlength=n).to(q.dtype)
+            parts.append(torch.log1p(deg).view(1, n, 1).expand(parts[0].size(0), -1, -1))
+        return torch.cat(parts, dim=-1)
 
     # ----------------------------------------------------------------- scoring
     def score(self, features: Tensor) -> Tensor:

@@ -113,5 +113,6 @@ class SpikingGNN(nn.Module):
         return trains
 
     def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels or self.hidden_channels}, "
+        out = self.out_channels or self.hidden_channels
+        return (f"{self.__class__.__name__}({self.in_channels}, {out}, "
                 f"num_layers={self.num_layers}, time_steps={self.convs[0].time_steps})")

@@ -20,7 +20,8 @@ class ConfigError(ValueError):
 # Every accepted key with its default. ``None`` defaults accept any value of a listed type.
 DEFAULTS: Dict[str, Dict[str, Any]] = {
     "dataset": {
-        "name": None,           # fb15k237, wn18rr, fb237_v1..v4, WN18RR_v1..v4, cora, citeseer, pubmed
+        "name": None,           # fb15k237, wn18rr, fb237_v1..v4, WN18RR_v1..v4, cora, citeseer,
+                                # pubmed, family
         "path": None,           # a folder with train.txt / valid.txt / test.txt (own triples)
         "root": None,           # data root for the large data sets
         "seed": 0,              # edge split seed (homogeneous graphs)
@@ -34,6 +35,7 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "compiled": True,       # torch.compile the neuron step (falls back to eager if it fails)
         "drive": "always",      # always (the paper) or reached (query-driven circuit)
         "readout": "spikes",    # spikes (the paper) or state (+ first spike, final membrane)
+        "degree_prior": False,  # log(1 + in-degree) of the candidate in the readout
         "delay_init": None,     # initial delay logit offset (None: PyTorch's default init)
     },
     "task": {
@@ -68,7 +70,8 @@ _POSITIVE = {("model", "hidden_dim"), ("model", "time_steps"), ("model", "tau"),
              ("train", "checkpoint_interval"), ("train", "log_interval"),
              ("task", "adversarial_temperature"), ("model", "v_threshold")}
 # keys whose default is None ("not set"): the type a set value must have
-_OPTIONAL_TYPES = {("model", "delay_init"): float, ("dataset", "name"): str, ("dataset", "path"): str, ("dataset", "root"): str,
+_OPTIONAL_TYPES = {("model", "delay_init"): float, ("dataset", "name"): str,
+                   ("dataset", "path"): str, ("dataset", "root"): str,
                    ("task", "max_eval_queries"): int, ("task", "eval_memory_mb"): float,
                    ("train", "max_steps_per_epoch"): int, ("train", "num_threads"): int,
                    ("train", "micro_batch"): int}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The reach ablation of docs/RESULTS.md: one task config trained with one lever (or a
+# combination of levers joined by "+") switched on, at a stated epoch budget, then the
+# test metrics by hop distance and the circuit's reach and firing rate.
+#
+#   bash scripts/ablation.sh WN18RR_v1 paper 4          # the paper's circuit, 4 epochs
+#   bash scripts/ablation.sh WN18RR_v1 reached+state 4  # two levers together
+#   SEED=1 bash scripts/ablation.sh fb237_v1 reached+state 20
+#
+# Levers: paper (none), reached (model.drive=reached: query-driven circuit), state
+# (model.readout=state: first-spike code and final membrane in the readout), degree
+# (model.degree_prior=true: log(1 + in-degree) of the candidate in the readout), fast
+# (model.delay_init=-3: every delay starts at 0), T<k> (model.time_steps=k).
+# The first argument names tasks/kg_completion/<split>.yaml or
+# tasks/link_prediction/<name>.yaml. Runs go to $RUNS/ablation/<split>/<levers>[_s<seed>]/
+# (default RUNS=results); an interrupted run resumes from its last.pt; a finished one
+# (results.json present) only reprints its reports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+split="$1"; levers="$2"; epochs="${3:-20}"; seed="${SEED:-0}"
+runs="${RUNS:-results}"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+cfg="tasks/kg_completion/$split.yaml"
+[ -f "$cfg" ] || cfg="tasks/link_prediction/$split.yaml"
+[ -f "$cfg" ] || { echo "ablation.sh: no task config for $split" >&2; exit 2; }
+sets=(--set "train.num_epoch=$epochs" --set "train.seed=$seed")
+IFS='+' read -r -a parts <<< "$levers"
+for lever in "${parts[@]}"; do
+  case "$lever" in
+    paper) ;;
+    reached) sets+=(--set model.drive=reached) ;;
+    state) sets+=(--set model.readout=state) ;;
+    fast) sets+=(--set model.delay_init=-3) ;;
+    degree) sets+=(--set model.degree_prior=true) ;;
+    T[1-9]*) sets+=(--set "model.time_steps=${lever#T}") ;;
+    *) echo "ablation.sh: unknown lever $lever" >&2; exit 2 ;;
+  esac
+done
+name="$levers"; [ "$seed" = 0 ] || name="${levers}_s$seed"
+out="$runs/ablation/$split/$name"
+grsnn=.venv/bin/grsnn
+if [ ! -f "$out/results.json" ]; then
+  if [ -f "$out/last.pt" ]; then
+    $grsnn train --out "$out" --resume --quiet
+  else
+    $grsnn train -c "$cfg" --out "$out" "${sets[@]}" --quiet
+  fi
+fi
+$grsnn eval --checkpoint "$out/best.pt" --split test --by-distance --quiet > "$out/by_distance.txt"
+$grsnn stats --checkpoint "$out/best.pt" --queries 64 > "$out/stats.txt"
+cat "$out/by_distance.txt" "$out/stats.txt"
