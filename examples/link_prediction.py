@@ -3,8 +3,10 @@ negative samples every epoch, a dot-product decoder, AUROC), the model line the 
 (``--model spiking`` uses grsnn's SpikingGNN as the encoder).
 
 Run:  python examples/link_prediction.py [--dataset Cora] [--model spiking|gcn|sage|gat]
-          [--epochs 100] [--hidden 64] [--seed 0]
+          [--epochs 100] [--hidden 64] [--layers 2] [--lr 0.01] [--seed 0]
 """
+from __future__ import annotations
+
 import argparse
 import sys
 import time
@@ -23,12 +25,11 @@ from grsnn.metrics import auroc_ap  # noqa: E402
 from grsnn.nn import SpikingGNN  # noqa: E402
 
 
-def make_encoder(name: str, in_channels: int, hidden: int, out_channels: int):
-    if name == "spiking":
-        return SpikingGNN(in_channels, hidden, num_layers=1, out_channels=out_channels,
-                          time_steps=3, v_threshold=1.0)
-    cls = {"gcn": GCN, "sage": GraphSAGE, "gat": GAT}[name]
-    return cls(in_channels, hidden, num_layers=2, out_channels=out_channels)
+def make_encoder(name: str, in_channels: int, hidden: int, out_channels: int,
+                 num_layers: int = 2, **kwargs):
+    """The model line: the same arguments for every model (``kwargs``: extra arguments)."""
+    cls = {"spiking": SpikingGNN, "gcn": GCN, "sage": GraphSAGE, "gat": GAT}[name]
+    return cls(in_channels, hidden, num_layers, out_channels, **kwargs)
 
 
 def decode(z, edge_label_index):
@@ -36,13 +37,15 @@ def decode(z, edge_label_index):
 
 
 def run(dataset: str, model_name: str, epochs: int = 100, seed: int = 0, hidden: int = 64,
-        verbose: bool = True) -> dict:
+        verbose: bool = True, num_layers: int = 2, lr: float = 0.01,
+        model_kwargs: dict | None = None) -> dict:
     seed_everything(seed)   # torch, numpy and random (PyG samples negatives with them)
     split = T.RandomLinkSplit(num_val=0.05, num_test=0.1, is_undirected=True,
                               add_negative_train_samples=False)
     train_data, val_data, test_data = split(planetoid_data(dataset))
-    model = make_encoder(model_name, train_data.num_features, hidden, hidden)  # the model line
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    model = make_encoder(model_name, train_data.num_features, hidden, hidden, num_layers,
+                         **(model_kwargs or {}))                            # the model line
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
 
     @torch.no_grad()
     def auroc(data):
@@ -81,8 +84,11 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--lr", type=float, default=0.01)
     args = p.parse_args()
-    r = run(args.dataset, args.model, args.epochs, args.seed, args.hidden)
+    r = run(args.dataset, args.model, args.epochs, args.seed, args.hidden,
+            num_layers=args.layers, lr=args.lr)
     print(f"{args.model} on {args.dataset}: test AUROC {r['test']:.4f} at the best validation "
           f"epoch ({r['params']} parameters, {r['seconds']:.1f} s)")
 

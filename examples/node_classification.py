@@ -2,8 +2,10 @@
 recipe, with the model line the only change (``--model spiking`` uses grsnn's SpikingGNN).
 
 Run:  python examples/node_classification.py [--dataset Cora] [--model spiking|gcn|sage|gat]
-          [--epochs 200] [--hidden 64] [--seed 0]
+          [--epochs 200] [--hidden 64] [--layers 2] [--lr 0.01] [--seed 0]
 """
+from __future__ import annotations
+
 import argparse
 import sys
 import time
@@ -19,20 +21,21 @@ from grsnn.data import planetoid_data  # noqa: E402
 from grsnn.nn import SpikingGNN  # noqa: E402
 
 
-def make_model(name: str, in_channels: int, out_channels: int, hidden: int = 64):
-    if name == "spiking":
-        return SpikingGNN(in_channels, hidden, num_layers=2, out_channels=out_channels,
-                          dropout=0.5, time_steps=8, v_threshold=1.0)
-    cls = {"gcn": GCN, "sage": GraphSAGE, "gat": GAT}[name]
-    return cls(in_channels, hidden, num_layers=2, out_channels=out_channels, dropout=0.5)
+def make_model(name: str, in_channels: int, out_channels: int, hidden: int = 64,
+               num_layers: int = 2, **kwargs):
+    """The model line: the same arguments for every model (``kwargs``: extra arguments)."""
+    cls = {"spiking": SpikingGNN, "gcn": GCN, "sage": GraphSAGE, "gat": GAT}[name]
+    return cls(in_channels, hidden, num_layers, out_channels, dropout=0.5, **kwargs)
 
 
 def run(dataset: str, model_name: str, epochs: int = 200, seed: int = 0, hidden: int = 64,
-        verbose: bool = True) -> dict:
+        verbose: bool = True, num_layers: int = 2, lr: float = 0.01,
+        model_kwargs: dict | None = None) -> dict:
     seed_everything(seed)   # torch, numpy and random (PyG samples negatives with them)
     data = planetoid_data(dataset)
-    model = make_model(model_name, data.num_features, int(data.y.max()) + 1, hidden)  # the model line
-    opt = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
+    model = make_model(model_name, data.num_features, int(data.y.max()) + 1, hidden,
+                       num_layers, **(model_kwargs or {}))                  # the model line
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=5e-4)
     best_val = test_acc = 0.0
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
@@ -62,8 +65,11 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--lr", type=float, default=0.01)
     args = p.parse_args()
-    r = run(args.dataset, args.model, args.epochs, args.seed, args.hidden)
+    r = run(args.dataset, args.model, args.epochs, args.seed, args.hidden,
+            num_layers=args.layers, lr=args.lr)
     print(f"{args.model} on {args.dataset}: test accuracy {r['test']:.3f} at the best validation "
           f"epoch ({r['params']} parameters, {r['seconds']:.1f} s)")
 

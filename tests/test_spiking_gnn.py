@@ -1,4 +1,6 @@
 """SpikingGNN behaves like a PyG model: shapes, parameters, inputs, loaders, explainers."""
+import warnings
+
 import pytest
 import torch
 from torch_geometric.data import Data
@@ -221,3 +223,83 @@ def test_neighbor_sampler_refuses_what_it_does_not_implement():
     sampler = TorchNeighborSampler(Data(x=x, edge_index=ei), [2], subgraph_type="induced")
     with pytest.raises(NotImplementedError, match="pyg-lib"):
         sampler._sample(torch.tensor([0, 1]))
+
+
+# ----------------------------------------------------------- defaults as a drop-in
+def _rates(model, x, ei):
+    return [float(t.float().mean()) for t in model.spike_trains(x, ei)]
+
+
+def test_operating_point_ignores_input_scale_and_degree():
+    """The default input currents are scaled once, on the first batch: scaling the features
+    by 10^-2 .. 10^4 leaves the firing rates (and, once the encoder's bias is negligible,
+    every spike) as they are; with mean edge weights, repeating every edge (every degree
+    doubled) changes no output."""
+    x, ei = graph(n=40, e=200, f=12)
+    x = x.abs()                                   # non-negative, like bag-of-words features
+    trains, rates = [], []
+    for scale in (1e-2, 1.0, 1e2, 1e4):
+        torch.manual_seed(0)
+        model = SpikingGNN(12, 16, num_layers=2, out_channels=3).eval()
+        trains.append(model.spike_trains(x * scale, ei))
+        rates.append(_rates(model, x * scale, ei))
+    for layer in range(2):
+        values = [r[layer] for r in rates]
+        assert 0.001 < min(values) and max(values) - min(values) < 0.005, rates
+    assert all(torch.equal(a, b) for a, b in zip(trains[2], trains[3]))
+    torch.manual_seed(0)
+    model = SpikingGNN(12, 16, num_layers=2, out_channels=3).eval()
+    twice = torch.cat([ei, ei], dim=1)
+    torch.testing.assert_close(model(x, ei), model(x, twice))
+    summed = SpikingGNN(12, 16, num_layers=2, out_channels=3, edge_norm=None).eval()
+    summed.load_state_dict(model.state_dict())
+    assert not torch.allclose(summed(x, ei), summed(x, twice))
+
+
+def test_calibration_is_saved_and_loaded_and_reset():
+    x, ei = graph()
+    torch.manual_seed(0)
+    model = SpikingGNN(12, 16, num_layers=2, out_channels=3).eval()
+    out = model(x, ei)
+    assert not torch.isnan(model.input_gain).any()
+    copy = SpikingGNN(12, 16, num_layers=2, out_channels=3).eval()
+    copy.load_state_dict(model.state_dict())
+    # the loaded gains are used, not recalibrated on other data
+    torch.testing.assert_close(copy(x * 5, ei), model(x * 5, ei))
+    torch.testing.assert_close(copy(x, ei), out)
+    model.reset_parameters()
+    assert torch.isnan(model.input_gain).all()
+
+
+def test_guard_warns_once_about_a_silent_or_saturated_model():
+    x, ei = graph()
+    cases = [(dict(input_norm=False, v_threshold=20.0), "silent", "v_threshold"),
+             (dict(input_scale=1e-4), None, None),      # the synaptic bias still drives it
+             (dict(input_scale=50.0), "every step", "input_scale"),
+             (dict(), None, None)]
+    for kwargs, problem, argument in cases:
+        torch.manual_seed(0)
+        model = SpikingGNN(12, 16, num_layers=2, out_channels=3, **kwargs)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model(x, ei)
+            model(x, ei)
+        messages = [str(w.message) for w in caught if "SpikingGNN" in str(w.message)]
+        if problem is None:
+            assert messages == [], kwargs
+        else:
+            assert len(messages) == 1 and problem in messages[0] and argument in messages[0]
+
+
+def test_default_model_matches_gcn_in_the_cora_recipe():
+    """PyG's Cora recipe (public split, Adam lr 0.01, weight decay 5e-4, dropout 0.5, test
+    accuracy at the best validation epoch), the model line the only change, one seed and
+    100 epochs for both models: the default SpikingGNN within 0.05 of GCN."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+    import node_classification
+    gcn = node_classification.run("Cora", "gcn", 100, seed=0, verbose=False)
+    spk = node_classification.run("Cora", "spiking", 100, seed=0, verbose=False)
+    assert gcn["test"] > 0.7
+    assert spk["test"] >= gcn["test"] - 0.05, (spk["test"], gcn["test"])

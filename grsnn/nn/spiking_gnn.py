@@ -1,14 +1,16 @@
 """SpikingGNN: a drop-in spiking alternative to PyG's ``BasicGNN`` models (GCN, SAGE, GAT)."""
 from __future__ import annotations
 
-from typing import List, Optional
+import math
+import warnings
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from ..functional import readout_kernel
 from ..functional.surrogate import SurrogateLike
-from .conv import SpikingDelayConv
+from .conv import SpikingDelayConv, as_edge_index
 
 __all__ = ["SpikingGNN"]
 
@@ -33,12 +35,28 @@ class SpikingGNN(nn.Module):
         time_steps (int): steps per layer (default ``8``).
         num_relations (int): edge types for ``edge_type`` (default ``1``).
         tau, v_threshold, delay_bound, linear_scale: circuit constants (see
-            :class:`SpikingDelayConv`).
+            :class:`SpikingDelayConv`; ``v_threshold`` default ``1.0``).
+        input_norm (bool): scale every layer's input current by a gain set once, from the
+            first batch the model sees (kept in the ``input_gain`` buffer, saved and loaded
+            with the weights), so that its root mean square brings a neuron to
+            ``input_scale * v_threshold`` at steady state: the operating point does not
+            depend on the scale of the input features, the width or the depth
+            (default ``True``).
+        input_scale (float): that fraction of the threshold (default ``0.3``: a sparse
+            start, a few percent of the neurons firing at initialisation).
+        edge_norm (str, optional): edge weights the circuits use: ``"mean"`` (default)
+            divides every edge weight by the target's (weighted) in-degree, so a node's
+            synaptic input does not grow with its degree; ``"sym"`` the symmetric
+            :math:`1/\sqrt{d_u d_v}` of GCN; ``None`` the weights as given.
         readout_decay (float): :math:`\rho` of the readout kernel (default ``0.95``).
         surrogate: surrogate spike function (default ``Sigmoid(4.0)``).
         **kwargs: further :class:`SpikingDelayConv` arguments (``relation_weight``,
             ``self_connection``, ``layer_norm``, ``aggregate``, ``delay``, ``fused``,
             ``compiled``).
+
+    On its first forward pass the model checks its spike trains and warns once if a
+    layer is silent or its firing neurons fire at every step, naming the argument to
+    change.
 
     Shapes:
         - **input:** ``x`` :math:`(N, F_{in})`, ``edge_index`` :math:`(2, E)` or a sparse
@@ -52,15 +70,23 @@ class SpikingGNN(nn.Module):
         torch.Size([10, 7])
     """
 
+    SILENT_RATE = 1e-4       # the guard: a layer below this firing rate is silent
+    SATURATED_SHARE = 0.75   # ... and one whose firing neurons fire at every step this often
+
     def __init__(self, in_channels: int, hidden_channels: int, num_layers: int,
                  out_channels: Optional[int] = None, dropout: float = 0.0,
                  time_steps: int = 8, num_relations: int = 1, tau: float = 4.0,
-                 v_threshold: float = 2.0, delay_bound: int = 4, linear_scale: float = 1.0,
+                 v_threshold: float = 1.0, delay_bound: int = 4, linear_scale: float = 1.0,
                  readout_decay: float = 0.95, surrogate: SurrogateLike = None,
-                 **kwargs) -> None:
+                 input_norm: bool = True, input_scale: float = 0.3,
+                 edge_norm: Optional[str] = "mean", **kwargs) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        if edge_norm not in (None, "mean", "sym"):
+            raise ValueError(f"edge_norm must be 'mean', 'sym' or None, got {edge_norm!r}")
+        self.input_scale, self.edge_norm = float(input_scale), edge_norm
+        self.v_threshold = float(v_threshold)
         self.in_channels, self.hidden_channels = in_channels, hidden_channels
         self.num_layers, self.out_channels, self.dropout = num_layers, out_channels, dropout
         self.encoder = nn.LazyLinear(hidden_channels) if in_channels == -1 else \
@@ -73,6 +99,12 @@ class SpikingGNN(nn.Module):
         self.mixers = nn.ModuleList([nn.Linear(hidden_channels, hidden_channels)
                                      for _ in range(num_layers - 1)])
         self.lin = nn.Linear(hidden_channels, out_channels) if out_channels else None
+        self.input_norm = bool(input_norm)
+        # per-layer gain of the input current, set from the first batch (NaN: not yet)
+        self.register_buffer("input_gain", torch.full((num_layers,), float("nan")))
+        self.register_load_state_dict_post_hook(SpikingGNN._after_load)
+        self._gain_ready = False
+        self._checked = False
         self.register_buffer("kappa", readout_kernel(time_steps, readout_decay),
                              persistent=False)
 
@@ -84,19 +116,101 @@ class SpikingGNN(nn.Module):
             mod.reset_parameters()
         if self.lin is not None:
             self.lin.reset_parameters()
+        self.input_gain.fill_(float("nan"))
+        self._gain_ready = False
+        self._checked = False
+
+    @staticmethod
+    def _after_load(module: "SpikingGNN", _keys) -> None:
+        module._gain_ready = not bool(torch.isnan(module.input_gain).any())
+
+    @torch.no_grad()
+    def _calibrate(self, index: int, current: Tensor) -> None:
+        """Set the gain of layer ``index`` from its first input current: its root mean
+        square (over nodes and channels) becomes ``input_scale * v_threshold * (1 - a)``,
+        ``a = exp(-1 / tau)``, so that a neuron driven that much settles at
+        ``input_scale * v_threshold`` (whatever the scale of the input features)."""
+        tau = self.convs[index].tau
+        target = self.input_scale * abs(self.v_threshold) * (1.0 - math.exp(-1.0 / tau))
+        std = float(current.detach().float().pow(2).mean().sqrt())
+        self.input_gain[index] = target / std if std > 0 and math.isfinite(std) else 1.0
+
+    def _graph(self, edge_index, edge_weight, num_nodes: int, dtype: torch.dtype
+               ) -> Tuple[Tensor, Optional[Tensor]]:
+        """``edge_index`` and the edge weights the circuits use (``edge_norm`` applied)."""
+        edge_index, adj_weight = as_edge_index(edge_index)
+        if adj_weight is not None and edge_weight is None and self.convs[0].num_relations == 1:
+            edge_weight = adj_weight.to(dtype)
+        if self.edge_norm is None:
+            return edge_index, edge_weight
+        w = (torch.ones(edge_index.size(1), dtype=dtype, device=edge_index.device)
+             if edge_weight is None else edge_weight)
+        src, dst = edge_index[0], edge_index[1]
+        deg = torch.zeros(num_nodes, dtype=w.dtype, device=w.device).index_add_(
+            0, dst, w.detach().abs())
+        inv = deg.clamp(min=torch.finfo(w.dtype).tiny)
+        if self.edge_norm == "mean":
+            return edge_index, w / inv.index_select(0, dst)
+        inv = inv.rsqrt()
+        return edge_index, w * inv.index_select(0, dst) * inv.index_select(0, src)
 
     def _run(self, x: Tensor, edge_index, edge_type, edge_weight, trains=None) -> Tensor:
         current = self.encoder(x)
+        edge_index, edge_weight = self._graph(edge_index, edge_weight, x.size(0), current.dtype)
         h = current
+        problems: List[str] = []
         for i, conv in enumerate(self.convs):
+            if self.input_norm:
+                if not self._gain_ready:
+                    self._calibrate(i, current)
+                current = current * self.input_gain[i].clone()   # (later layers set theirs)
             frames = conv.simulate(current, edge_index, edge_type, edge_weight=edge_weight)
+            if not self._checked:
+                problem = self._check_layer(frames)
+                if problem:
+                    problems.append(f"layer {i + 1} of {self.num_layers} is {problem}")
             if trains is not None:
                 trains.append(torch.stack(frames).detach().bool())
             h = sum(k * s for k, s in zip(self.kappa.tolist(), frames))
             h = nn.functional.dropout(h, p=self.dropout, training=self.training)
             if i < len(self.mixers):
                 current = self.mixers[i](h)
+        if self.input_norm and not self._gain_ready:
+            self._gain_ready = True
+        if not self._checked:
+            self._checked = True
+            if problems:
+                self._warn(problems)
         return self.lin(h) if self.lin is not None else h
+
+    @torch.no_grad()
+    def _check_layer(self, frames: List[Tensor]) -> Optional[str]:
+        """The guard of the first forward pass: what is wrong with a layer's spike trains
+        (silent, or its firing neurons fire at every step), or ``None``."""
+        train = torch.stack([f.detach() for f in frames]) > 0        # [T, N, D]
+        rate = float(train.float().mean())
+        if rate < self.SILENT_RATE:
+            return f"silent (firing rate {rate:.4f})"
+        firing = float(train.any(0).float().mean())
+        always = float(train.all(0).float().mean()) / firing
+        if always > self.SATURATED_SHARE:
+            return (f"firing at every step ({always:.0%} of its firing neurons fire at all "
+                    f"{len(frames)} steps)")
+        return None
+
+    def _warn(self, problems: List[str]) -> None:
+        silent = any(" is silent" in p for p in problems)
+        if self.input_norm:
+            hint = (f"raise input_scale (now {self.input_scale:g})" if silent else
+                    f"lower input_scale (now {self.input_scale:g})")
+        else:
+            hint = (f"lower v_threshold (now {self.v_threshold:g}), scale the input features "
+                    "up or set input_norm=True" if silent else
+                    f"raise v_threshold (now {self.v_threshold:g}), scale the input features "
+                    "down or set input_norm=True")
+        warnings.warn("SpikingGNN at initialisation on this input: " + "; ".join(problems)
+                      + f". Its spikes carry little and it will learn poorly: {hint}.",
+                      UserWarning, stacklevel=4)
 
     def forward(self, x: Tensor, edge_index, edge_type: Optional[Tensor] = None,
                 edge_weight: Optional[Tensor] = None) -> Tensor:
