@@ -115,7 +115,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     _print_results(results)
     if task.supports_prediction:
         _print_examples(task, load_model(task, run_checkpoint(out), device="cpu"))
-    print(f"run directory: {out} (config.yaml, log.txt, metrics.jsonl, results.json, best.pt, last.pt)")
+    print(f"run directory: {out} (config.yaml, log.txt, metrics.jsonl, results.json, best.pt, "
+          f"last.pt)")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -200,6 +201,13 @@ def cmd_plot(args: argparse.Namespace) -> None:
     print(f"wrote {delay_histogram(model, queries, task.relation_names(), out / 'delays.png')}")
 
 
+def cmd_compare(args: argparse.Namespace) -> None:
+    from .tasks.mechanism import format_comparison, mechanism_report
+    before, after = (mechanism_report(path, args.split, args.queries, progress=not args.quiet)
+                     for path in (args.before, args.after))
+    print(format_comparison(before, after, args.before, args.after))
+
+
 def cmd_summary(args: argparse.Namespace) -> None:
     from .tasks.summary import summary_table
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
@@ -233,7 +241,8 @@ def _add_training(sub) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("-c", "--config", help="task YAML (see tasks/; with --resume and --out "
                      "alone: the run's own config.yaml)")
-    src.add_argument("--data", help="folder with train.txt, valid.txt, test.txt (head, relation, tail)")
+    src.add_argument("--data", help="folder with train.txt, valid.txt, test.txt (head, "
+                     "relation, tail)")
     p.add_argument("--out", help="run directory (default: runs/<config or folder name>)")
     _add_set(p)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
@@ -242,7 +251,8 @@ def _add_training(sub) -> None:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint")
-    p.add_argument("-c", "--config", help="task YAML (default: the config stored in the checkpoint)")
+    p.add_argument("-c", "--config",
+                   help="task YAML (default: the config stored in the checkpoint)")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--split", choices=("valid", "test"), default="test")
     _add_set(p)
@@ -288,6 +298,16 @@ def _add_reports(sub) -> None:
                    help="another run directory: also write compare.png (validation metric "
                         "per epoch of every run)")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("compare", help="before/after table of two checkpoints: the query's "
+                       "reach, first spikes, firing rate, ties and metrics by hop distance")
+    p.add_argument("before", help="checkpoint A (e.g. the paper's circuit)")
+    p.add_argument("after", help="checkpoint B")
+    p.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    p.add_argument("--queries", type=int, default=64,
+                   help="queries whose spike trains are measured (the metrics use the split)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("summary", help="one Markdown table of several runs (epochs, best "
                        "valid epoch, test metrics, training time)")

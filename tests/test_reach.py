@@ -160,3 +160,40 @@ def test_degree_prior_column_is_log_in_degree():
     out = model(data, torch.tensor([[[0, 1, 0], [0, 4, 0]]]))
     out.sum().backward()
     assert model.mlp[0].weight.grad[:, -1].abs().sum() > 0
+
+
+def test_compare_command_reports_both_checkpoints(tmp_path, capsys):
+    """``grsnn compare``: the metrics are those of the evaluation of the same checkpoint,
+    and in a query-driven circuit a node fires exactly when the query informs it (the
+    circuit without the source's current is silent)."""
+    import json
+
+    from test_tasks import write_kg
+
+    from grsnn.cli import main
+    from grsnn.tasks.mechanism import mechanism_report
+
+    folder = write_kg(tmp_path / "kg")
+    fast = ["--set", "model.hidden_dim=8", "--set", "model.time_steps=6", "--set",
+            "train.num_epoch=1", "--set", "task.num_negative=4", "--quiet"]
+    runs = {}
+    for name, extra in (("paper", []), ("reach", ["--set", "model.drive=reached", "--set",
+                                                  "model.readout=state"])):
+        runs[name] = tmp_path / name
+        assert main(["train", "--data", str(folder), "--out", str(runs[name]), *fast,
+                     *extra]) == 0
+    a = mechanism_report(runs["paper"] / "best.pt", queries=8)
+    b = mechanism_report(runs["reach"] / "best.pt", queries=8)
+    for rep, run in ((a, runs["paper"]), (b, runs["reach"])):
+        test = json.loads((run / "results.json").read_text())["test"]
+        assert rep["metrics"]["mrr"] == pytest.approx(test["mrr"])
+        assert len(rep["firing_rate_per_step"]) == 6
+    for g in b["groups"]:
+        if g["fired"] is not None:
+            assert g["informed"] == pytest.approx(g["fired"])
+    capsys.readouterr()
+    assert main(["compare", str(runs["paper"] / "best.pt"), str(runs["reach"] / "best.pt"),
+                 "--queries", "8", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "informed A" in out and "firing rate per time step" in out
+    assert f"{a['metrics']['mrr']:.3f}" in out and f"{b['metrics']['mrr']:.3f}" in out
