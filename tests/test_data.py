@@ -86,7 +86,7 @@ def test_load_kg_dispatch_grail_names() -> None:
         load_kg("no-such-thing")
 
 
-# ---------------------------------------------------------------- FB15k-237 / WN18RR (stand-in root)
+# ------------------------------------------------------------- FB15k-237 / WN18RR (stand-in root)
 # The real files (FB15k-237: 272,115 / 17,535 / 20,466 triples, 14,541 entities, 237
 # relations; WN18RR: 86,835 / 3,034 / 3,134, 40,943 entities, 11 relations) are verified by
 # their sha256 when downloaded (registry tests below). Here a tiny data root with the same
