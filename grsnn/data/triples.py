@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 import torch
 from torch_geometric.data import Data
@@ -78,7 +78,7 @@ class Vocab:
         (1, ['x', 'y'])
     """
 
-    def __init__(self, names: Sequence[str] = ()) -> None:
+    def __init__(self, names: Iterable[str] = ()) -> None:
         self.names: List[str] = []
         self.index: Dict[str, int] = {}
         for name in names:

@@ -183,7 +183,7 @@ class _Kernels:
                     self.warned = True
                     warnings.warn(f"grsnn: torch.compile of {fn.__name__} failed ({reason}); "
                                   "running the engine's kernels eagerly (same results, "
-                                  "slower)", RuntimeWarning)
+                                  "slower)", RuntimeWarning, stacklevel=2)
         return fn(*args)
 
 

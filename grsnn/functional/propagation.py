@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -254,8 +254,10 @@ def _messages(plan: DelayPlan, hist: Tensor, delta: Tensor, dtype: torch.dtype,
         msg = ((hist.index_select(0, plan.src) >> dp) & 1).to(dtype)
         return msg if weight is None else msg * weight.index_select(0, plan.rel)
     shape, dev = (plan.num_pairs, hist.size(1)), hist.device
-    bits = torch.index_select(hist, 0, plan.src, out=_buffer(workspace, "bits", shape, hist.dtype, dev))
-    dp = torch.index_select(delta, 0, plan.rel, out=_buffer(workspace, "dp", shape, delta.dtype, dev))
+    bits = torch.index_select(hist, 0, plan.src,
+                              out=_buffer(workspace, "bits", shape, hist.dtype, dev))
+    dp = torch.index_select(delta, 0, plan.rel,
+                            out=_buffer(workspace, "dp", shape, delta.dtype, dev))
     bits.bitwise_right_shift_(dp).bitwise_and_(1)
     msg = _buffer(workspace, "msg", shape, dtype, dev).copy_(bits)
     if weight is not None:

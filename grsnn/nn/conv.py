@@ -1,7 +1,6 @@
 """SpikingDelayConv: delayed spiking message passing as a PyG ``MessagePassing`` layer."""
 from __future__ import annotations
 
-import math
 from typing import List, Optional, Tuple, Union
 
 import torch
@@ -263,7 +262,8 @@ class SpikingDelayConv(MessagePassing):
         s, c, u = lif_init(beta, self.v_threshold, self.surrogate)
         spikes: List[Tensor] = [s]
         # query-driven drive: the nodes (per batch column) the input has reached so far
-        reached = (beta.view(num_nodes, batch, dim) != 0).any(-1) if self.drive == "reached" else None
+        reached = ((beta.view(num_nodes, batch, dim) != 0).any(-1) if self.drive == "reached"
+                   else None)
         hist = push_history(torch.zeros(num_nodes, cols, dtype=hdtype, device=beta.device), s)
         # spike traces, newest step first: step t lives in row T - 1 - t, so the frames a
         # step reads (tr[t-1], tr[t-2], ...) are one contiguous slice
@@ -365,7 +365,9 @@ class SpikingDelayConv(MessagePassing):
         return msg
 
     def aggregate(self, inputs: Tensor, index: Tensor, dim_size: Optional[int] = None,
-                  scales: Optional[Tensor] = None, plan: DelayPlan = None) -> Tensor:
+                  scales: Optional[Tensor] = None,
+                  plan: DelayPlan = None,  # type: ignore[assignment]  # as message()'s (PyG)
+                  ) -> Tensor:
         """Sum (PyG's aggregation) or the PNA statistics of the edge messages (the scalers
         are applied in :meth:`_linear`; a tie for the max / min
         sends its gradient to the edge of the first ``(source, relation)`` pair, as the

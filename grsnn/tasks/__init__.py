@@ -43,7 +43,7 @@ def build_task(cfg: Dict[str, Dict[str, Any]]) -> Task:
     if not ds["path"] and str(ds["name"]).lower() == "family":   # synthetic family trees
         from ..data.family import family_kg
         from .path_reasoning import FamilyRulesTask
-        data, rule_of = family_kg(seed=ds["seed"])
-        return FamilyRulesTask(data, cfg, rule_of)
-    data = load_triples_folder(ds["path"]) if ds["path"] else load_kg(ds["name"], ds["root"])
-    return KGCompletionTask(data, cfg)
+        family, rule_of = family_kg(seed=ds["seed"])
+        return FamilyRulesTask(family, cfg, rule_of)
+    kg = load_triples_folder(ds["path"]) if ds["path"] else load_kg(ds["name"], ds["root"])
+    return KGCompletionTask(kg, cfg)

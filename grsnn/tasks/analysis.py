@@ -7,7 +7,7 @@ node and ties with them. ``grsnn eval --by-distance`` prints these tables.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
 import torch
@@ -73,11 +73,11 @@ def distance_groups(hops: Tensor, horizon: int) -> Dict[str, Tensor]:
 
 
 def ranking_breakdown(ranks: Dict[str, Tensor], candidates: Tensor | None, hops: Tensor,
-                      horizon: int) -> List[Dict[str, object]]:
+                      horizon: int) -> List[Dict[str, Any]]:
     """Ranking metrics (:func:`~grsnn.metrics.ranking_metrics`) of every distance group:
     a first row ``all``, then one row per group with ``group``, ``share`` (of all
     rankings) and the metrics."""
-    rows: List[Dict[str, object]] = [{"group": "all", "share": 1.0,
+    rows: List[Dict[str, Any]] = [{"group": "all", "share": 1.0,
                                       **ranking_metrics(ranks, candidates)}]
     for name, mask in distance_groups(hops, horizon).items():
         sub = {k: v[mask] for k, v in ranks.items()}
@@ -88,7 +88,7 @@ def ranking_breakdown(ranks: Dict[str, Tensor], candidates: Tensor | None, hops:
 
 
 def pair_breakdown(pos: Tensor, neg: Tensor, pos_hops: Tensor, neg_hops: Tensor,
-                   horizon: int) -> List[Dict[str, object]]:
+                   horizon: int) -> List[Dict[str, Any]]:
     """Link prediction by distance group: the share of positives and of negatives in the
     group, the AUROC of the group's positives against *all* negatives, and the share of
     the group's positives whose score equals some negative's (a tie). The first row,
@@ -110,7 +110,7 @@ def pair_breakdown(pos: Tensor, neg: Tensor, pos_hops: Tensor, neg_hops: Tensor,
     return rows
 
 
-def format_breakdown(rows: Sequence[Dict[str, object]], columns: Sequence[str]) -> str:
+def format_breakdown(rows: Sequence[Dict[str, Any]], columns: Sequence[str]) -> str:
     """A plain-text table of ``rows`` (missing values shown as ``-``)."""
     head = ["group", *columns]
     table = [head] + [[str(r["group"])] + [f"{r[c]:.4f}" if c in r else "-" for c in columns]

@@ -95,7 +95,7 @@ class Task(ABC):
 
     @abstractmethod
     def breakdown(self, model: GRSNN, split: str, progress: bool = True,
-                  partial: Optional[Path] = None) -> List[Dict[str, object]]:
+                  partial: Optional[Path] = None) -> List[Dict[str, Any]]:
         """:meth:`evaluate`'s metrics grouped by the hop distance of each query's source
         to its answer (rows of :func:`grsnn.tasks.analysis.format_breakdown`; the first
         row is all queries)."""

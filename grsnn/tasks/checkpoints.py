@@ -100,8 +100,8 @@ def load_model(task: Task, path: str | Path, device: str | torch.device | None =
     """The task's model with the weights of checkpoint ``path``, on ``device`` (default:
     the task's ``train.device``)."""
     state = load_checkpoint(path)
-    device = dist.device_for(task.cfg["train"]["device"]) if device is None else torch.device(device)
-    return _model_from_state(task, state, path, device)
+    where = dist.device_for(task.cfg["train"]["device"]) if device is None else torch.device(device)
+    return _model_from_state(task, state, path, where)
 
 
 def load_trained(path: str | Path, device: str | torch.device = "cpu",

@@ -42,6 +42,7 @@ def spike_timing_agreement(data: Data, num_rel: int, sources: List[int], steps: 
     gen = torch.Generator().manual_seed(seed)
     delays = torch.randint(0, 5, (num_rel, 1), generator=gen)
     conv = SpikingDelayConv(1, num_rel, time_steps=steps, bias=False)
+    assert conv.delay_logit is not None          # learnable delays (the default)
     with torch.no_grad():
         conv.lin.weight.fill_(3.1)
         p = (delays.float() / 4).clamp(1e-3, 1 - 1e-3)

@@ -22,7 +22,7 @@ Without ``torchrun`` (``WORLD_SIZE`` unset or 1) every helper here is the identi
 from __future__ import annotations
 
 import os
-from typing import List, Sequence, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -111,7 +111,7 @@ def shard(n: int, group: int = 1) -> Tuple[int, int]:
     return min(n, lo * group), min(n, hi * group)
 
 
-def all_reduce_gradients(params: Sequence[torch.nn.Parameter]) -> None:
+def all_reduce_gradients(params: Iterable[torch.nn.Parameter]) -> None:
     """Sum the gradients of ``params`` over all ranks (missing gradients count as zero)."""
     if not is_distributed():
         return
@@ -171,10 +171,10 @@ def set_deterministic(enabled: bool) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def on_main(fn):
+def on_main(fn: Callable[[], Any]) -> None:
     """Run ``fn()`` on rank 0 only; an exception there is raised on every rank (with the
     same type and message), so no rank waits forever for a rank that has stopped."""
-    error = None
+    error: Optional[Exception] = None
     if is_main():
         try:
             fn()
@@ -186,9 +186,9 @@ def on_main(fn):
         if box[0] is not None and error is None:
             kind, message = box[0]
             try:
-                err = kind(message)
+                other: Exception = kind(message)
             except Exception:                 # an exception type with another signature
-                err = RuntimeError(message)
-            raise err
+                other = RuntimeError(message)
+            raise other
     if error is not None:
         raise error

@@ -9,8 +9,9 @@ runs once per unique ``(head, relation)`` query and scores all nodes at once.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -121,7 +122,7 @@ class KGCompletionTask(Task):
         return ranking_metrics(ranks, cands if self.data.inductive else None)
 
     def breakdown(self, model: GRSNN, split: str, progress: bool = True,
-                  partial: Optional[Path] = None) -> List[Dict[str, object]]:
+                  partial: Optional[Path] = None) -> List[Dict[str, Any]]:
         """:meth:`evaluate`'s metrics grouped by the hop distance from each ranking's query
         source to its target in the ``split`` graph (:mod:`grsnn.tasks.analysis`)."""
         from .analysis import pair_hop_distances, ranking_breakdown
@@ -178,7 +179,7 @@ class KGCompletionTask(Task):
             if progress:
                 tqdm.write(f"eval {split}: resuming at query {lo} of {hi} ({partial})")
 
-        def saved_state(stop: int) -> Dict[str, object]:
+        def saved_state(stop: int) -> Dict[str, Any]:
             for lists in (*ranks.values(), cands, which):   # one tensor each from now on
                 lists[:] = [torch.cat(lists)]
             return {**{k: v[0] for k, v in ranks.items()}, "candidates": cands[0],
@@ -201,7 +202,7 @@ class KGCompletionTask(Task):
             del scores, mask
             if device.type == "cpu":
                 release_free_memory()      # keep resident memory near live memory
-            keeper.maybe_save(lambda: saved_state(stop))
+            keeper.maybe_save(functools.partial(saved_state, stop))
         keeper.finish()
         model.train(was_training)
         merged = {k: dist.gather_cat(v) for k, v in ranks.items()}

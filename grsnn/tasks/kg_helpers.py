@@ -37,11 +37,13 @@ class TripleIndex:
         """``[B, N]`` bool: true where a node is a known answer of ``(heads[i], rels[i], ?)``."""
         key = heads.long() * self.r2 + rels.long()
         pos = torch.searchsorted(self.keys, key).clamp(max=max(len(self.keys) - 1, 0))
-        found = (self.keys[pos] == key) if len(self.keys) else torch.zeros_like(key, dtype=torch.bool)
+        found = ((self.keys[pos] == key) if len(self.keys)
+                 else torch.zeros_like(key, dtype=torch.bool))
         start = self.ptr[pos]
         count = torch.where(found, self.ptr[pos + 1] - start, torch.zeros_like(start))
         rows = torch.repeat_interleave(torch.arange(len(key)), count)
-        offset = torch.arange(int(count.sum())) - torch.repeat_interleave(count.cumsum(0) - count, count)
+        starts = torch.repeat_interleave(count.cumsum(0) - count, count)
+        offset = torch.arange(int(count.sum())) - starts
         cols = self.values[torch.repeat_interleave(start, count) + offset]
         out = torch.zeros(len(key), self.num_nodes, dtype=torch.bool)
         out[rows, cols] = True
@@ -75,7 +77,8 @@ def remove_easy_edges(graph: Data, heads: Tensor, tails: Tensor, rels: Tensor,
     Example:
         >>> g = Data(edge_index=torch.tensor([[0, 1, 0], [1, 0, 1]]),
         ...          edge_type=torch.tensor([0, 1, 1]), num_nodes=2)
-        >>> remove_easy_edges(g, torch.tensor([0]), torch.tensor([1]), torch.tensor([0]), 1).edge_type
+        >>> remove_easy_edges(g, torch.tensor([0]), torch.tensor([1]), torch.tensor([0]),
+        ...                   1).edge_type
         tensor([1])
     """
     n, r2 = graph.num_nodes, 2 * num_relations

@@ -12,7 +12,7 @@ its candidates; evaluation scores the fixed positives and negatives of a split (
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -55,7 +55,8 @@ class LinkPredictionTask(Task):
         self.data, self.cfg = data, cfg
         self.graph = relational_graph(data)
         u, v = data.train_edges
-        both = torch.stack([torch.cat([u, v]), torch.cat([v, u]), torch.zeros(2 * len(u), dtype=torch.long)], 1)
+        both = torch.stack([torch.cat([u, v]), torch.cat([v, u]),
+                            torch.zeros(2 * len(u), dtype=torch.long)], 1)
         self.neighbours = TripleIndex(both, data.num_nodes, 1)
         self.train_pairs = data.pos["train"]
 
@@ -144,18 +145,20 @@ class LinkPredictionTask(Task):
         """AUROC and AP of ``split``'s positives against its negatives (not resumable:
         ``partial`` is ignored)."""
         pos, neg = self.eval_pairs(split)
-        return auroc_ap(self.score_pairs(model, pos, progress), self.score_pairs(model, neg, progress))
+        return auroc_ap(self.score_pairs(model, pos, progress),
+                        self.score_pairs(model, neg, progress))
 
     def breakdown(self, model: GRSNN, split: str, progress: bool = True,
-                  partial: Optional[Path] = None) -> List[Dict[str, object]]:
+                  partial: Optional[Path] = None) -> List[Dict[str, Any]]:
         """Positives and negatives grouped by the hop distance between the two ends in the
         message-passing graph (:func:`grsnn.tasks.analysis.pair_breakdown`)."""
         from .analysis import pair_breakdown, pair_hop_distances
         pos, neg = self.eval_pairs(split)
         g = self.graph
-        hops = [pair_hop_distances(g.edge_index, g.num_nodes, p[0], p[1]) for p in (pos, neg)]
+        pos_hops, neg_hops = (pair_hop_distances(g.edge_index, g.num_nodes, p[0], p[1])
+                              for p in (pos, neg))
         return pair_breakdown(self.score_pairs(model, pos, progress),
-                              self.score_pairs(model, neg, progress), *hops,
+                              self.score_pairs(model, neg, progress), pos_hops, neg_hops,
                               model.time_steps - 1)
 
     def circuit_queries(self, split: str, count: int) -> Tuple[Data, Tensor, Tensor]:

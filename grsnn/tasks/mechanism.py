@@ -10,7 +10,7 @@ positives against all negatives for link prediction). ``grsnn compare A B`` prin
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 __all__ = ["mechanism_report", "compare_reports", "format_comparison"]
 
@@ -20,7 +20,7 @@ _LP = ("auroc_vs_all_negatives", "tied_with_a_negative")
 
 
 def mechanism_report(path: str | Path, split: str = "test", queries: int = 64,
-                     progress: bool = False) -> Dict[str, object]:
+                     progress: bool = False) -> Dict[str, Any]:
     """The measurements of one checkpoint: ``metrics`` (the evaluation's first row),
     ``groups`` (one dict per hop-distance group: ``share``, ``informed``,
     ``first_spike``, ``fired``, ``metric``, ``tied``), ``firing_rate_per_step``,
@@ -35,7 +35,7 @@ def mechanism_report(path: str | Path, split: str = "test", queries: int = 64,
     rows = task.breakdown(model, split, progress=progress)
     metric, tie = _LP if "auroc" in rows[0] else _KG
     reach = {row["group"]: row for row in stats["reach_by_distance"]}
-    groups: List[Dict[str, object]] = []
+    groups: List[Dict[str, Any]] = []
     for row in rows[1:]:
         g = str(row["group"])
         share = row.get("share", row.get("positives"))
@@ -59,7 +59,7 @@ def _table(head: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
     return "\n".join("  ".join(x.rjust(w) for x, w in zip(line, widths)) for line in table)
 
 
-def compare_reports(a: Dict[str, object], b: Dict[str, object]) -> Tuple[str, str, str]:
+def compare_reports(a: Dict[str, Any], b: Dict[str, Any]) -> Tuple[str, str, str]:
     """Three plain-text tables, A beside B: overall metrics, the groups by hop distance
     and the firing rate per step."""
     keys = [k for k in ("mrr", "hits@1", "hits@10", "hits@10_50", "pessimistic.hits@10_50",
@@ -87,7 +87,7 @@ def compare_reports(a: Dict[str, object], b: Dict[str, object]) -> Tuple[str, st
     return overall, groups, rate
 
 
-def format_comparison(a: Dict[str, object], b: Dict[str, object], name_a: str,
+def format_comparison(a: Dict[str, Any], b: Dict[str, Any], name_a: str,
                       name_b: str) -> str:
     """The whole before/after report as text."""
     overall, groups, rate = compare_reports(a, b)

@@ -13,7 +13,7 @@ import hashlib
 import time
 import warnings
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import torch
 from torch import Tensor
@@ -60,7 +60,7 @@ class EvalProgress:
         self.interval = float(SAVE_INTERVAL if interval is None else interval)
         self._last = time.monotonic()
 
-    def load(self) -> Optional[Dict[str, object]]:
+    def load(self) -> Optional[Dict[str, Any]]:
         """The saved state if the file exists and belongs to this evaluation, else None."""
         if self.path is None or not self.path.is_file():
             return None
@@ -72,7 +72,7 @@ class EvalProgress:
             return None
         return state
 
-    def maybe_save(self, make_state: Callable[[], Dict[str, object]], force: bool = False
+    def maybe_save(self, make_state: Callable[[], Dict[str, Any]], force: bool = False
                    ) -> bool:
         """Save ``make_state()`` (plus the key) if ``interval`` seconds have passed since
         the last save (or ``force``); returns whether it saved."""
@@ -81,13 +81,14 @@ class EvalProgress:
         now = time.monotonic()
         if not force and now - self._last < self.interval:
             return False
-        from .trainer import save_checkpoint   # atomic write (temporary file + rename)
+        from .trainer import save_checkpoint  # atomic write (temporary file + rename)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             save_checkpoint(self.path, {**make_state(), "key": self.key})
         except OSError as err:   # e.g. a read-only checkpoint folder: evaluate on, unsaved
             warnings.warn(f"{self.path}: cannot keep partial evaluation results "
-                          f"({err.strerror or err}); the evaluation goes on without them")
+                          f"({err.strerror or err}); the evaluation goes on without them",
+                          stacklevel=2)
             self.path = None
             return False
         self._last = now

@@ -132,7 +132,7 @@ def rule_length_report(task: KGCompletionTask, model, rule_of: Mapping[str, int]
         if len(triples) == 0:
             continue
         metrics = _subtask(task, split, triples).evaluate(model, split, progress=progress)
-        row = {"length": int(length), "num_triples": len(triples)}
+        row: Dict[str, Any] = {"length": int(length), "num_triples": len(triples)}
         row.update({k: metrics[k] for k in _METRICS + ("num_queries",)})
         by_relation[name] = row
         per_length.setdefault(int(length), []).append(metrics)
@@ -254,8 +254,8 @@ def format_report(report: Dict[str, Any], rules: Optional[Mapping[str, Any]] = N
                   "(* = edge type of the rule body)",
                   f"{'query relation':<30} " + " ".join(f"{e:>13}" for e in edges)]
         for q, table in delays.items():
-            used = set(rules[q]) if rules and q in rules else set()
-            cells = [f"{table[e]['mode']}{'*' if e in used else ' '}" for e in edges]
+            in_rule = set(rules[q]) if rules and q in rules else set()
+            cells = [f"{table[e]['mode']}{'*' if e in in_rule else ' '}" for e in edges]
             lines.append(f"{q:<30} " + " ".join(f"{c:>13}" for c in cells))
         lines += ["", "delay histograms (neurons with delay 0..K) per query relation, edge types "
                   "of the rule body:"]

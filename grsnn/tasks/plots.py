@@ -49,7 +49,8 @@ def learning_curve(run_dir: str | Path, out: str | Path, metrics: List[str] | No
     run_dir = Path(run_dir)
     rows = _valid_rows(run_dir)
     if metrics is None:
-        metrics = [m for m in ("mrr", "hits@10", "hits@10_50", "auroc", "ap") if rows and m in rows[0]]
+        metrics = [m for m in ("mrr", "hits@10", "hits@10_50", "auroc", "ap")
+                   if rows and m in rows[0]]
     log = run_dir / "log.txt"
     losses = training_losses(log.read_text(encoding="utf-8")) if log.exists() else {}
     plt = _pyplot()
@@ -89,7 +90,7 @@ def compare_runs(run_dirs: List[str | Path], out: str | Path, metric: str | None
         metric = next((m for m in ("mrr", "auroc") if m in first), "mrr")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    for run, rr, label in zip(runs, rows, labels or [r.name for r in runs]):
+    for rr, label in zip(rows, labels or [r.name for r in runs]):
         pts = [(r["epoch"], r[metric]) for r in rr if metric in r]
         ax.plot([e for e, _ in pts], [v for _, v in pts], marker="o", label=label)
     ax.set_xlabel("epoch")
@@ -190,7 +191,7 @@ def path_subgraph(paths, edge_index: torch.Tensor, node_names: List[str],
     import networkx as nx
     plt = _pyplot()
     G = nx.MultiDiGraph()
-    widths = {}
+    widths: Dict[int, float] = {}
     for p in paths:
         for e in p.edges:
             u, v = int(edge_index[0, e]), int(edge_index[1, e])

@@ -147,7 +147,7 @@ def spiking_gnn_stats(model, x: Tensor, edge_index: Tensor,
 
 @torch.no_grad()
 def source_reach(model: GRSNN, data, h_index: Tensor, r_index: Tensor,
-                 spikes: Optional[Tensor] = None) -> List[Dict[str, object]]:
+                 spikes: Optional[Tensor] = None) -> List[Dict[str, Any]]:
     """How far the query travels: for the nodes at each hop distance from the query's
     source (groups of :func:`~grsnn.tasks.analysis.distance_groups`), the share that
     fires, their mean first-spike step, and the share that is *informed*: whose spike
@@ -179,25 +179,27 @@ def source_reach(model: GRSNN, data, h_index: Tensor, r_index: Tensor,
     informed = (spikes != quiet).any(-1).any(0)                        # [N, B]
     hops = pair_hop_distances(data.edge_index, n, h_index.view(-1).cpu().repeat_interleave(n),
                               torch.arange(n).repeat(b)).view(b, n).t()  # [N, B]
-    rows: List[Dict[str, object]] = []
+    rows: List[Dict[str, Any]] = []
     for name, mask in distance_groups(hops, steps - 1).items():
         on = mask & ever
         rows.append({"group": name, "nodes": int(mask.sum()),
                      "fired": float(on.sum() / mask.sum()),
-                     "first_spike": float(first[on].float().mean()) if bool(on.any()) else float("nan"),
+                     "first_spike": (float(first[on].float().mean()) if bool(on.any())
+                                     else float("nan")),
                      "informed": float((mask & informed).sum() / mask.sum())})
     return rows
 
 
 @torch.no_grad()
-def circuit_stats(model: GRSNN, data, h_index: Tensor, r_index: Tensor) -> Dict[str, object]:
+def circuit_stats(model: GRSNN, data, h_index: Tensor, r_index: Tensor) -> Dict[str, Any]:
     """Firing rates, delivered spikes, SOPs and the energy estimate for queries ``(h, r, ?)``.
 
     Example:
         >>> from torch_geometric.data import Data
         >>> data = Data(edge_index=torch.tensor([[0, 1], [1, 0]]),
         ...             edge_type=torch.tensor([0, 1]), num_nodes=2)
-        >>> stats = circuit_stats(GRSNN(2, hidden_dim=4), data, torch.tensor([0]), torch.tensor([0]))
+        >>> stats = circuit_stats(GRSNN(2, hidden_dim=4), data, torch.tensor([0]),
+        ...                       torch.tensor([0]))
         >>> len(stats["firing_rate_per_step"])
         10
     """
@@ -236,12 +238,12 @@ def circuit_stats(model: GRSNN, data, h_index: Tensor, r_index: Tensor) -> Dict[
     }
 
 
-def format_circuit_stats(stats: Dict[str, object], split: str) -> str:
+def format_circuit_stats(stats: Dict[str, Any], split: str) -> str:
     """:func:`circuit_stats` as the text ``grsnn stats`` prints (``split``: where the
     queries come from)."""
     from .analysis import format_breakdown
 
-    s: Dict[str, Any] = stats
+    s = stats
     return "\n".join([
         f"{s['queries']} {split} queries on {s['nodes']} nodes, {s['edges']} edges, "
         f"T = {s['time_steps']}, D = {s['neurons_per_node']}",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
@@ -54,7 +54,7 @@ def _read_json_lines(path: Path) -> List[dict]:
     return rows
 
 
-def run_summary(run_dir: str | Path) -> Dict[str, object]:
+def run_summary(run_dir: str | Path) -> Dict[str, Any]:
     """What one run directory says about itself.
 
     Returns ``run``, ``dataset``, ``epochs`` (trained), ``num_epoch`` (configured),

@@ -142,7 +142,8 @@ class Trainer:
         self.model = task.build_model().to(self.device)
         opt = cfg["optimizer"]
         cls = getattr(torch.optim, opt["name"])
-        self.optimizer = cls(self.model.parameters(), lr=opt["lr"], weight_decay=opt["weight_decay"])
+        self.optimizer = cls(self.model.parameters(), lr=opt["lr"],
+                             weight_decay=opt["weight_decay"])
         self.gen = torch.Generator().manual_seed(tr["seed"])
         self.epoch, self.step, self.best, self.best_epoch = 0, 0, -math.inf, -1
         self.best_valid: Dict[str, float] | None = None   # the best epoch's valid metrics
@@ -151,7 +152,8 @@ class Trainer:
         self.epoch_loss: List[float] = [0.0, 0]
         # seconds the current epoch took before this piece of the run (kept in last.pt
         # likewise), and when this piece started it
-        self.epoch_seconds, self._piece_start = 0.0, None
+        self.epoch_seconds = 0.0
+        self._piece_start: Optional[float] = None
 
     # ------------------------------------------------------------------ state
     def log(self, msg: str, echo: bool = True) -> None:
@@ -281,8 +283,8 @@ class Trainer:
         n_steps = self.steps_per_epoch()
         metric = self.cfg["task"]["metric"]
         while self.epoch < tr["num_epoch"]:
-            perm = torch.randperm(self.task.num_train,
-                                  generator=torch.Generator().manual_seed(tr["seed"] * 100003 + self.epoch))
+            order = torch.Generator().manual_seed(tr["seed"] * 100003 + self.epoch)
+            perm = torch.randperm(self.task.num_train, generator=order)
             self.model.train()
             bar = tqdm(range(self.step, n_steps), desc=f"epoch {self.epoch + 1}/{tr['num_epoch']}",
                        unit="batch", disable=not self.progress, initial=self.step, total=n_steps)
@@ -345,7 +347,8 @@ class Trainer:
         """Evaluate the best checkpoint on test (and on valid unless the epoch loop already
         did: evaluation is deterministic, so its metrics are reused), write ``results.json``."""
         dist.barrier()      # rank 0 has written best.pt
-        results, known = {}, None
+        results: Dict[str, Dict[str, float]] = {}
+        known = None
         if (self.out / "best.pt").is_file():
             best = load_checkpoint(self.out / "best.pt")
             self.model.load_state_dict(best["model"])
