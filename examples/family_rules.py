@@ -20,8 +20,10 @@ from pathlib import Path
 import torch
 
 from grsnn.data.family import FAMILY_RULES
-from grsnn.tasks import Trainer, apply_overrides, build_task, load_checkpoint, load_config
-from grsnn.tasks.path_reasoning import format_report, hop_baseline, rule_length_report
+from grsnn.tasks import (Trainer, apply_overrides, build_task, load_checkpoint, load_config,
+                         load_model)
+from grsnn.tasks.checkpoints import stored_config
+from grsnn.tasks.path_reasoning import format_report
 from grsnn.tasks.trainer import prepare_run_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +41,7 @@ def main() -> None:
 
     if args.run:
         run = Path(args.run)
-        cfg = load_checkpoint(run / "best.pt")["config"]
+        cfg = stored_config(load_checkpoint(run / "best.pt"), run / "best.pt")
     else:
         cfg = apply_overrides(load_config(args.config), args.set)
         stamp = time.strftime("family_rules-%Y%m%d-%H%M%S")
@@ -57,18 +59,15 @@ def main() -> None:
               f"{time.perf_counter() - start:.1f} s; test (all relations): "
               f"MRR {test['mrr']:.4f}, Hits@1 {test['hits@1']:.4f}")
 
-    model = task.build_model()
-    model.load_state_dict(load_checkpoint(run / "best.pt")["model"])
+    model = load_model(task, run / "best.pt", device="cpu")
     model.eval()
-    rule_of = {name: len(FAMILY_RULES[name]) for name in task.data.relations
-               if name in FAMILY_RULES}
     print()
-    print(format_report(rule_length_report(task, model, rule_of, split=args.split), FAMILY_RULES))
+    print(format_report(task.report(model, split=args.split), FAMILY_RULES))
 
     print("\nrelation-blind reference (score 1 for every node exactly L hops from the query "
           "source, any edge type; ties broken at random):")
     print(f"{'rule length':>11} {'Hits@1':>7} {'MRR':>7}")
-    for length, row in hop_baseline(task, rule_of, split=args.split).items():
+    for length, row in task.baseline(split=args.split).items():
         print(f"{length:>11} {row['tiebreak.hits@1']:>7.3f} {row['tiebreak.mrr']:>7.3f}")
 
     sp = task.data.splits[args.split]

@@ -257,91 +257,106 @@ class Trainer:
     def fit(self, resume: bool = False) -> Dict[str, Dict[str, float]]:
         """Train (or continue), validate, keep the best, and evaluate it on valid and test."""
         if resume:
-            state = load_checkpoint(self.out / "last.pt")
-            changed = config_changes(merge_config(state.get("config", {})), self.cfg)
-            if changed:
-                raise RunError(f"{self.out}: this command's config differs from the run's "
-                               f"({'; '.join(changed[:3])}{'; ...' if len(changed) > 3 else ''}):"
-                               f" resume with the run's own config (--resume alone reads "
-                               f"{self.out / 'config.yaml'}) or --force to start over")
-            self.restore(state)
-            self.log(f"resumed at epoch {self.epoch} step {self.step}")
-            # a resumable change (train.num_epoch, ...) becomes the run's config, so that
-            # --resume alone continues with it
-            text = dump_config(self.cfg)
-            old = self.out / "config.yaml"
-            if dist.is_main() and (not old.is_file() or old.read_text(encoding="utf-8") != text):
-                _atomic_write(self.out / "config.yaml",
-                              lambda p: p.write_text(text, encoding="utf-8"))
-            self._forget_after(self.epoch)
-            self._drop_newer_best()
-        else:
-            if dist.is_main():
-                _atomic_write(self.out / "config.yaml",
-                              lambda p: p.write_text(dump_config(self.cfg), encoding="utf-8"))
-        tr = self.cfg["train"]
+            self._resume()
+        elif dist.is_main():
+            _atomic_write(self.out / "config.yaml",
+                          lambda p: p.write_text(dump_config(self.cfg), encoding="utf-8"))
         n_steps = self.steps_per_epoch()
-        metric = self.cfg["task"]["metric"]
-        while self.epoch < tr["num_epoch"]:
-            order = torch.Generator().manual_seed(tr["seed"] * 100003 + self.epoch)
-            perm = torch.randperm(self.task.num_train, generator=order)
-            self.model.train()
-            bar = tqdm(range(self.step, n_steps), desc=f"epoch {self.epoch + 1}/{tr['num_epoch']}",
-                       unit="batch", disable=not self.progress, initial=self.step, total=n_steps)
-            start, seen, first = time.perf_counter(), 0, self.step
-            self._piece_start = start
-            saved_at = self.step      # batches at the last checkpoint of this epoch
-            for step in bar:
-                idx = perm[step * tr["batch_size"]:(step + 1) * tr["batch_size"]]
-                graph, batch = self.task.make_batch(idx, self.gen)
-                loss = self.backward(graph, batch, step)
-                del graph, batch
-                if self.device.type == "cpu":
-                    release_free_memory()  # freed heap pages back to the OS (RSS creep)
-                seen += len(idx)
-                self.epoch_loss = [self.epoch_loss[0] + loss, self.epoch_loss[1] + 1]
-                self.step = step + 1
-                if self.step % tr["gradient_interval"] == 0 or self.step == n_steps:
-                    dist.all_reduce_gradients(self.model.parameters())
-                    self.optimizer.step()
-                    self.optimizer.zero_grad()
-                    # at the first optimizer step after every checkpoint_interval batches
-                    # (a checkpoint cannot fall inside a gradient accumulation)
-                    if (self.step - saved_at >= tr["checkpoint_interval"]
-                            and self.step < n_steps):
-                        saved_at = self.step
-                        self.save("last.pt")
-                q_per_s = seen / max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(loss=f"{loss:.4f}", q_per_s=f"{q_per_s:.1f}")
-                if self.step % tr["log_interval"] == 0 and self.step < n_steps:
-                    # progress of a quiet or detached run (the bar shows it otherwise)
-                    per_batch = (time.perf_counter() - start) / (self.step - first)
-                    left = n_steps - self.step
-                    run_left = left + (tr["num_epoch"] - self.epoch - 1) * n_steps
-                    self.log(f"epoch {self.epoch + 1} batch {self.step}/{n_steps}: mean loss "
-                             f"{self.epoch_loss[0] / self.epoch_loss[1]:.4f}, {q_per_s:.1f} "
-                             f"queries/s, epoch ends in "
-                             f"{format_duration(left * per_batch)}, run in about "
-                             f"{format_duration(run_left * per_batch)} (validation not "
-                             f"counted)", echo=False)
-            bar.close()
-            loss_sum, batches = self.epoch_loss
-            resumed = f" ({n_steps - first} since the resume)" if first else ""
-            seconds = self.epoch_seconds + time.perf_counter() - start   # all its pieces
-            self.log(f"epoch {self.epoch + 1}: mean loss {loss_sum / max(1, batches):.4f} over "
-                     f"{batches} batches{resumed}, {seconds:.1f} s")
-            self.epoch, self.step, self.epoch_loss = self.epoch + 1, 0, [0.0, 0]
-            self.epoch_seconds, self._piece_start = 0.0, None
-            if self.epoch % tr["valid_interval"] == 0 or self.epoch == tr["num_epoch"]:
-                valid = self.task.evaluate(self.model, "valid", progress=self.progress)
-                self.record("valid", valid)
-                self.log(f"epoch {self.epoch} valid: " + _fmt(valid))
-                if valid[metric] > self.best:
-                    self.best, self.best_epoch = valid[metric], self.epoch
-                    self.best_valid = dict(valid)
-                    self.save("best.pt")
+        while self.epoch < self.cfg["train"]["num_epoch"]:
+            self._train_epoch(n_steps)
+            self._validate()
             self.save("last.pt")
         return self.final()
+
+    def _resume(self) -> None:
+        """Restore ``last.pt`` (refusing a changed config) and tidy the run directory."""
+        state = load_checkpoint(self.out / "last.pt")
+        changed = config_changes(merge_config(state.get("config", {})), self.cfg)
+        if changed:
+            raise RunError(f"{self.out}: this command's config differs from the run's "
+                           f"({'; '.join(changed[:3])}{'; ...' if len(changed) > 3 else ''}):"
+                           f" resume with the run's own config (--resume alone reads "
+                           f"{self.out / 'config.yaml'}) or --force to start over")
+        self.restore(state)
+        self.log(f"resumed at epoch {self.epoch} step {self.step}")
+        # a resumable change (train.num_epoch, ...) becomes the run's config, so that
+        # --resume alone continues with it
+        text = dump_config(self.cfg)
+        old = self.out / "config.yaml"
+        if dist.is_main() and (not old.is_file() or old.read_text(encoding="utf-8") != text):
+            _atomic_write(self.out / "config.yaml",
+                          lambda p: p.write_text(text, encoding="utf-8"))
+        self._forget_after(self.epoch)
+        self._drop_newer_best()
+
+    def _train_epoch(self, n_steps: int) -> None:
+        """The batches of the current epoch from ``self.step`` on (mid-epoch checkpoints
+        and progress lines included), then the epoch's log line."""
+        tr = self.cfg["train"]
+        order = torch.Generator().manual_seed(tr["seed"] * 100003 + self.epoch)
+        perm = torch.randperm(self.task.num_train, generator=order)
+        self.model.train()
+        bar = tqdm(range(self.step, n_steps), desc=f"epoch {self.epoch + 1}/{tr['num_epoch']}",
+                   unit="batch", disable=not self.progress, initial=self.step, total=n_steps)
+        start, seen, first = time.perf_counter(), 0, self.step
+        self._piece_start = start
+        saved_at = self.step      # batches at the last checkpoint of this epoch
+        for step in bar:
+            idx = perm[step * tr["batch_size"]:(step + 1) * tr["batch_size"]]
+            graph, batch = self.task.make_batch(idx, self.gen)
+            loss = self.backward(graph, batch, step)
+            del graph, batch
+            if self.device.type == "cpu":
+                release_free_memory()  # freed heap pages back to the OS (RSS creep)
+            seen += len(idx)
+            self.epoch_loss = [self.epoch_loss[0] + loss, self.epoch_loss[1] + 1]
+            self.step = step + 1
+            if self.step % tr["gradient_interval"] == 0 or self.step == n_steps:
+                dist.all_reduce_gradients(self.model.parameters())
+                self.optimizer.step()
+                self.optimizer.zero_grad()
+                # at the first optimizer step after every checkpoint_interval batches
+                # (a checkpoint cannot fall inside a gradient accumulation)
+                if self.step - saved_at >= tr["checkpoint_interval"] and self.step < n_steps:
+                    saved_at = self.step
+                    self.save("last.pt")
+            q_per_s = seen / max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix(loss=f"{loss:.4f}", q_per_s=f"{q_per_s:.1f}")
+            if self.step % tr["log_interval"] == 0 and self.step < n_steps:
+                self._log_progress(n_steps, (time.perf_counter() - start) / (self.step - first),
+                                   q_per_s)
+        bar.close()
+        loss_sum, batches = self.epoch_loss
+        resumed = f" ({n_steps - first} since the resume)" if first else ""
+        seconds = self.epoch_seconds + time.perf_counter() - start   # all its pieces
+        self.log(f"epoch {self.epoch + 1}: mean loss {loss_sum / max(1, batches):.4f} over "
+                 f"{batches} batches{resumed}, {seconds:.1f} s")
+        self.epoch, self.step, self.epoch_loss = self.epoch + 1, 0, [0.0, 0]
+        self.epoch_seconds, self._piece_start = 0.0, None
+
+    def _log_progress(self, n_steps: int, per_batch: float, q_per_s: float) -> None:
+        """The progress line of a quiet or detached run (the bar shows it otherwise)."""
+        left = n_steps - self.step
+        run_left = left + (self.cfg["train"]["num_epoch"] - self.epoch - 1) * n_steps
+        self.log(f"epoch {self.epoch + 1} batch {self.step}/{n_steps}: mean loss "
+                 f"{self.epoch_loss[0] / self.epoch_loss[1]:.4f}, {q_per_s:.1f} "
+                 f"queries/s, epoch ends in {format_duration(left * per_batch)}, run in about "
+                 f"{format_duration(run_left * per_batch)} (validation not counted)",
+                 echo=False)
+
+    def _validate(self) -> None:
+        """Validate after an epoch (every ``train.valid_interval`` and after the last one);
+        a better model selection metric writes ``best.pt``."""
+        tr, metric = self.cfg["train"], self.cfg["task"]["metric"]
+        if self.epoch % tr["valid_interval"] and self.epoch != tr["num_epoch"]:
+            return
+        valid = self.task.evaluate(self.model, "valid", progress=self.progress)
+        self.record("valid", valid)
+        self.log(f"epoch {self.epoch} valid: " + _fmt(valid))
+        if valid[metric] > self.best:
+            self.best, self.best_epoch = valid[metric], self.epoch
+            self.best_valid = dict(valid)
+            self.save("best.pt")
 
     def final(self) -> Dict[str, Dict[str, float]]:
         """Evaluate the best checkpoint on test (and on valid unless the epoch loop already
