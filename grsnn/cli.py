@@ -69,8 +69,8 @@ def _load_for_queries(path: str, command: str = ""):
 
 def _print_results(results: Dict[str, Dict[str, float]]) -> None:
     from .metrics import shown_metrics
-    # the metrics both splits have (a resumed run's valid metrics may come from an older
-    # version that computed fewer)
+    # the metrics both splits have (the valid metrics of a run resumed from a checkpoint
+    # may lack some that its test has)
     keys = shown_metrics(results["test"], results["valid"])
     print("\n" + "split".ljust(8) + "".join(k.rjust(20) for k in keys))
     for split in ("valid", "test"):

@@ -85,9 +85,9 @@ def release_free_memory(force: bool = False) -> bool:
     pages, and resident memory creeps far above what is in use (a full FB15k-237 test
     evaluation reached 12 GB after 27 minutes without this). The working set is the
     resident memory at the first call after a trim, when one pass has faulted its pages
-    back in; measuring it right after the trim instead (as an earlier version did) set the
-    bar below one pass's own temporaries, so every batch trimmed and re-faulted all its
-    pages (Cora link prediction: 271 ``madvise`` calls in 12 s of training). Returns
+    back in; measured right after the trim, the bar would lie below one pass's own
+    temporaries, and every batch would trim and re-fault all its pages (Cora link
+    prediction: 271 ``madvise`` calls in 12 s of training). Returns
     whether a trim ran (Linux with glibc only; elsewhere nothing).
     """
     global _BASELINE

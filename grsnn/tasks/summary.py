@@ -26,9 +26,8 @@ DEFAULT_METRICS = METRIC_KEYS
 
 def epoch_times(log_text: str) -> Dict[int, float]:
     """Seconds of each epoch from a run's ``log.txt`` (the ``epoch N: mean loss ...,
-    S s`` lines; a resumed epoch's line counts its pieces before the resume too, unless it
-    was resumed from a checkpoint of a version before 2026-11-30, which did not keep them:
-    then it counts the time since the resume).
+    S s`` lines; a resumed epoch's line counts its pieces before the resume too, unless its
+    checkpoint has no ``epoch_seconds``: then it counts the time since the resume).
 
     Example:
         >>> epoch_times("t epoch 1: mean loss 0.6 over 9 batches, 12.5 s\\n"

@@ -186,8 +186,9 @@ class Trainer:
         self.gen.set_state(state["generator"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
-        self.best_valid = state.get("best_valid")   # absent in older checkpoints
-        # older checkpoints: the resumed epoch's mean covers the batches after the resume
+        self.best_valid = state.get("best_valid")   # None: a checkpoint without the field
+        # a checkpoint without epoch_loss: the resumed epoch's mean covers the batches
+        # after the resume
         loss_sum, batches = state.get("epoch_loss", (0.0, 0)) if self.step else (0.0, 0)
         self.epoch_loss = [float(loss_sum), int(batches)]
         self.epoch_seconds = float(state.get("epoch_seconds", 0.0)) if self.step else 0.0
@@ -367,7 +368,7 @@ class Trainer:
         if (self.out / "best.pt").is_file():
             best = load_checkpoint(self.out / "best.pt")
             self.model.load_state_dict(best["model"])
-            known = best.get("best_valid")   # None in checkpoints older than the field
+            known = best.get("best_valid")   # None: a checkpoint without the field
         for split in ("valid", "test"):   # long evaluations resume from a partial file
             if split == "valid" and known is not None:
                 results[split] = dict(known)
