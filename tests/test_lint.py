@@ -19,3 +19,14 @@ def test_ruff_finds_nothing_in_the_library():
 def test_mypy_finds_nothing_in_the_library():
     res = _run("mypy", "--cache-dir", str(ROOT / ".mypy_cache"))    # files: pyproject.toml
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_library_comments_hold_no_history():
+    import re
+    pattern = re.compile(r"\b(earlier|older|previous|old) versions?\b|\bsessions? \d",
+                         re.IGNORECASE)
+    found = [f"{p.relative_to(ROOT)}:{i}: {line.strip()}"
+             for p in sorted((ROOT / "grsnn").rglob("*.py"))
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if pattern.search(line)]
+    assert not found, "\n".join(found)
