@@ -10,7 +10,8 @@
 # Levers: paper (none), reached (model.drive=reached: query-driven circuit), state
 # (model.readout=state: first-spike code and final membrane in the readout), degree
 # (model.degree_prior=true: log(1 + in-degree) of the candidate in the readout), fast
-# (model.delay_init=-3: every delay starts at 0), T<k> (model.time_steps=k).
+# (model.delay_init=-3: every delay starts at 0), T<k> (model.time_steps=k), lambda<x>
+# (model.linear_scale=x: the synaptic gain).
 # The first argument names tasks/kg_completion/<split>.yaml or
 # tasks/link_prediction/<name>.yaml. Runs go to $RUNS/ablation/<split>/<levers>[_s<seed>]/
 # (default RUNS=results); an interrupted run resumes from its last.pt; a finished one
@@ -33,6 +34,7 @@ for lever in "${parts[@]}"; do
     fast) sets+=(--set model.delay_init=-3) ;;
     degree) sets+=(--set model.degree_prior=true) ;;
     T[1-9]*) sets+=(--set "model.time_steps=${lever#T}") ;;
+    lambda[0-9]*) sets+=(--set "model.linear_scale=${lever#lambda}") ;;
     *) echo "ablation.sh: unknown lever $lever" >&2; exit 2 ;;
   esac
 done
