@@ -9,7 +9,7 @@
 #
 # Levers: paper (none), reached (model.drive=reached: query-driven circuit), state
 # (model.readout=state: first-spike code and final membrane in the readout), degree
-# (model.degree_prior=true: log(1 + in-degree) of the candidate in the readout), fast
+# (model.degree_prior=true: the candidate's incoming edges per relation), fast
 # (model.delay_init=-3: every delay starts at 0), T<k> (model.time_steps=k), lambda<x>
 # (model.linear_scale=x: the synaptic gain).
 # The first argument names tasks/kg_completion/<split>.yaml or

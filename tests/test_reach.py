@@ -149,17 +149,22 @@ def test_delay_init_starts_every_delay_at_zero():
     assert fast.integer_delays(r).max() == 0
 
 
-def test_degree_prior_column_is_log_in_degree():
+def test_degree_prior_reads_log_relation_degrees():
+    # edges 0 -r0-> 1, 1 -r0-> 2, 2 -r1-> 1, 0 -r1-> 3; node 4 isolated
     data = Data(edge_index=torch.tensor([[0, 1, 2, 0], [1, 2, 1, 3]]),
-                edge_type=torch.tensor([0, 0, 0, 0]), num_nodes=5)
+                edge_type=torch.tensor([0, 0, 1, 1]), num_nodes=5)
     model = GRSNN(2, hidden_dim=4, degree_prior=True).double()
+    ln2 = math.log(2.0)
+    expected = torch.tensor([[0, 0], [ln2, ln2], [ln2, 0], [0, ln2], [0, 0]],
+                            dtype=torch.float64)
+    assert torch.allclose(model.relation_degrees(data).double(), expected)
     feat = model.node_features(data, torch.tensor([0, 2]), torch.tensor([0, 1]))
-    assert feat.shape == (2, 5, 9)
-    expected = torch.log(torch.tensor([1.0, 3.0, 2.0, 2.0, 1.0], dtype=torch.float64))
-    assert torch.allclose(feat[0, :, -1], expected) and torch.allclose(feat[1, :, -1], expected)
+    assert feat.shape == (2, 5, 12)
+    prior = model.prior(expected)
+    assert torch.allclose(feat[0, :, -4:], prior) and torch.allclose(feat[1, :, -4:], prior)
     out = model(data, torch.tensor([[[0, 1, 0], [0, 4, 0]]]))
     out.sum().backward()
-    assert model.mlp[0].weight.grad[:, -1].abs().sum() > 0
+    assert model.prior.weight.grad.abs().sum() > 0
 
 
 def test_compare_command_reports_both_checkpoints(tmp_path, capsys):

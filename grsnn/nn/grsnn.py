@@ -78,10 +78,12 @@ class GRSNN(nn.Module):
             ``"state"``: also the first-spike code :math:`\sum_t (1 - t/T)\,s_v[t]
             \prod_{t' < t}(1 - s_v[t'])` and the membrane potential
             :math:`u_v[T-1] / V_{th}` after the last step, per neuron (``3 D`` features).
-        degree_prior (bool): also give the scoring MLP :math:`\log(1 + d_v)`, the
-            candidate's number of incoming edges (what tells apart candidates the query's
-            spikes leave identical, e.g. those no path reaches; NBFNet's PNA degree
-            scalers carry the same information).
+        degree_prior (bool): also give the scoring MLP the candidate's incoming edges
+            counted per relation, :math:`\log(1 + d_v^{\rho})` for every edge type
+            :math:`\rho`, through a learnt linear map to ``D`` features. It tells apart
+            candidates the query's spikes leave identical (e.g. those no path reaches),
+            the structural information NBFNet's PNA degree scalers and the paper's
+            bias-driven background activity carry.
         delay_init (float or None): initial delay logit offset: the bias of the delay
             generator (``dependent``) or the mean of the delay logits is set to it, so
             ``delay_init=-3`` starts every delay near 0 (one step per hop). ``None``
@@ -131,7 +133,8 @@ class GRSNN(nn.Module):
         self.delay_generator = nn.Linear(hidden_dim, size) if dependent and delay else None
         self.weight_generator = (nn.Linear(hidden_dim, size)
                                  if dependent and relation_weight else None)
-        feat = (4 if readout == "state" else 2) * hidden_dim + (1 if degree_prior else 0)
+        feat = (4 if readout == "state" else 2) * hidden_dim + (hidden_dim if degree_prior else 0)
+        self.prior = nn.Linear(num_relations, hidden_dim) if degree_prior else None
         layers = []
         for _ in range(num_mlp_layers - 1):
             layers += [nn.Linear(feat, feat), nn.ReLU()]
@@ -145,7 +148,7 @@ class GRSNN(nn.Module):
         """Re-initialise every parameter (query embedding N(0, 1))."""
         self.conv.reset_parameters()
         self.query.reset_parameters()
-        for mod in (self.delay_generator, self.weight_generator, *self.mlp):
+        for mod in (self.delay_generator, self.weight_generator, self.prior, *self.mlp):
             if isinstance(mod, nn.Linear):
                 mod.reset_parameters()
         self._init_delays()
@@ -229,6 +232,18 @@ class GRSNN(nn.Module):
                                   plan=None if self.conv.explain else self.plan(data),
                                   return_state=return_state)
 
+    def relation_degrees(self, data) -> Tensor:
+        """``[N, R]``: :math:`\\log(1 + d_v^{\\rho})`, the incoming edges of every node
+        per edge type (all type 0 without ``edge_type``)."""
+        n = int(data.num_nodes)
+        dst = data.edge_index[1]
+        etype = getattr(data, "edge_type", None)
+        etype = torch.zeros_like(dst) if etype is None else etype
+        counts = torch.zeros(n * self.num_relations, device=dst.device)
+        counts.index_add_(0, dst * self.num_relations + etype,
+                          torch.ones(dst.numel(), device=dst.device))
+        return torch.log1p(counts.view(n, self.num_relations))
+
     def spike_trains(self, data, h_index: Tensor, r_index: Tensor,
                      inject: bool = True) -> Tensor:
         """Spike trains as booleans ``[T, N, B, D]`` (no gradient), for analysis
@@ -239,7 +254,8 @@ class GRSNN(nn.Module):
     def node_features(self, data, h_index: Tensor, r_index: Tensor) -> Tensor:
         """Readout features ``[B, N, 2D]``: ``[sum_t kappa_t s_v[t]; q~]`` (``[B, N, 4D]``
         with ``readout="state"``: the first-spike code and the final membrane before
-        ``q~``; one more column, :math:`\\log(1 + d_v)`, with ``degree_prior``)."""
+        ``q~``; ``D`` more with ``degree_prior``: :meth:`relation_degrees` mapped by
+        ``prior``)."""
         state = self.readout == "state"
         out = self._frames(data, h_index, r_index, return_state=state)
         frames, (_, u) = out if state else (out, (None, None))    # T x [N, B * D]
@@ -255,9 +271,9 @@ class GRSNN(nn.Module):
         parts = [x.view(n, -1, d).transpose(0, 1) for x in parts]
         q = self.scaled_query(r_index)
         parts.append(q.unsqueeze(1).expand_as(parts[0]))
-        if self.degree_prior:
-            deg = torch.bincount(data.edge_index[1], minlength=n).to(q.dtype)
-            parts.append(torch.log1p(deg).view(1, n, 1).expand(parts[0].size(0), -1, -1))
+        if self.prior is not None:
+            prior = self.prior(self.relation_degrees(data).to(q.dtype))       # [N, D]
+            parts.append(prior.unsqueeze(0).expand(parts[0].size(0), -1, -1))
         return torch.cat(parts, dim=-1)
 
     # ----------------------------------------------------------------- scoring

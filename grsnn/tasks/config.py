@@ -35,7 +35,7 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "compiled": True,       # torch.compile the neuron step (falls back to eager if it fails)
         "drive": "always",      # always (the paper) or reached (query-driven circuit)
         "readout": "spikes",    # spikes (the paper) or state (+ first spike, final membrane)
-        "degree_prior": False,  # log(1 + in-degree) of the candidate in the readout
+        "degree_prior": False,  # incoming edges per relation of the candidate, in the readout
         "delay_init": None,     # initial delay logit offset (None: PyTorch's default init)
     },
     "task": {
