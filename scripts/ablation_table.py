@@ -60,7 +60,9 @@ def row(run: Path) -> list:
 
 
 def main(runs) -> None:
-    runs = [Path(r) for r in runs if (Path(r) / "results.json").is_file()]
+    runs = [Path(r) for r in runs
+            if all((Path(r) / f).is_file() for f in ("results.json", "by_distance.txt",
+                                                     "stats.txt"))]
     head = ["levers", "test metric", "pessimistic", "MRR / AP", "tied", "missed 1-3 hops",
             "missed 4-9 hops", "missed >9 / no path", "firing rate", "s / epoch"]
     print("| " + " | ".join(head) + " |")
