@@ -1,4 +1,4 @@
-"""Command line: ``grsnn train | eval | predict | explain | stats | plot | summary | demo``."""
+"""The ``grsnn`` command: train, eval, predict, explain, stats, plot, compare, summary, demo."""
 # This module parses and dispatches. It imports only the standard library at the top:
 # ``grsnn --help`` and argument errors answer without importing torch, and every command
 # imports the parts of the library it calls.
