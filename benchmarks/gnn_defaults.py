@@ -75,11 +75,9 @@ def run_one(task, model, width, layers, lr, seed) -> dict:
 
 
 def _stats(rows, task, model, width, layers, lr):
-    vals = [r["test"] for r in rows if (r["task"], r["model"], r["width"], r["layers"],
-                                        r["lr"]) == (task, model, width, layers, lr)]
-    rates = [r["init_rate"] for r in rows if "init_rate" in r and (
-        r["task"], r["model"], r["width"], r["layers"], r["lr"]) == (task, model, width, layers, lr)]
-    return vals, rates
+    mine = [r for r in rows if (r["task"], r["model"], r["width"], r["layers"], r["lr"])
+            == (task, model, width, layers, lr)]
+    return [r["test"] for r in mine], [r["init_rate"] for r in mine if "init_rate" in r]
 
 
 def _fmt(vals):
@@ -108,7 +106,8 @@ def tables(rows, tasks, grid_tasks, widths, layer_list, lrs) -> str:
         kind, name = task.split("-")
         out += ["", f"Grid: {TITLES[kind]}, {name} (test {TASKS[task][3]}; mean over the seeds "
                     "run; difference in points)", "",
-                "| width | layers | lr | seeds | GCN | SpikingGNN | difference | firing rate at init |",
+                "| width | layers | lr | seeds | GCN | SpikingGNN | difference "
+                "| firing rate at init |",
                 "|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for width in widths:
             for layers in layer_list:
@@ -161,8 +160,10 @@ def main() -> int:
     if "defaults" in args.part.split(","):
         jobs += [(t, m, *DEFAULT, s) for s in range(args.seeds) for t in tasks for m in models]
     if "grid" in args.part.split(","):
-        jobs += [(t, m, w, n, lr, s) for s in range(args.grid_seeds) for w in widths
-                 for n in layer_list for lr in lrs for t in grid_tasks for m in models]
+        # one learning rate over the whole grid before the next: a partial run still
+        # covers every width and depth
+        jobs += [(t, m, w, n, lr, s) for s in range(args.grid_seeds) for lr in lrs
+                 for w in widths for n in layer_list for t in grid_tasks for m in models]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"{sum(key(*j) not in done for j in jobs)} runs to do", flush=True)
     for job in ([] if args.table_only else jobs):

@@ -23,8 +23,9 @@ class SpikingGNN(nn.Module):
     current drives a spiking circuit on the graph for ``time_steps`` steps, spikes travel
     along the edges with integer delays learned per relation and neuron, and a temporal
     readout :math:`h_v = \sum_t \kappa_t s_v[t]` (earlier spikes weigh more) decodes the
-    spike trains; a linear layer turns :math:`h` into the next layer's current, and the
-    last :math:`h` into the output.
+    spike trains; a linear layer turns :math:`h` into the next layer's current, and another
+    turns the mean of the layers' readouts (``jk="mean"``; the last one with ``jk="last"``)
+    into the output.
 
     Args:
         in_channels (int): input feature size (``-1`` for lazy initialisation).
@@ -40,14 +41,19 @@ class SpikingGNN(nn.Module):
             first batch the model sees (kept in the ``input_gain`` buffer, saved and loaded
             with the weights), so that its root mean square brings a neuron to
             ``input_scale * v_threshold`` at steady state: the operating point does not
-            depend on the scale of the input features, the width or the depth
-            (default ``True``).
+            depend on the scale of the input features, the width or the depth (the
+            encoder's and mixers' biases start at zero, the circuits' biases are drawn
+            from :math:`U(\pm V_{th}/8)` at every width) (default ``True``).
         input_scale (float): that fraction of the threshold (default ``0.3``: a sparse
             start, a few percent of the neurons firing at initialisation).
         edge_norm (str, optional): edge weights the circuits use: ``"mean"`` (default)
             divides every edge weight by the target's (weighted) in-degree, so a node's
             synaptic input does not grow with its degree; ``"sym"`` the symmetric
             :math:`1/\sqrt{d_u d_v}` of GCN; ``None`` the weights as given.
+        jk (str, optional): what the output layer reads: ``"mean"`` (default), the mean
+            of every layer's readout, so that the first layer's spikes reach the output
+            directly whatever the depth (a jumping-knowledge sum); ``"last"`` (or ``None``)
+            the last layer's readout only.
         readout_decay (float): :math:`\rho` of the readout kernel (default ``0.95``).
         surrogate: surrogate spike function (default ``Sigmoid(4.0)``).
         **kwargs: further :class:`SpikingDelayConv` arguments (``relation_weight``,
@@ -79,12 +85,16 @@ class SpikingGNN(nn.Module):
                  v_threshold: float = 1.0, delay_bound: int = 4, linear_scale: float = 1.0,
                  readout_decay: float = 0.95, surrogate: SurrogateLike = None,
                  input_norm: bool = True, input_scale: float = 0.3,
-                 edge_norm: Optional[str] = "mean", **kwargs) -> None:
+                 edge_norm: Optional[str] = "mean", jk: Optional[str] = "mean",
+                 **kwargs) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         if edge_norm not in (None, "mean", "sym"):
             raise ValueError(f"edge_norm must be 'mean', 'sym' or None, got {edge_norm!r}")
+        if jk not in (None, "last", "mean"):
+            raise ValueError(f"jk must be 'mean', 'last' or None, got {jk!r}")
+        self.jk = "last" if jk is None else jk
         self.input_scale, self.edge_norm = float(input_scale), edge_norm
         self.v_threshold = float(v_threshold)
         self.in_channels, self.hidden_channels = in_channels, hidden_channels
@@ -107,6 +117,29 @@ class SpikingGNN(nn.Module):
         self._checked = False
         self.register_buffer("kappa", readout_kernel(time_steps, readout_decay),
                              persistent=False)
+        self._scale_biases()
+
+    BIAS_SCALE = 0.125   # with input_norm: synaptic biases in +-BIAS_SCALE * v_threshold
+
+    @torch.no_grad()
+    def _scale_biases(self) -> None:
+        r"""With ``input_norm``, rescale every circuit's bias from PyTorch's
+        :math:`U(\pm 1/\sqrt{fan_{in}})` to :math:`U(\pm V_{th}/8)`, whatever the width
+        (the bias drives every neuron at every step, and its default range would leave
+        wide layers silent and drive narrow ones; the draw itself is kept), and start the
+        encoder's and mixers' biases at zero (each layer's gain is then set from what
+        differs between nodes, the features or the previous layer's spikes, not from a
+        bias shared by every node, whatever the scale of the features)."""
+        if not self.input_norm:
+            return
+        if not isinstance(self.encoder, nn.LazyLinear):   # (a lazy one: on its first call)
+            nn.init.zeros_(self.encoder.bias)
+        for mixer in self.mixers:
+            nn.init.zeros_(mixer.bias)
+        for conv in self.convs:
+            lin = conv.lin
+            if lin.bias is not None:
+                lin.bias.mul_(self.BIAS_SCALE * abs(self.v_threshold) * math.sqrt(lin.in_features))
 
     def reset_parameters(self) -> None:
         """Re-initialise every layer."""
@@ -116,6 +149,7 @@ class SpikingGNN(nn.Module):
             mod.reset_parameters()
         if self.lin is not None:
             self.lin.reset_parameters()
+        self._scale_biases()
         self.input_gain.fill_(float("nan"))
         self._gain_ready = False
         self._checked = False
@@ -155,10 +189,16 @@ class SpikingGNN(nn.Module):
         return edge_index, w * inv.index_select(0, dst) * inv.index_select(0, src)
 
     def _run(self, x: Tensor, edge_index, edge_type, edge_weight, trains=None) -> Tensor:
+        lazy = isinstance(self.encoder, nn.LazyLinear)
         current = self.encoder(x)
+        if lazy and self.input_norm:   # materialised by this call: start its bias at zero
+            with torch.no_grad():
+                nn.init.zeros_(self.encoder.bias)
+                current = self.encoder(x)
         edge_index, edge_weight = self._graph(edge_index, edge_weight, x.size(0), current.dtype)
         h = current
         problems: List[str] = []
+        readouts: List[Tensor] = []
         for i, conv in enumerate(self.convs):
             if self.input_norm:
                 if not self._gain_ready:
@@ -173,8 +213,11 @@ class SpikingGNN(nn.Module):
                 trains.append(torch.stack(frames).detach().bool())
             h = sum(k * s for k, s in zip(self.kappa.tolist(), frames))
             h = nn.functional.dropout(h, p=self.dropout, training=self.training)
+            readouts.append(h)
             if i < len(self.mixers):
                 current = self.mixers[i](h)
+        if self.jk == "mean" and len(readouts) > 1:
+            h = torch.stack(readouts).mean(0)
         if self.input_norm and not self._gain_ready:
             self._gain_ready = True
         if not self._checked:
