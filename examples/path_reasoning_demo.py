@@ -6,6 +6,9 @@
    paths (edge-gradient importance + beam search), with names;
 3. pictures (PNG): spike raster along the explained path, delay heatmap of the query,
    first spike time against hop distance, the explained subgraph, and the learning curve;
+   two interactive pages in the run folder (self-contained HTML, open from disk): the
+   explained query's spike wave (explain.html) and the shortest-path wave of part 1
+   (shortest_paths.html);
 4. compositional reasoning: examples/family_rules.py (family-tree rules of 1 to 4 hops,
    accuracy per rule length and the learned delays); skip with --no-family.
 
@@ -30,7 +33,7 @@ from grsnn.cli import main as cli  # noqa: E402
 from grsnn.data import load_grail  # noqa: E402
 
 
-def shortest_paths_check(sources: int = 20) -> None:
+def shortest_paths_check(sources: int = 20) -> nx.DiGraph:
     kg = load_grail("fb237_v1")
     g = kg.splits["train"].graph
     rng = random.Random(0)
@@ -47,6 +50,7 @@ def shortest_paths_check(sources: int = 20) -> None:
           f"{time.perf_counter() - t0:.1f} s)")
     if agree != sources:
         raise SystemExit("shortest paths disagree with networkx")
+    return G
 
 
 def main() -> int:
@@ -58,7 +62,7 @@ def main() -> int:
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    shortest_paths_check()
+    G = shortest_paths_check()
 
     print("2. training GRSNN on fb237_v1 (short budget) ...")
     code = cli(["train", "-c", str(ROOT / "tasks" / "demo.yaml"), "--out", args.run, "--force",
@@ -71,9 +75,13 @@ def main() -> int:
     head, tail, rel = test.entities[h], test.entities[t], kg.relations[r]
     print(f"3. explaining ({head}, {rel}, {tail}) on the unseen test graph:")
     code = cli(["explain", "--checkpoint", str(Path(args.run) / "best.pt"), "--head", head,
-                "--relation", rel, "--tail", tail, "--top", "5", "--plot", str(out)])
+                "--relation", rel, "--tail", tail, "--top", "5", "--plot", str(out),
+                "--html", str(Path(args.run) / "explain.html")])
     if code:
         return code
+    from grsnn.viz import shortest_paths_page
+    page = shortest_paths_page(G, 0, max_nodes=200).write(Path(args.run) / "shortest_paths.html")
+    print(f"wrote {page} (part 1's spike wave from node 0, step by step)")
     code = cli(["plot", "--run", args.run, "--out", str(out)])
     if code or args.no_family:
         return code

@@ -172,6 +172,12 @@ def cmd_explain(args: argparse.Namespace) -> None:
     if args.plot:
         files = explanation_pictures(task, model, expl, args.plot)
         print("wrote " + ", ".join(str(f) for f in files))
+    if args.html:
+        from .viz import write_explanation_html
+        with _one_thread():
+            page = write_explanation_html(task, model, expl, args.html, max_nodes=args.nodes,
+                                          top=args.top)
+        print(f"wrote {page} ({page.stat().st_size / 1e6:.1f} MB; open it in a browser)")
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
@@ -281,6 +287,10 @@ def _add_queries(sub) -> None:
     p.add_argument("--split", choices=("train", "valid", "test"), default="test")
     p.add_argument("--plot", metavar="DIR", help="write raster, delay heatmap, first spike vs "
                    "hops and the explained subgraph as PNG files into DIR")
+    p.add_argument("--html", metavar="FILE", help="write one self-contained interactive page "
+                   "(spikes step by step, delays, paths, answers) to FILE")
+    p.add_argument("--nodes", type=int, default=150,
+                   help="largest subgraph the --html page shows (default 150)")
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("stats", help="firing rates, synaptic operations and energy of a checkpoint")

@@ -11,6 +11,9 @@ def test_path_reasoning_demo(tmp_path, run_python):
                  "learning_curve", "delays"):
         assert (tmp_path / "img" / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
     assert (tmp_path / "run" / "results.json").is_file()
+    for page in ("explain.html", "shortest_paths.html"):     # interactive, self-contained
+        text = (tmp_path / "run" / page).read_text(encoding="utf-8")
+        assert 'id="spike-movie"' in text and "<script src" not in text, page
 
 
 def test_family_rules_example(tmp_path, run_python):
