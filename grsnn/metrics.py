@@ -20,8 +20,8 @@ RANK_KINDS = ("realistic", "pessimistic", "optimistic")
 #: The metrics that results tables, training logs and run summaries show, in this order
 #: (where the results have them; the tasks compute more, e.g. every ``optimistic.`` figure).
 METRIC_KEYS = ("mrr", "hits@1", "hits@3", "hits@10", "hits@10_50", "mr", "pessimistic.mrr",
-               "pessimistic.hits@10", "pessimistic.hits@10_50", "auroc", "ap",
-               "pessimistic.auroc", "tied_fraction")
+               "pessimistic.hits@10", "pessimistic.hits@10_50", "nbfnet.hits@10_50", "auroc",
+               "ap", "pessimistic.auroc", "tied_fraction")
 
 
 def shown_metrics(*results: Dict[str, float]) -> List[str]:
@@ -98,6 +98,9 @@ def ranking_metrics(ranks: Dict[str, Tensor], candidates: Optional[Tensor] = Non
     """Aggregate ranks into ``mr``, ``mrr``, ``hits@k`` (realistic) plus the same under
     ``pessimistic.`` and ``optimistic.`` prefixes, and ``tied_fraction`` (share of queries
     whose target ties with another candidate). With ``candidates``, also ``hits@10_50``.
+    With ranks ``peer`` and ``peer_candidates`` (pessimistic ranks under NBFNet's filter
+    and their candidate counts), also ``nbfnet.hits@10_50``: NBFNet's estimate, against 49
+    sampled negatives.
 
     Example:
         >>> r = {k: torch.tensor([1.0, 4.0]) for k in ("optimistic", "pessimistic", "realistic")}
@@ -114,6 +117,9 @@ def ranking_metrics(ranks: Dict[str, Tensor], candidates: Optional[Tensor] = Non
             out[prefix + f"hits@{k}"] = (rank <= k).double().mean().item()
         if candidates is not None:
             out[prefix + "hits@10_50"] = hits_at_k_of_n(rank, candidates).mean().item()
+    if "peer" in ranks and "peer_candidates" in ranks:   # NBFNet's estimate: 49 negatives
+        out["nbfnet.hits@10_50"] = hits_at_k_of_n(ranks["peer"], ranks["peer_candidates"],
+                                                  n=49).mean().item()
     out["tied_fraction"] = (ranks["pessimistic"] != ranks["optimistic"]).double().mean().item()
     out["num_queries"] = float(ranks["realistic"].numel())
     return out

@@ -36,12 +36,16 @@ class KGSplit:
         filter_triples: ``[K, 3]`` every true triple known on this graph (includes
             ``triples``); used to filter rankings.
         entities: entity names; node id = position in this list.
+        peer_filter_triples: the filter NBFNet's code uses where it differs from
+            ``filter_triples`` (GraIL test: the ``_ind`` train and test triples, not its
+            valid ones), for the like-for-like ``nbfnet.hits@10_50``; ``None`` elsewhere.
     """
 
     graph: Data
     triples: torch.Tensor
     filter_triples: torch.Tensor
     entities: List[str]
+    peer_filter_triples: Optional[torch.Tensor] = None
 
 
 @dataclass
@@ -265,7 +269,8 @@ def load_grail(split: str, root: str | Path | None = None) -> KGData:
         "train": KGSplit(graph, train_ids, train_ids, ents.names),
         "valid": KGSplit(graph, valid_ids, _cat(train_ids, valid_ids), ents.names),
         "test": KGSplit(ind_graph, ind_ids["test"],
-                        _cat(ind_ids["train"], ind_ids["valid"], ind_ids["test"]), ind_ents.names),
+                        _cat(ind_ids["train"], ind_ids["valid"], ind_ids["test"]), ind_ents.names,
+                        peer_filter_triples=_cat(ind_ids["train"], ind_ids["test"])),
     }
     return KGData(split, rels.names, splits, inductive=True)
 

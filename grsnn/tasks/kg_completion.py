@@ -45,7 +45,7 @@ class KGCompletionTask(Task):
         train = data.splits["train"]
         self.train_triples = train.triples
         self.train_index = TripleIndex(train.filter_triples, train.graph.num_nodes, self.R)
-        self._indices: Dict[str, TripleIndex] = {}
+        self._indices: Dict[Tuple[str, bool], TripleIndex] = {}
 
     # ---------------------------------------------------------------- model
     def build_model(self) -> GRSNN:
@@ -96,11 +96,14 @@ class KGCompletionTask(Task):
         return self_adversarial_loss(logits, self.cfg["task"]["adversarial_temperature"])
 
     # -------------------------------------------------------------- evaluation
-    def index(self, split: str) -> TripleIndex:
-        if split not in self._indices:
+    def index(self, split: str, peer: bool = False) -> TripleIndex:
+        """The filter of ``split`` (``peer``: NBFNet's, where the split has one)."""
+        key = (split, peer)
+        if key not in self._indices:
             sp = self.data.splits[split]
-            self._indices[split] = TripleIndex(sp.filter_triples, sp.graph.num_nodes, self.R)
-        return self._indices[split]
+            triples = sp.peer_filter_triples if peer else sp.filter_triples
+            self._indices[key] = TripleIndex(triples, sp.graph.num_nodes, self.R)
+        return self._indices[key]
 
     def eval_queries_per_pass(self, model: GRSNN, graph: Data, circuits: int = 1) -> int:
         """``task.eval_batch_size``, lowered to fit the CPU allocator rule and
@@ -155,6 +158,9 @@ class KGCompletionTask(Task):
         was_training = model.training
         model.eval()
         ranks: Dict[str, List[Tensor]] = {"optimistic": [], "pessimistic": [], "realistic": []}
+        peer = self.index(split, peer=True) if sp.peer_filter_triples is not None else None
+        if peer is not None:      # pessimistic ranks under NBFNet's filter, and candidates
+            ranks.update(peer=[], peer_candidates=[])
         cands: List[Tensor] = []
         which: List[Tensor] = []           # rankings (indices into qh, target) in chunk order
         device = next(model.parameters()).device
@@ -170,7 +176,7 @@ class KGCompletionTask(Task):
             "model": model_fingerprint(model),
             "settings": repr(sorted(self.cfg["model"].items()))})
         state = keeper.load()
-        if state is not None:       # resume after the last saved chunk
+        if state is not None and all(k in state for k in ranks):   # resume after the last chunk
             for k in ranks:
                 ranks[k].append(state[k])
             cands.append(state["candidates"])
@@ -195,9 +201,14 @@ class KGCompletionTask(Task):
             inst = order[bounds[start]:bounds[stop]]
             rows = inverse[inst] - start
             res = filtered_ranks(scores[rows], target[inst], mask[rows])
-            for k in ranks:
+            for k in res:
                 ranks[k].append(res[k])
             cands.append(num_candidates(mask[rows], target[inst]))
+            if peer is not None:
+                pmask = peer.mask(uh, ur)[rows]
+                ranks["peer"].append(filtered_ranks(scores[rows], target[inst],
+                                                    pmask)["pessimistic"])
+                ranks["peer_candidates"].append(num_candidates(pmask, target[inst]))
             which.append(inst)
             del scores, mask
             if device.type == "cpu":
