@@ -11,6 +11,7 @@ of the shipped page also refreshes docs/images/explain_page.png.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -197,3 +198,11 @@ def test_shipped_demo_page(browser, tmp_path):
         shot = ROOT / "docs" / "images" / "explain_page.png"
     browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_explain_page_benchmark_prints_the_table(browser, run_python):
+    out = run_python("benchmarks/explain_page.py", "--nodes", "40")
+    row = re.search(r"^\| 40 \| (\d+) \| (\d+\.\d) \| [\d.]+ \| (\d+) \| (\d+) \| (\d+) \|$",
+                    out, re.M)
+    assert row, out
+    assert 1.0 < float(row.group(2)) < 10.0                   # MB: plotly.js plus the data
