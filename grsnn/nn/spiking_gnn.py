@@ -41,9 +41,10 @@ class SpikingGNN(nn.Module):
             first batch the model sees (kept in the ``input_gain`` buffer, saved and loaded
             with the weights), so that its root mean square brings a neuron to
             ``input_scale * v_threshold`` at steady state: the operating point does not
-            depend on the scale of the input features, the width or the depth (the
-            encoder's and mixers' biases start at zero, the circuits' biases are drawn
-            from :math:`U(\pm V_{th}/8)` at every width) (default ``True``).
+            depend on the scale of the input features (once the encoder's bias is
+            negligible next to its weights' response), the width or the depth; the
+            circuits' biases then span at least :math:`\pm V_{th}/8` whatever the width
+            (default ``True``).
         input_scale (float): that fraction of the threshold (default ``0.3``: a sparse
             start, a few percent of the neurons firing at initialisation).
         edge_norm (str, optional): edge weights the circuits use: ``"mean"`` (default)
@@ -119,27 +120,22 @@ class SpikingGNN(nn.Module):
                              persistent=False)
         self._scale_biases()
 
-    BIAS_SCALE = 0.125   # with input_norm: synaptic biases in +-BIAS_SCALE * v_threshold
+    BIAS_SCALE = 0.125   # with input_norm: synaptic biases span at least +-this * v_threshold
 
     @torch.no_grad()
     def _scale_biases(self) -> None:
-        r"""With ``input_norm``, rescale every circuit's bias from PyTorch's
-        :math:`U(\pm 1/\sqrt{fan_{in}})` to :math:`U(\pm V_{th}/8)`, whatever the width
-        (the bias drives every neuron at every step, and its default range would leave
-        wide layers silent and drive narrow ones; the draw itself is kept), and start the
-        encoder's and mixers' biases at zero (each layer's gain is then set from what
-        differs between nodes, the features or the previous layer's spikes, not from a
-        bias shared by every node, whatever the scale of the features)."""
+        r"""With ``input_norm``, widen every circuit's bias from PyTorch's
+        :math:`U(\pm 1/\sqrt{fan_{in}})` to at least :math:`U(\pm V_{th}/8)` (the draw
+        itself is kept): the bias drives every neuron at every step, and the default range
+        shrinks with the width until wide layers are silent at initialisation."""
         if not self.input_norm:
             return
-        if not isinstance(self.encoder, nn.LazyLinear):   # (a lazy one: on its first call)
-            nn.init.zeros_(self.encoder.bias)
-        for mixer in self.mixers:
-            nn.init.zeros_(mixer.bias)
         for conv in self.convs:
             lin = conv.lin
             if lin.bias is not None:
-                lin.bias.mul_(self.BIAS_SCALE * abs(self.v_threshold) * math.sqrt(lin.in_features))
+                bound = max(self.BIAS_SCALE * abs(self.v_threshold),
+                            1.0 / math.sqrt(lin.in_features))
+                lin.bias.mul_(bound * math.sqrt(lin.in_features))
 
     def reset_parameters(self) -> None:
         """Re-initialise every layer."""
@@ -189,12 +185,7 @@ class SpikingGNN(nn.Module):
         return edge_index, w * inv.index_select(0, dst) * inv.index_select(0, src)
 
     def _run(self, x: Tensor, edge_index, edge_type, edge_weight, trains=None) -> Tensor:
-        lazy = isinstance(self.encoder, nn.LazyLinear)
         current = self.encoder(x)
-        if lazy and self.input_norm:   # materialised by this call: start its bias at zero
-            with torch.no_grad():
-                nn.init.zeros_(self.encoder.bias)
-                current = self.encoder(x)
         edge_index, edge_weight = self._graph(edge_index, edge_weight, x.size(0), current.dtype)
         h = current
         problems: List[str] = []
