@@ -8,6 +8,7 @@ and the implied seconds per epoch (batches per epoch x median).
 
 Run:  python benchmarks/reach_cost.py [--config kg_completion/WN18RR_v1] [--rounds 12]
           [--levers paper reached state degree reached+state+degree T16 ...]
+          [--threads 1] [--set model.hidden_dim=8 ...]
 """
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ def main(argv=None) -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: stable beside other work on 2 cores)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for every configuration (e.g. model.hidden_dim=8)")
     p.add_argument("--levers", nargs="+",
                    default=["paper", "reached", "state", "degree", "reached+state+degree"])
     args = p.parse_args(argv)
@@ -62,7 +65,7 @@ def main(argv=None) -> None:
     base = load_config(ROOT / "tasks" / f"{args.config}.yaml")
     runs = {}
     for levers in args.levers:
-        cfg = apply_overrides(base, overrides(levers))
+        cfg = apply_overrides(base, args.set + overrides(levers))
         task = build_task(cfg)
         torch.manual_seed(0)
         model = task.build_model()

@@ -60,3 +60,16 @@ def test_gnn_comparison_prints_the_table(run_python):
     assert gcn and spiking, out
     assert float(gcn.group(1)) > 0.7 and float(spiking.group(1)) > 0.7   # both learn
     assert 0 < float(spiking.group(2)) < 1                                # a firing rate
+
+
+def test_reach_cost_prints_ratios_against_the_paper(run_python):
+    out = run_python("benchmarks/reach_cost.py", "--rounds", "1", "--warmup", "0",
+                     "--set", "model.hidden_dim=4", "--set", "model.time_steps=4",
+                     "--levers", "paper", "degree", "reached+state+T6")
+    assert "kg_completion/WN18RR_v1: 170 batches of 32 per epoch" in out
+    rows = re.findall(r"^(\S+)\s+([\d.]+)\s+([\d.]+)x\s+(\d+)$", out, re.M)
+    assert [r[0] for r in rows] == ["paper", "degree", "reached+state+T6"], out
+    assert rows[0][2] == "1.00"
+    for _, sec, ratio, epoch in rows:
+        assert float(sec) > 0 and abs(float(sec) * 170 - int(epoch)) <= 1
+        assert abs(float(ratio) - float(sec) / float(rows[0][1])) < 0.01
