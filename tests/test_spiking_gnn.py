@@ -302,6 +302,18 @@ def test_output_reads_the_mean_of_every_layers_readout():
         SpikingGNN(12, 16, num_layers=2, jk="cat")
 
 
+def test_dropout_spares_the_last_layers_readout():
+    """As in PyG's models, dropout acts between layers, not on what the output layer reads
+    from the last one: a one-layer model in training mode is deterministic, a two-layer
+    one is not."""
+    x, ei = graph()
+    torch.manual_seed(0)
+    one = SpikingGNN(12, 16, num_layers=1, out_channels=3, dropout=0.5, input_scale=2.0)
+    torch.testing.assert_close(one(x, ei), one(x, ei))
+    two = SpikingGNN(12, 16, num_layers=2, out_channels=3, dropout=0.5, input_scale=2.0)
+    assert not torch.allclose(two(x, ei), two(x, ei))
+
+
 def test_calibration_is_saved_and_loaded_and_reset():
     x, ei = graph()
     torch.manual_seed(0)

@@ -32,7 +32,8 @@ class SpikingGNN(nn.Module):
         hidden_channels (int): neurons per node and layer.
         num_layers (int): number of spiking layers.
         out_channels (int, optional): output size (``None``: return the last readout).
-        dropout (float): dropout on every readout (default ``0``).
+        dropout (float): dropout on the readout of every layer but the last, as in PyG's
+            models (default ``0``).
         time_steps (int): steps per layer (default ``8``).
         num_relations (int): edge types for ``edge_type`` (default ``1``).
         tau, v_threshold, delay_bound, linear_scale: circuit constants (see
@@ -203,7 +204,8 @@ class SpikingGNN(nn.Module):
             if trains is not None:
                 trains.append(torch.stack(frames).detach().bool())
             h = sum(k * s for k, s in zip(self.kappa.tolist(), frames))
-            h = nn.functional.dropout(h, p=self.dropout, training=self.training)
+            if i < self.num_layers - 1:   # as in PyG's models: not on the last layer
+                h = nn.functional.dropout(h, p=self.dropout, training=self.training)
             readouts.append(h)
             if i < len(self.mixers):
                 current = self.mixers[i](h)
