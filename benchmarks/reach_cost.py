@@ -1,7 +1,7 @@
 """What each reach lever costs per training batch, as a ratio to the paper's circuit
 measured in the same run (interleaved, so machine noise hits every configuration alike).
 
-For one task config, every lever of scripts/ablation.sh is built with the same seed and
+For one of the paper's task configs (tasks/paper/), every lever of scripts/ablation.sh is built with the same seed and
 the same batches; each round times one training batch (sampling, forward, backward) of
 every configuration in turn. Prints the median seconds per batch, the ratio to ``paper``
 and the implied seconds per epoch (batches per epoch x median).
@@ -62,7 +62,7 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     keep_freed_memory()          # as grsnn train does (heap pages reused, not faulted in)
-    base = load_config(ROOT / "tasks" / f"{args.config}.yaml")
+    base = load_config(ROOT / "tasks" / "paper" / f"{args.config}.yaml")  # the paper's circuit
     runs = {}
     for levers in args.levers:
         cfg = apply_overrides(base, args.set + overrides(levers))

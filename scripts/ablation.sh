@@ -12,8 +12,8 @@
 # (model.degree_prior=true: the candidate's incoming edges per relation), fast
 # (model.delay_init=-3: every delay starts at 0), T<k> (model.time_steps=k), lambda<x>
 # (model.linear_scale=x: the synaptic gain).
-# The first argument names tasks/kg_completion/<split>.yaml or
-# tasks/link_prediction/<name>.yaml. Runs go to $RUNS/ablation/<split>/<levers>[_s<seed>]/
+# The first argument names the paper's configuration tasks/paper/kg_completion/<split>.yaml
+# or tasks/paper/link_prediction/<name>.yaml, which every lever starts from. Runs go to $RUNS/ablation/<split>/<levers>[_s<seed>]/
 # (default RUNS=results); an interrupted run resumes from its last.pt; a finished one
 # (results.json present) only reprints its reports.
 set -euo pipefail
@@ -21,8 +21,8 @@ cd "$(dirname "$0")/.."
 split="$1"; levers="$2"; epochs="${3:-20}"; seed="${SEED:-0}"
 runs="${RUNS:-results}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
-cfg="tasks/kg_completion/$split.yaml"
-[ -f "$cfg" ] || cfg="tasks/link_prediction/$split.yaml"
+cfg="tasks/paper/kg_completion/$split.yaml"
+[ -f "$cfg" ] || cfg="tasks/paper/link_prediction/$split.yaml"
 [ -f "$cfg" ] || { echo "ablation.sh: no task config for $split" >&2; exit 2; }
 sets=(--set "train.num_epoch=$epochs" --set "train.seed=$seed")
 IFS='+' read -r -a parts <<< "$levers"
