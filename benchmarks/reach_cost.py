@@ -1,8 +1,8 @@
 """What each reach lever costs per training batch, as a ratio to the paper's circuit
 measured in the same run (interleaved, so machine noise hits every configuration alike).
 
-For one of the paper's task configs (tasks/paper/), every lever of scripts/ablation.sh is built with the same seed and
-the same batches; each round times one training batch (sampling, forward, backward) of
+For one of the paper's task configs (tasks/paper/), every lever of scripts/ablation.sh is
+built with the same seed and the same batches; each round times one training batch (sampling, forward, backward) of
 every configuration in turn. Prints the median seconds per batch, the ratio to ``paper``
 and the implied seconds per epoch (batches per epoch x median).
 

@@ -13,7 +13,8 @@
 # (model.delay_init=-3: every delay starts at 0), T<k> (model.time_steps=k), lambda<x>
 # (model.linear_scale=x: the synaptic gain).
 # The first argument names the paper's configuration tasks/paper/kg_completion/<split>.yaml
-# or tasks/paper/link_prediction/<name>.yaml, which every lever starts from. Runs go to $RUNS/ablation/<split>/<levers>[_s<seed>]/
+# or tasks/paper/link_prediction/<name>.yaml, which every lever starts from.
+# Runs go to $RUNS/ablation/<split>/<levers>[_s<seed>]/
 # (default RUNS=results); an interrupted run resumes from its last.pt; a finished one
 # (results.json present) only reprints its reports.
 set -euo pipefail
