@@ -16,7 +16,8 @@
 # or tasks/paper/link_prediction/<name>.yaml, which every lever starts from.
 # Runs go to $RUNS/ablation/<split>/<levers>[_s<seed>]/
 # (default RUNS=results); an interrupted run resumes from its last.pt; a finished one
-# (results.json present) only reprints its reports.
+# (results.json present) only reprints its reports. DRY_RUN=1 prints the training command
+# and runs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 split="$1"; levers="$2"; epochs="${3:-20}"; seed="${SEED:-0}"
@@ -42,6 +43,10 @@ done
 name="$levers"; [ "$seed" = 0 ] || name="${levers}_s$seed"
 out="$runs/ablation/$split/$name"
 grsnn=.venv/bin/grsnn
+if [ -n "${DRY_RUN:-}" ]; then
+  echo "grsnn train -c $cfg --out $out ${sets[*]}"
+  exit 0
+fi
 if [ ! -f "$out/results.json" ]; then
   if [ -f "$out/last.pt" ]; then
     $grsnn train --out "$out" --resume --quiet

@@ -44,3 +44,25 @@ def test_experiments_script_refuses_unknown_names(tmp_path):
     for name, needle in (("nosuch", "no config"), ("cora_budget", "no budget")):
         out = _dry(tmp_path, name)
         assert out.returncode == 2 and needle in out.stderr
+
+
+def _ablation(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(ROOT / "scripts" / "ablation.sh"), *args],
+                          env={**os.environ, "DRY_RUN": "1", "RUNS": "/runs"},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_ablation_script_maps_levers_to_config_overrides():
+    out = _ablation("WN18RR_v1", "reached+state+degree+fast+T16+lambda3", "2")
+    assert out.returncode == 0, out.stderr
+    cmd = out.stdout.strip()
+    assert cmd.startswith("grsnn train -c tasks/paper/kg_completion/WN18RR_v1.yaml "
+                          "--out /runs/ablation/WN18RR_v1/reached+state+degree+fast+T16+lambda3")
+    for pair in ("train.num_epoch=2", "train.seed=0", "model.drive=reached",
+                 "model.readout=state", "model.degree_prior=true", "model.delay_init=-3",
+                 "model.time_steps=16", "model.linear_scale=3"):
+        assert f"--set {pair}" in cmd, pair
+    assert "tasks/paper/link_prediction/cora.yaml" in _ablation("cora", "paper").stdout
+    bad = _ablation("WN18RR_v1", "paper+bogus")
+    assert bad.returncode == 2 and "unknown lever bogus" in bad.stderr
+    assert _ablation("nosuch", "paper").returncode == 2
