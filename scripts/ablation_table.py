@@ -64,7 +64,7 @@ def main(runs) -> None:
             if all((Path(r) / f).is_file() for f in ("results.json", "by_distance.txt",
                                                      "stats.txt"))]
     head = ["levers", "test metric", "pessimistic", "MRR / AP", "tied", "missed 1-3 hops",
-            "missed 4-9 hops", "missed >9 / no path", "firing rate", "s / epoch"]
+            "missed 4-9 hops", "missed >9 / no path", "firing rate", "logged s / epoch"]
     print("| " + " | ".join(head) + " |")
     print("|---|" + "---:|" * (len(head) - 1))
     for run in runs:
