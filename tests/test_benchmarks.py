@@ -73,3 +73,17 @@ def test_reach_cost_prints_ratios_against_the_paper(run_python):
     for _, sec, ratio, epoch in rows:
         assert float(sec) > 0 and abs(float(sec) * 170 - int(epoch)) <= 1
         assert abs(float(ratio) - float(sec) / float(rows[0][1])) < 0.01
+
+
+def test_gnn_defaults_builds_its_tables_from_the_recorded_runs(run_python, tmp_path):
+    md = tmp_path / "tables.md"
+    out = run_python("benchmarks/gnn_defaults.py", "--table-only", "--markdown", str(md))
+    text = md.read_text()
+    assert "Default arguments (width 64, 2 layers" in text
+    rows = re.findall(r"^\| (node classification|link prediction), (Cora|CiteSeer) \| \w+ \| "
+                      r"(\d+) \| (0\.\d+) ± [\d.]+ \| (0\.\d+) ± [\d.]+ \| ([+-][\d.]+) \|",
+                      text, re.M)
+    assert len(rows) == 4, text
+    for *_, seeds, gcn, spiking, diff in rows:
+        assert int(seeds) >= 1
+        assert abs(100 * (float(spiking) - float(gcn)) - float(diff)) < 0.11
