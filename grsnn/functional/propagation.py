@@ -19,7 +19,13 @@ How it is made fast and lean (docs/method.md section 5):
   ``(hist[u] >> delta) & 1``; no full spike history, no per-edge int64 index tensor;
 * delays and weights live at relation level ``[R, C]`` and are gathered once per step;
 * the autograd function saves only node-level tensors (``hist``, the traces) and the
-  relation-level delays; edge work is recomputed in backward.
+  relation-level delays; edge work is recomputed in backward;
+* event-driven forward (``propagation="event"`` / ``"auto"``): a step whose spikes are
+  few forms the messages of the *active* pairs only (those whose source has a spike in
+  the delay window) and sums them with the rows of the pair operator restricted to those
+  pairs (push); the other pairs' messages are exactly zero, and the restricted operator
+  keeps every row's entries in their order, so the sums are the same bit for bit. Above
+  the crossover (``"auto"``) the dense product runs (pull), chosen per step.
 
 Backward: the gradient to each spike frame is exact (a delayed message *is* a spike);
 the delay gradient is the trace formula of docs/method.md section 4 (straight through the
@@ -41,8 +47,13 @@ from torch import Tensor
 # pairs x columns handled at once in backward (a few MB: the chunk stays in cache)
 _CHUNK_ELEMENTS = 1 << 19
 
+# ``propagation="auto"``: push while at most this share of the pairs is active (measured:
+# benchmarks/firing_rate.py, docs/benchmarks.md)
+AUTO_CROSSOVER = 0.25
+PROPAGATIONS = ("dense", "event", "auto")
+
 __all__ = ["DelayPlan", "build_plan", "history_dtype", "push_history", "delayed_gather",
-           "delayed_propagate"]
+           "delayed_propagate", "active_pairs", "PROPAGATIONS", "AUTO_CROSSOVER"]
 
 
 @dataclass
@@ -266,6 +277,63 @@ def _messages(plan: DelayPlan, hist: Tensor, delta: Tensor, dtype: torch.dtype,
     return msg
 
 
+def active_pairs(plan: DelayPlan, hist: Tensor, delta: Tensor) -> Tensor:
+    """``[P]`` bool: the pairs whose source has a spike in the delay window, i.e. in a
+    frame ``s[t - 1 - j]`` with ``delta.min() <= j <= delta.max()``, in any column. Every
+    other pair's message is exactly zero in every column (node-level test: ``N x C``
+    bytes read, no pair-level work).
+
+    Example:
+        >>> plan = build_plan(torch.tensor([[0, 1], [1, 0]]), 2)
+        >>> hist = torch.tensor([[1], [0]], dtype=torch.uint8)   # node 0 fired at t - 1
+        >>> active_pairs(plan, hist, torch.zeros(1, 1, dtype=torch.uint8)).tolist()
+        [True, False]
+    """
+    lo, hi = int(delta.min()), int(delta.max())
+    window = ((1 << (hi + 1)) - 1) ^ ((1 << lo) - 1)
+    active_node = (hist & window).ne(0).any(1)
+    return active_node.index_select(0, plan.src)
+
+
+def _push(plan: DelayPlan, hist: Tensor, delta: Tensor, dtype: torch.dtype,
+          weight: Optional[Tensor], compiled: bool, crossover: float,
+          stats: Optional[list]) -> Optional[Tensor]:
+    """Event-driven ``adj @ messages``: only the active pairs' messages are formed, and
+    they are summed with the entries of ``adj`` whose pair is active, kept in storage
+    order (so every row sums the same non-zero terms in the same order as the dense
+    product: identical values). ``None`` when more than ``crossover`` of the pairs are
+    active (the caller runs the dense product)."""
+    active = active_pairs(plan, hist, delta)
+    pairs = active.nonzero().squeeze(1)
+    num_active = pairs.numel()
+    if stats is not None:
+        stats.append(num_active / max(1, plan.num_pairs))
+    if num_active > crossover * plan.num_pairs:
+        return None
+    cols = hist.size(1)
+    if num_active == 0:
+        return torch.zeros(plan.num_nodes, cols, dtype=dtype, device=hist.device)
+    adj = plan.operators(dtype)[0]
+    crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
+    keep = active.index_select(0, col)
+    kept = keep.nonzero().squeeze(1)
+    count = torch.zeros(col.numel() + 1, dtype=crow.dtype, device=crow.device)
+    torch.cumsum(keep, 0, out=count[1:])
+    compact = torch.cumsum(active, 0).sub_(1)             # pair -> its index among active
+    sub = csr_tensor(count.index_select(0, crow), compact.index_select(0, col.index_select(
+        0, kept)), val.index_select(0, kept), (plan.num_nodes, num_active))
+    src, rel = plan.src.index_select(0, pairs), plan.rel.index_select(0, pairs)
+    if compiled:
+        from .neuron import _KERNELS
+        msg = (_KERNELS(_raw_kernel, hist, src, delta, rel, dtype) if weight is None else
+               _KERNELS(_weighted_kernel, hist, src, delta, rel, weight.to(dtype)))
+    else:
+        msg = ((hist.index_select(0, src) >> delta.index_select(0, rel)) & 1).to(dtype)
+        if weight is not None:
+            msg = msg * weight.index_select(0, rel)
+    return _spmm(sub, msg)
+
+
 class _DelayedFn(torch.autograd.Function):
     """Delayed gather (``aggregate=False``) or gather + sum into destinations."""
 
@@ -273,11 +341,16 @@ class _DelayedFn(torch.autograd.Function):
     def forward(ctx, plan: DelayPlan, aggregate: bool, hist: Tensor, delta: Tensor,  # type: ignore[override]
                 delay: Optional[Tensor], weight: Optional[Tensor],
                 traces: Optional[Sequence[Tensor]], workspace: Optional[dict],
-                compiled: bool, *frames: Tensor) -> Tensor:
+                compiled: bool, crossover: Optional[float], *frames: Tensor) -> Tensor:
         dtype = frames[0].dtype
-        workspace = workspace if aggregate else None   # a gathered output must be fresh
-        msg = _messages(plan, hist, delta, dtype, workspace, weight, compiled)
-        out = _spmm(plan.operators(dtype)[0], msg) if aggregate else msg
+        out = None
+        if aggregate and crossover is not None:   # event-driven forward (push)
+            stats = None if workspace is None else workspace.get("active_pairs")
+            out = _push(plan, hist, delta, dtype, weight, compiled, crossover, stats)
+        if out is None:
+            workspace = workspace if aggregate else None   # a gathered output must be fresh
+            msg = _messages(plan, hist, delta, dtype, workspace, weight, compiled)
+            out = _spmm(plan.operators(dtype)[0], msg) if aggregate else msg
         ctx.plan, ctx.aggregate, ctx.num_frames = plan, aggregate, len(frames)
         # the trace frames are node-level tensors shared by K + 1 steps: keep references
         # (no copy, no gradient); a list is stacked only in backward
@@ -291,7 +364,7 @@ class _DelayedFn(torch.autograd.Function):
         plan: DelayPlan = ctx.plan
         hist, delta, delay, weight = ctx.saved_tensors
         traces = ctx.traces
-        need_frames = ctx.needs_input_grad[9:]
+        need_frames = ctx.needs_input_grad[10:]
         need_delay, need_weight = ctx.needs_input_grad[4], ctx.needs_input_grad[5]
         grad_out = grad_out.contiguous()
         dtype, cols, num_nodes = grad_out.dtype, grad_out.size(1), plan.num_nodes
@@ -343,7 +416,8 @@ class _DelayedFn(torch.autograd.Function):
         if grad_stack is not None:
             per_frame = grad_stack.view(num_frames, num_nodes, cols).unbind(0)
             grad_frames = [g if need else None for g, need in zip(per_frame, need_frames)]
-        return (None, None, None, None, grad_delay, grad_weight, None, None, None, *grad_frames)
+        return (None, None, None, None, grad_delay, grad_weight, None, None, None, None,
+                *grad_frames)
 
 
 def _check(plan: DelayPlan, frames: Sequence[Tensor], delta: Tensor, delay_bound: int) -> None:
@@ -383,19 +457,26 @@ def delayed_gather(plan: DelayPlan, hist: Tensor, frames: Sequence[Tensor], delt
     """
     _check(plan, frames, delta, 30)
     return _DelayedFn.apply(plan, False, hist, delta, delay, weight, traces, None,
-                            bool(compiled), *frames)
+                            bool(compiled), None, *frames)
 
 
 def delayed_propagate(plan: DelayPlan, hist: Tensor, frames: Sequence[Tensor], delta: Tensor,
                       delay: Optional[Tensor] = None, weight: Optional[Tensor] = None,
                       traces: Optional[Sequence[Tensor]] = None,
-                      workspace: Optional[dict] = None, compiled: bool = False) -> Tensor:
+                      workspace: Optional[dict] = None, compiled: bool = False,
+                      propagation: str = "dense") -> Tensor:
     """Sum of the delayed (and weighted) messages into every node, ``[N, C]``.
 
     ``A_v[t] = sum_{e=(u->v, rho)} w_e * omega_rho * s_u[t - 1 - delta_rho]``; same
     arguments as :func:`delayed_gather`, plus ``workspace``: a dict (the same one for all
-    steps of a simulation) in which the pair-level temporaries are kept and reused, and
-    ``compiled`` (see :func:`delayed_gather`).
+    steps of a simulation) in which the pair-level temporaries are kept and reused (a
+    list under its key ``"active_pairs"`` receives the share of active pairs of every
+    event-driven step), ``compiled`` (see :func:`delayed_gather`) and ``propagation``:
+    ``"dense"`` (every pair, the default), ``"event"`` (only the pairs with a spike in
+    their delay window, :func:`active_pairs`) or ``"auto"`` (event-driven while at most
+    :data:`AUTO_CROSSOVER` of the pairs are active, dense above). All three give the same
+    values bit for bit and the same backward (which is dense: the surrogate gradient
+    reaches silent neurons too, so every pair carries a frame gradient).
     Backward saves only node- and relation-level tensors.
 
     Example:
@@ -406,5 +487,8 @@ def delayed_propagate(plan: DelayPlan, hist: Tensor, frames: Sequence[Tensor], d
         tensor([0., 1., 1.])
     """
     _check(plan, frames, delta, 30)
+    if propagation not in PROPAGATIONS:
+        raise ValueError(f"propagation must be one of {PROPAGATIONS}, got {propagation!r}")
+    crossover = {"dense": None, "event": 1.0, "auto": AUTO_CROSSOVER}[propagation]
     return _DelayedFn.apply(plan, True, hist, delta, delay, weight, traces, workspace,
-                            bool(compiled), *frames)
+                            bool(compiled), crossover, *frames)

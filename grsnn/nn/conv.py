@@ -10,7 +10,7 @@ from torch.utils.checkpoint import checkpoint
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import is_sparse, to_edge_index
 
-from ..functional import (DelayPlan, build_plan, delayed_gather, delayed_propagate,
+from ..functional import (PROPAGATIONS, DelayPlan, build_plan, delayed_gather, delayed_propagate,
                           history_dtype, lif_init, lif_step, lif_step_fused, pna_aggregate,
                           pna_scales, push_history, resolve_surrogate, trace_step)
 from ..functional.aggregation import pna_extreme, pna_linear, pna_statistics
@@ -117,6 +117,17 @@ class SpikingDelayConv(MessagePassing):
             few seconds; needs a :class:`~grsnn.functional.Surrogate`), and form the
             pair messages (history bits, delays, relation weights) in one compiled pass.
             Same results up to float rounding.
+        propagation (str): ``"dense"`` (default): every step reads every
+            ``(source, relation)`` pair (pull). ``"event"``: every step forms and sends
+            only the messages of the pairs whose source has a spike in the delay window
+            (push, :func:`~grsnn.functional.delayed_propagate`). ``"auto"``: push while at
+            most :data:`~grsnn.functional.AUTO_CROSSOVER` of the pairs are active, pull
+            above, chosen per step. Same spikes, outputs and gradients bit for bit (the
+            backward is the dense one: surrogate gradients reach silent neurons too).
+            Without gradient and with ``drive="reached"`` (no LayerNorm, sum aggregation)
+            the linear layer also skips the nodes the input has not reached (their input
+            and state are exactly zero). Event-driven paths serve the fused sum
+            aggregation; PNA and per-edge messages always run dense.
 
     Shapes:
         - **input:** ``beta`` :math:`(N, D)` or :math:`(N, B, D)`, ``edge_index``
@@ -140,11 +151,14 @@ class SpikingDelayConv(MessagePassing):
                  self_connection: bool = False, layer_norm: bool = False,
                  aggregate: str = "sum", relation_weight: bool = False, delay: bool = True,
                  bias: bool = True, fused: bool = True, relation_params: bool = True,
-                 compiled: bool = False, drive: str = "always") -> None:
+                 compiled: bool = False, drive: str = "always",
+                 propagation: str = "dense") -> None:
         if aggregate not in ("sum", "pna"):
             raise ValueError(f"aggregate must be 'sum' or 'pna', got {aggregate!r}")
         if drive not in DRIVES:
             raise ValueError(f"drive must be one of {DRIVES}, got {drive!r}")
+        if propagation not in PROPAGATIONS:
+            raise ValueError(f"propagation must be one of {PROPAGATIONS}, got {propagation!r}")
         if time_steps < 1:
             raise ValueError(f"time_steps must be >= 1, got {time_steps}")
         if tau <= 0:
@@ -165,6 +179,7 @@ class SpikingDelayConv(MessagePassing):
         self.fused = fused
         self.compiled = bool(compiled)
         self.drive = drive
+        self.propagation = propagation
         in_mult = (12 if aggregate == "pna" else 1) + (1 if self_connection else 0)
         self.lin = Linear(in_mult * channels, channels, bias=bias)
         self.norm = LayerNorm(channels) if layer_norm else None
@@ -336,6 +351,9 @@ class SpikingDelayConv(MessagePassing):
         bias (``drive="reached"``)."""
         dim = self.channels
         bias = self.lin.bias if reached is None else None
+        if (reached is not None and self.propagation != "dense" and self.aggregate_fn == "sum"
+                and not torch.is_grad_enabled()):
+            return self._linear_reached(agg, prev, num_nodes, batch, reached)
         if self.aggregate_fn != "pna":
             x = agg.view(num_nodes, batch, -1)
             if self.self_connection:
@@ -351,6 +369,22 @@ class SpikingDelayConv(MessagePassing):
         if reached is not None and self.lin.bias is not None:
             out = out + reached.unsqueeze(-1).to(out.dtype) * self.lin.bias
         return out
+
+    def _linear_reached(self, agg: Tensor, prev: Tensor, num_nodes: int, batch: int,
+                        reached: Tensor) -> Tensor:
+        """:meth:`_linear` with ``drive="reached"``, without gradient, on the reached rows
+        only: an unreached row has no input (no message arrived, no spike of its own) and
+        no bias, so its output is exactly zero and needs no work."""
+        dim = self.channels
+        x = agg.view(num_nodes * batch, -1)
+        if self.self_connection:
+            x = torch.cat([prev.view(num_nodes * batch, dim), x], dim=-1)
+        rows = reached.view(-1).nonzero().squeeze(1)
+        out = x.new_zeros(num_nodes * batch, dim)
+        if rows.numel():
+            part = torch.nn.functional.linear(x.index_select(0, rows), self.lin.weight)
+            out.index_copy_(0, rows, part if self.lin.bias is None else part + self.lin.bias)
+        return out.view(num_nodes, batch, dim)
 
     # ------------------------------------------------------- message passing API
     def message(self, plan: DelayPlan, hist: Tensor, frames: List[Tensor], delta: Tensor,
@@ -386,7 +420,7 @@ class SpikingDelayConv(MessagePassing):
         """Fused delayed propagation over ``(source, relation)`` pairs, ``[N, B * D]``."""
         if self.aggregate_fn == "sum":
             return delayed_propagate(plan, hist, frames, delta, delay, weight, trace,
-                                     workspace, self.compiled)
+                                     workspace, self.compiled, self.propagation)
 
         dtype = frames[0].dtype
         extreme = (plan.extreme_operators(dtype)
@@ -422,4 +456,6 @@ class SpikingDelayConv(MessagePassing):
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.channels}, num_relations={self.num_relations}, "
                 f"time_steps={self.time_steps}, tau={self.tau}, v_threshold={self.v_threshold}, "
-                f"delay_bound={self.delay_bound}, aggregate={self.aggregate_fn!r})")
+                f"delay_bound={self.delay_bound}, aggregate={self.aggregate_fn!r}"
+                + ("" if self.propagation == "dense" else f", propagation={self.propagation!r}")
+                + ")")

@@ -88,6 +88,8 @@ class GRSNN(nn.Module):
             generator (``dependent``) or the mean of the delay logits is set to it, so
             ``delay_init=-3`` starts every delay near 0 (one step per hop). ``None``
             (default): PyTorch's default initialisation, delays spread over ``0..K``.
+        propagation (str): ``"dense"`` (default), ``"event"`` or ``"auto"``: the
+            event-driven engine of :class:`SpikingDelayConv` (same logits and gradients).
 
     Example:
         >>> from torch_geometric.data import Data
@@ -107,7 +109,7 @@ class GRSNN(nn.Module):
                  num_mlp_layers: int = 2, surrogate: SurrogateLike = None,
                  fused: bool = True, compiled: bool = False, drive: str = "always",
                  readout: str = "spikes", degree_prior: bool = False,
-                 delay_init: Optional[float] = None) -> None:
+                 delay_init: Optional[float] = None, propagation: str = "dense") -> None:
         super().__init__()
         if num_relations < 1:
             raise ValueError(f"num_relations must be >= 1, got {num_relations}")
@@ -124,7 +126,8 @@ class GRSNN(nn.Module):
             v_threshold=v_threshold, delay_bound=delay_bound, linear_scale=linear_scale,
             surrogate=surrogate, self_connection=self_connection, layer_norm=layer_norm,
             aggregate=aggregate, relation_weight=relation_weight, delay=delay, fused=fused,
-            relation_params=not dependent, compiled=compiled, drive=drive)
+            relation_params=not dependent, compiled=compiled, drive=drive,
+            propagation=propagation)
         self.readout = readout
         self.degree_prior = bool(degree_prior)
         self.delay_init = None if delay_init is None else float(delay_init)
