@@ -6,7 +6,7 @@ model of the task config (random weights: memory does not depend on them) ranks 
 The peak RSS above the RSS before evaluation (Linux ``ru_maxrss`` reset through
 ``/proc/self/clear_refs``) is printed with the queries per pass that the budget allowed and
 the estimate ``queries x eval_bytes_per_query(N, D, pairs)``
-(:mod:`grsnn.tasks.chunking`); the gap at one query per pass is the fixed part (filter
+(:mod:`grsnn.training.memory`); the gap at one query per pass is the fixed part (filter
 mask, ranks, index tensors). Metrics must not change with the budget; the script checks.
 
 Run:  python benchmarks/eval_memory.py [--config WN18RR_v3] [--budgets 8,32,128,0]
@@ -29,7 +29,7 @@ def worker(config: str, budget: float, queries: int, root: str | None) -> dict:
     import torch
 
     from grsnn.tasks import build_task, load_config
-    from grsnn.tasks.chunking import eval_bytes_per_query
+    from grsnn.training.memory import eval_bytes_per_query
 
     cfg = load_config(ROOT / "tasks" / "kg_completion" / f"{config}.yaml")
     cfg["task"]["eval_memory_mb"] = budget or None

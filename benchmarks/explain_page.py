@@ -40,8 +40,8 @@ def main() -> int:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    from grsnn.tasks.checkpoints import load_trained
-    from grsnn.tasks.explain import explain_query
+    from grsnn.tasks.build import load_trained
+    from grsnn.reports.explain import explain_query
     from grsnn.viz import explanation_page
 
     task, model = load_trained(args.checkpoint, compiled=False)

@@ -25,10 +25,10 @@ import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from grsnn.tasks import build_task, load_config  # noqa: E402
-from grsnn.tasks.config import apply_overrides  # noqa: E402
-from grsnn.tasks.chunking import keep_freed_memory, release_free_memory  # noqa: E402
-from grsnn.tasks import distributed as dist  # noqa: E402
-from grsnn.tasks.trainer import accumulate_gradients  # noqa: E402
+from grsnn.training.config import apply_overrides  # noqa: E402
+from grsnn.training.memory import keep_freed_memory, release_free_memory  # noqa: E402
+from grsnn.training import distributed as dist  # noqa: E402
+from grsnn.training.trainer import accumulate_gradients  # noqa: E402
 
 
 def _faults() -> int:

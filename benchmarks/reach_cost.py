@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from grsnn.tasks import build_task, load_config  # noqa: E402
-from grsnn.tasks.chunking import keep_freed_memory  # noqa: E402
-from grsnn.tasks.config import apply_overrides  # noqa: E402
-from grsnn.tasks.trainer import accumulate_gradients  # noqa: E402
+from grsnn.training.memory import keep_freed_memory  # noqa: E402
+from grsnn.training.config import apply_overrides  # noqa: E402
+from grsnn.training.trainer import accumulate_gradients  # noqa: E402
 
 LEVERS = {"paper": [], "reached": ["model.drive=reached"], "state": ["model.readout=state"],
           "degree": ["model.degree_prior=true"], "fast": ["model.delay_init=-3"]}

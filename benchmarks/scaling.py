@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from grsnn.tasks import build_task, load_config  # noqa: E402
-from grsnn.tasks.chunking import keep_freed_memory  # noqa: E402
-from grsnn.tasks.trainer import accumulate_gradients, micro_rows  # noqa: E402
+from grsnn.training.memory import keep_freed_memory  # noqa: E402
+from grsnn.training.trainer import accumulate_gradients, micro_rows  # noqa: E402
 
 SETS = [(f"fb237_v{i}", f"kg_completion/fb237_v{i}") for i in range(1, 5)] + \
        [(f"WN18RR_v{i}", f"kg_completion/WN18RR_v{i}") for i in range(1, 5)] + \

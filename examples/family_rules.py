@@ -22,9 +22,9 @@ import torch
 from grsnn.data.family import FAMILY_RULES
 from grsnn.tasks import (Trainer, apply_overrides, build_task, load_checkpoint, load_config,
                          load_model)
-from grsnn.tasks.checkpoints import stored_config
 from grsnn.tasks.path_reasoning import format_report
-from grsnn.tasks.trainer import prepare_run_dir
+from grsnn.training.checkpoints import stored_config
+from grsnn.training.run_dir import prepare_run_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 

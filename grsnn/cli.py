@@ -18,7 +18,7 @@ Config = Dict[str, Dict[str, Any]]
 # ------------------------------------------------------------------ helpers
 def _load_cfg(args: argparse.Namespace) -> Config:
     from .data import DataError
-    from .tasks import apply_overrides, load_config, merge_config
+    from .training import apply_overrides, load_config, merge_config
     if args.config:
         cfg = load_config(args.config)
     elif args.data:
@@ -38,7 +38,7 @@ def _default_out(args: argparse.Namespace) -> Path:
 
 def _join_processes(cfg: Config) -> None:
     """Under ``torchrun``: pick this process's device and join the process group."""
-    from .tasks import distributed as dist
+    from .training import distributed as dist
     dist.set_deterministic(cfg["train"]["deterministic"])
     dist.init_from_env(dist.device_for(cfg["train"]["device"]))
 
@@ -60,7 +60,7 @@ def _load_for_queries(path: str, command: str = ""):
     """``(task, model)`` of a checkpoint, uncompiled (a few queries do not repay a
     compilation); ``command`` names a command that needs a knowledge-graph checkpoint."""
     from .data import DataError
-    from .tasks.checkpoints import load_trained
+    from .tasks import load_trained
     task, model = load_trained(path, compiled=False)
     if command and not task.supports_prediction:
         raise DataError(f"{command} works on knowledge-graph checkpoints (kg_completion)")
@@ -89,10 +89,10 @@ def _print_examples(task, model, count: int = 3, top: int = 5) -> None:
 # ------------------------------------------------------------------ commands
 def cmd_train(args: argparse.Namespace) -> None:
     from .data import DataError
-    from .tasks import ConfigError, Trainer, build_task
-    from .tasks import distributed as dist
-    from .tasks.checkpoints import load_model, run_checkpoint
-    from .tasks.trainer import prepare_run_dir
+    from .tasks import build_task
+    from .training import (ConfigError, Trainer, load_model, prepare_run_dir,
+                           run_checkpoint)
+    from .training import distributed as dist
     if args.resume and args.out and not (args.config or args.data):
         args.config = str(Path(args.out) / "config.yaml")     # the run's own configuration
         if not Path(args.config).is_file():
@@ -120,11 +120,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from .tasks import apply_overrides, build_task
-    from .tasks import distributed as dist
-    from .tasks.analysis import GROUP_COLUMNS, GROUP_ONLY, format_breakdown
-    from .tasks.checkpoints import (evaluate_checkpoint, load_checkpoint, load_model,
-                                    partial_eval_path, stored_config)
+    from .tasks import build_task
+    from .tasks.distance_breakdown import GROUP_COLUMNS, GROUP_ONLY, format_breakdown
+    from .training import apply_overrides
+    from .training import distributed as dist
+    from .training.checkpoints import (evaluate_checkpoint, load_checkpoint, load_model,
+                                       partial_eval_path, stored_config)
     if args.config:
         cfg = _load_cfg(args)
     else:
@@ -163,7 +164,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_explain(args: argparse.Namespace) -> None:
-    from .tasks.explain import explain_query, explanation_pictures
+    from .reports.explain import explain_query, explanation_pictures
     with _one_thread():
         task, model = _load_for_queries(args.checkpoint, "explain")
         expl = explain_query(task, model, args.head, args.relation, args.tail, args.split,
@@ -181,7 +182,7 @@ def cmd_explain(args: argparse.Namespace) -> None:
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
-    from .tasks.stats import circuit_stats, format_circuit_stats
+    from .reports.firing_stats import circuit_stats, format_circuit_stats
     task, model = _load_for_queries(args.checkpoint)
     graph, heads, relations = task.circuit_queries(args.split, args.queries)
     print(format_circuit_stats(circuit_stats(model, graph, heads, relations), args.split))
@@ -191,8 +192,8 @@ def cmd_plot(args: argparse.Namespace) -> None:
     import torch
 
     from .data import DataError
-    from .tasks.checkpoints import run_checkpoint
-    from .tasks.plots import compare_runs, delay_histogram, learning_curve
+    from .training.checkpoints import run_checkpoint
+    from .reports.plots import compare_runs, delay_histogram, learning_curve
     run = Path(args.run)
     for r in [run, *map(Path, args.compare or [])]:
         if not (r / "metrics.jsonl").is_file():
@@ -208,20 +209,20 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from .tasks.mechanism import format_comparison, mechanism_report
+    from .reports.mechanism import format_comparison, mechanism_report
     before, after = (mechanism_report(path, args.split, args.queries, progress=not args.quiet)
                      for path in (args.before, args.after))
     print(format_comparison(before, after, args.before, args.after))
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
-    from .tasks.summary import summary_table
+    from .reports.run_summary import summary_table
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     print(summary_table(args.runs, metrics))
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from .tasks.demo import run_demo
+    from .reports.demo import run_demo
     run_demo(args.data_root, args.split, steps=args.steps, batch=args.batch, dim=args.dim,
              eval_queries=args.eval_queries, seed=args.seed)
 
@@ -363,8 +364,8 @@ _INTERRUPT_HINTS = {
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from .data import DataError
-    from .tasks import ConfigError, RunError
-    from .tasks import distributed as dist
+    from .training import ConfigError, RunError
+    from .training import distributed as dist
     try:
         args.func(args)
     except (DataError, ConfigError, RunError) as err:

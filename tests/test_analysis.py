@@ -1,4 +1,4 @@
-"""Results grouped by hop distance (grsnn.tasks.analysis, `grsnn eval --by-distance`)."""
+"""Results grouped by hop distance (grsnn.tasks.distance_breakdown, `grsnn eval --by-distance`)."""
 import networkx as nx
 import pytest
 import torch
@@ -7,7 +7,7 @@ from grsnn.cli import main
 from grsnn.data import LinkData, load_triples_folder
 from grsnn.metrics import auroc_ap, filtered_ranks, ranking_metrics
 from grsnn.tasks import KGCompletionTask, LinkPredictionTask, merge_config
-from grsnn.tasks.analysis import (distance_groups, pair_breakdown, pair_hop_distances,
+from grsnn.tasks.distance_breakdown import (distance_groups, pair_breakdown, pair_hop_distances,
                                   ranking_breakdown)
 
 from test_tasks import tiny_cfg, write_kg
@@ -148,7 +148,7 @@ def test_source_reach_on_a_chain_by_hand():
     0..4 fire at steps 0..4 and are informed, the rest never fire and are not."""
     from torch_geometric.data import Data
     from grsnn.nn import GRSNN
-    from grsnn.tasks.stats import source_reach
+    from grsnn.reports.firing_stats import source_reach
 
     data = Data(edge_index=torch.tensor([list(range(8)), list(range(1, 9))]),
                 edge_type=torch.zeros(8, dtype=torch.long), num_nodes=10)

@@ -15,7 +15,7 @@ from grsnn.data import DataError, read_numbered_triples
 from grsnn.functional import build_plan
 from grsnn.nn import GRSNN
 from grsnn.tasks import ConfigError, apply_overrides, merge_config
-from grsnn.tasks.config import DEFAULTS
+from grsnn.training.config import DEFAULTS
 
 from test_tasks import write_kg
 

@@ -162,8 +162,8 @@ def test_stats_command(trained, capsys):
     reach = text.split("reach of the query by hop distance")[1].splitlines()[1:]
     assert reach[0].split() == ["group", "fired", "first_spike", "informed"]
     # the printed table is source_reach's for the same 4 test queries
-    from grsnn.tasks.checkpoints import load_trained
-    from grsnn.tasks.stats import source_reach
+    from grsnn.tasks.build import load_trained
+    from grsnn.reports.firing_stats import source_reach
     task, model = load_trained(str(out / "best.pt"), compiled=False)
     sp = task.data.splits["test"]
     h, _, r = sp.triples[:4].t()
@@ -234,7 +234,7 @@ def test_summary_command(trained, tmp_path, capsys):
 
 
 def test_training_losses_read_epoch_lines_only():
-    from grsnn.tasks.plots import training_losses
+    from grsnn.reports.plots import training_losses
     log = ("2026-01-01 00:00:00 epoch 1 batch 50/99: mean loss 0.7000, 3.0 queries/s\n"
            "2026-01-01 00:00:09 epoch 1: mean loss 0.6931 over 99 batches, 9.0 s\n"
            "2026-01-01 00:00:19 epoch 2: mean loss 0.5000 over 99 batches, 9.0 s\n"

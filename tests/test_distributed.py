@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from grsnn.tasks import distributed as dist
+from grsnn.training import distributed as dist
 from grsnn.tasks import load_checkpoint
 
 from test_tasks import write_kg

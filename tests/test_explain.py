@@ -4,7 +4,7 @@ import torch
 from torch_geometric.data import Data
 
 from grsnn.nn import GRSNN
-from grsnn.tasks.explain import beam_search_paths, edge_importance
+from grsnn.reports.explain import beam_search_paths, edge_importance
 
 
 def test_beam_search_finds_the_best_average_paths_like_brute_force():
@@ -47,7 +47,7 @@ def test_edge_importance_is_zero_outside_the_reach_of_the_query():
 def test_pyg_explainer_algorithm_returns_an_explanation():
     from torch_geometric.explain import Explanation
 
-    from grsnn.tasks.explain import PathExplainer
+    from grsnn.reports.explain import PathExplainer
 
     torch.manual_seed(1)
     ei = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])

@@ -130,7 +130,7 @@ def _spiked_by(spikes: torch.Tensor, ids, t: int) -> set:
 
 
 def _check_query_page(drv, page: Path, checkpoint: Path, split: str = "test") -> dict:
-    from grsnn.tasks.checkpoints import load_trained
+    from grsnn.tasks.build import load_trained
     timing = _open(drv, page)
     meta = drv.execute_script("return window.grsnnPage")
     task, model = load_trained(str(checkpoint), compiled=False)

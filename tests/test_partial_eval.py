@@ -1,14 +1,14 @@
-"""Resumable evaluation (grsnn.tasks.partial): an interrupted filtered ranking continues
+"""Resumable evaluation (grsnn.training.resumable_eval): an interrupted filtered ranking continues
 from its saved chunks and gives exactly the rankings of an uninterrupted one."""
 import pytest
 import torch
 
-import grsnn.tasks.partial as partial_mod
+import grsnn.training.resumable_eval as partial_mod
 from grsnn.cli import main
 from grsnn.data import load_triples_folder
 from grsnn.nn import GRSNN
 from grsnn.tasks import KGCompletionTask
-from grsnn.tasks.trainer import partial_eval_path
+from grsnn.training.checkpoints import partial_eval_path
 
 from test_tasks import tiny_cfg, write_kg
 

@@ -87,7 +87,7 @@ def test_query_driven_circuit_is_silent_where_no_path_leads():
         if drive == "always":
             assert fired.all()
             continue
-        from grsnn.tasks.analysis import pair_hop_distances
+        from grsnn.tasks.distance_breakdown import pair_hop_distances
         src = torch.tensor([0, 5, 7]).repeat_interleave(n)
         hops = pair_hop_distances(ei, n, src, torch.arange(n).repeat(3)).view(3, n).t()
         assert not fired[hops < 0].any()
@@ -176,7 +176,7 @@ def test_compare_command_reports_both_checkpoints(tmp_path, capsys):
     from test_tasks import write_kg
 
     from grsnn.cli import main
-    from grsnn.tasks.mechanism import mechanism_report
+    from grsnn.reports.mechanism import mechanism_report
 
     folder = write_kg(tmp_path / "kg")
     fast = ["--set", "model.hidden_dim=8", "--set", "model.time_steps=6", "--set",

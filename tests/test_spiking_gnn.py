@@ -87,7 +87,7 @@ def test_gnn_explainer_runs_on_the_model():
 
 
 def test_spiking_gnn_stats_count_delivered_spikes_like_a_brute_force_loop():
-    from grsnn.tasks.stats import spiking_gnn_stats
+    from grsnn.reports.firing_stats import spiking_gnn_stats
     torch.manual_seed(3)
     model = SpikingGNN(5, 4, num_layers=2, out_channels=3, time_steps=6, input_scale=2.0,
                        num_relations=2).eval()
@@ -202,7 +202,7 @@ def test_spiking_gnn_on_full_neighbour_loader_batches_equals_the_full_graph():
 
 def test_adjacency_conventions_and_stats_on_adjacency_input():
     from grsnn.nn.conv import as_edge_index
-    from grsnn.tasks.stats import spiking_gnn_stats
+    from grsnn.reports.firing_stats import spiking_gnn_stats
     from torch_geometric.utils import to_dense_adj
     ei = torch.tensor([[0, 1, 2], [1, 2, 0]])
     dense = to_dense_adj(ei, max_num_nodes=3)[0]           # [source, target]

@@ -4,7 +4,7 @@ import torch
 from torch_geometric.data import Data
 
 from grsnn.nn import GRSNN
-from grsnn.tasks.stats import circuit_stats
+from grsnn.reports.firing_stats import circuit_stats
 
 
 def test_delivered_spikes_match_brute_force():
@@ -35,7 +35,7 @@ def test_delivered_spikes_match_brute_force():
 
 
 def test_operation_counts_of_grsnn_plus_by_hand():
-    from grsnn.tasks.stats import operation_counts
+    from grsnn.reports.firing_stats import operation_counts
     # 3 nodes, 4 edges, D = 2, T = 3 (2 layers), 5 delivered spikes, 3 own spikes
     plus = GRSNN(2, hidden_dim=2, time_steps=3, relation_weight=True, self_connection=True,
                  layer_norm=True, aggregate="pna")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from grsnn.tasks.config import DEFAULTS, load_config
+from grsnn.training.config import DEFAULTS, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "tasks").rglob("*.yaml"))

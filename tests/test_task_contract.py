@@ -19,7 +19,7 @@ from grsnn.nn import GRSNN
 from grsnn.tasks import (KGCompletionTask, LinkPredictionTask, Task, Trainer, build_task,
                          merge_config)
 from grsnn.tasks.path_reasoning import FamilyRulesTask
-from grsnn.tasks.trainer import accumulate_gradients
+from grsnn.training.trainer import accumulate_gradients
 
 from test_tasks import write_kg
 
@@ -157,6 +157,7 @@ def test_build_task_gives_each_kind():
 
 
 def test_the_trainer_and_the_command_line_never_probe_a_task():
-    for name in ("grsnn/cli.py", "grsnn/tasks/trainer.py", "grsnn/tasks/checkpoints.py"):
+    for name in ("grsnn/cli.py", "grsnn/training/trainer.py", "grsnn/training/checkpoints.py",
+                 "grsnn/training/run_dir.py", "grsnn/tasks/build.py"):
         text = (ROOT / name).read_text(encoding="utf-8")
         assert not re.search(r"\b(hasattr|getattr)\(\s*(self\.)?task\b", text), name

@@ -153,7 +153,7 @@ def test_interrupted_then_resumed_run_matches_uninterrupted(tmp_path, monkeypatc
     # the trainer's clock advances 10 s per loss computed (run b only), so that its epoch
     # times are exact
     import types
-    import grsnn.tasks.trainer as trainer_module
+    import grsnn.training.trainer as trainer_module
     clock = {"t": 0.0}
     monkeypatch.setattr(trainer_module, "time", types.SimpleNamespace(
         perf_counter=lambda: clock["t"], strftime=trainer_module.time.strftime))
@@ -184,12 +184,12 @@ def test_interrupted_then_resumed_run_matches_uninterrupted(tmp_path, monkeypatc
                       progress=False).fit(resume=True)
     assert resumed == want
     # the interrupted epoch's mean loss covers its batches before the resume too
-    from grsnn.tasks.plots import training_losses
+    from grsnn.reports.plots import training_losses
     losses = [training_losses((tmp_path / run / "log.txt").read_text()) for run in "ab"]
     assert losses[1] == losses[0] and set(losses[0]) == {1, 2, 3}
     assert "over 8 batches (4 since the resume)" in (tmp_path / "b" / "log.txt").read_text()
     # and its time too: the seconds before the interruption (kept in last.pt) plus the rest
-    from grsnn.tasks.summary import epoch_times
+    from grsnn.reports.run_summary import epoch_times
     seconds = epoch_times((tmp_path / "b" / "log.txt").read_text())
     assert seconds[1] > 0 and state["epoch_seconds"] == seconds[1] / 2    # 4 of 8 batches
     assert seconds[2] == seconds[1] == seconds[3]
@@ -319,7 +319,7 @@ def test_link_prediction_task_on_a_tiny_graph(tmp_path):
 
 
 def _grads(task, cfg, graph, batch, micro):
-    from grsnn.tasks.trainer import accumulate_gradients
+    from grsnn.training.trainer import accumulate_gradients
     torch.manual_seed(0)
     model = task.build_model().double()
     cfg = {**cfg, "train": {**cfg["train"], "micro_batch": micro}}
@@ -340,7 +340,7 @@ def test_micro_batches_give_the_batch_gradient(kg_task, micro):
 
 
 def test_queries_per_pass_rules():
-    from grsnn.tasks.chunking import NODE_TENSOR_BUDGET, queries_per_pass
+    from grsnn.training.memory import NODE_TENSOR_BUDGET, queries_per_pass
     # CPU: one [N, B * D] float tensor stays within the allocator budget
     b = queries_per_pass(10_000, 32, "cpu")
     assert b * 10_000 * 32 * 4 <= NODE_TENSOR_BUDGET < (b + 1) * 10_000 * 32 * 4
@@ -366,14 +366,14 @@ def test_evaluation_does_not_depend_on_the_memory_budget(kg_task):
 
 def test_release_free_memory_trims_only_after_growth():
     import sys
-    from grsnn.tasks.chunking import release_free_memory
+    from grsnn.training.memory import release_free_memory
     if not sys.platform.startswith("linux"):
         assert release_free_memory(force=True) is False      # a no-op elsewhere
         return
-    from grsnn.tasks.chunking import keep_freed_memory
+    from grsnn.training.memory import keep_freed_memory
     assert keep_freed_memory() is True                       # as grsnn train does on CPU
 
-    from grsnn.tasks.chunking import _resident_bytes
+    from grsnn.training.memory import _resident_bytes
     size = (_resident_bytes() + (400 << 20)) // (1 << 20)    # MiB: a pass's temporaries
 
     def one_pass():                    # more than the footprint plus 256 MiB: a rule that
@@ -392,7 +392,7 @@ def test_release_free_memory_trims_only_after_growth():
 
 _FAULTS_SCRIPT = """
 import resource, sys, torch
-from grsnn.tasks.chunking import keep_freed_memory
+from grsnn.training.memory import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory() is True
 x = torch.ones(16 << 20)          # 64 MiB: above glibc's largest mmap threshold
@@ -411,7 +411,7 @@ def test_keep_freed_memory_reuses_pages_instead_of_faulting():
     import subprocess
     import sys
     if not sys.platform.startswith("linux"):
-        from grsnn.tasks.chunking import keep_freed_memory
+        from grsnn.training.memory import keep_freed_memory
         assert keep_freed_memory() is False
         return
     faults = {}

@@ -97,7 +97,7 @@ class Task(ABC):
     def breakdown(self, model: GRSNN, split: str, progress: bool = True,
                   partial: Optional[Path] = None) -> List[Dict[str, Any]]:
         """:meth:`evaluate`'s metrics grouped by the hop distance of each query's source
-        to its answer (rows of :func:`grsnn.tasks.analysis.format_breakdown`; the first
+        to its answer (rows of :func:`grsnn.tasks.distance_breakdown.format_breakdown`; the first
         row is all queries)."""
 
     @abstractmethod

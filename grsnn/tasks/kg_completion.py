@@ -21,11 +21,11 @@ from tqdm import tqdm
 from ..data import DataError, KGData
 from ..metrics import filtered_ranks, num_candidates, ranking_metrics
 from ..nn import GRSNN
-from . import distributed as dist
+from ..training import distributed as dist
+from ..training.memory import queries_per_pass, release_free_memory
+from ..training.resumable_eval import EvalProgress, model_fingerprint, tensor_fingerprint
 from .base import Task
-from .chunking import queries_per_pass, release_free_memory
 from .kg_helpers import TripleIndex, corrupt_heads, remove_easy_edges, self_adversarial_loss
-from .partial import EvalProgress, model_fingerprint, tensor_fingerprint
 
 __all__ = ["TripleIndex", "KGCompletionTask", "corrupt_heads", "remove_easy_edges",
            "self_adversarial_loss"]     # the shared helpers stay importable from here
@@ -107,7 +107,7 @@ class KGCompletionTask(Task):
 
     def eval_queries_per_pass(self, model: GRSNN, graph: Data, circuits: int = 1) -> int:
         """``task.eval_batch_size``, lowered to fit the CPU allocator rule and
-        ``task.eval_memory_mb`` (:func:`~grsnn.tasks.chunking.queries_per_pass`)."""
+        ``task.eval_memory_mb`` (:func:`~grsnn.training.memory.queries_per_pass`)."""
         task = self.cfg["task"]
         pairs = model.plan(graph).num_pairs if task["eval_memory_mb"] else 0
         limit = queries_per_pass(int(graph.num_nodes), model.hidden_dim,
@@ -127,8 +127,8 @@ class KGCompletionTask(Task):
     def breakdown(self, model: GRSNN, split: str, progress: bool = True,
                   partial: Optional[Path] = None) -> List[Dict[str, Any]]:
         """:meth:`evaluate`'s metrics grouped by the hop distance from each ranking's query
-        source to its target in the ``split`` graph (:mod:`grsnn.tasks.analysis`)."""
-        from .analysis import pair_hop_distances, ranking_breakdown
+        source to its target in the ``split`` graph (:mod:`grsnn.tasks.distance_breakdown`)."""
+        from .distance_breakdown import pair_hop_distances, ranking_breakdown
         ranks, cands, src, tgt = self.rankings(model, split, progress, partial)
         g = self.data.splits[split].graph
         hops = pair_hop_distances(g.edge_index, g.num_nodes, src, tgt)

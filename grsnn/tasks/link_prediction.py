@@ -22,9 +22,9 @@ from tqdm import tqdm
 from ..data import LinkData
 from ..metrics import auroc_ap
 from ..nn import GRSNN
-from . import distributed as dist
+from ..training import distributed as dist
+from ..training.memory import queries_per_pass, release_free_memory
 from .base import Task
-from .chunking import queries_per_pass, release_free_memory
 from .kg_helpers import TripleIndex, corrupt_heads, remove_easy_edges, self_adversarial_loss
 
 __all__ = ["LinkPredictionTask", "relational_graph"]
@@ -151,8 +151,8 @@ class LinkPredictionTask(Task):
     def breakdown(self, model: GRSNN, split: str, progress: bool = True,
                   partial: Optional[Path] = None) -> List[Dict[str, Any]]:
         """Positives and negatives grouped by the hop distance between the two ends in the
-        message-passing graph (:func:`grsnn.tasks.analysis.pair_breakdown`)."""
-        from .analysis import pair_breakdown, pair_hop_distances
+        message-passing graph (:func:`grsnn.tasks.distance_breakdown.pair_breakdown`)."""
+        from .distance_breakdown import pair_breakdown, pair_hop_distances
         pos, neg = self.eval_pairs(split)
         g = self.graph
         pos_hops, neg_hops = (pair_hop_distances(g.edge_index, g.num_nodes, p[0], p[1])

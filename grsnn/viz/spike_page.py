@@ -471,7 +471,7 @@ def query_page(model, graph, head: int, relation: int, tail: int, *,
     The subgraph holds the source, the answer, the nodes of the top paths and the top
     answers, then the nodes with the largest edge importance, then the nearest ones by hop,
     up to ``max_nodes``. ``paths`` and ``importance`` (from
-    :func:`grsnn.tasks.explain.explain_prediction`) and ``answers`` (``(node id, score,
+    :func:`grsnn.reports.explain.explain_prediction`) and ``answers`` (``(node id, score,
     note)``, best first) are computed when not given.
 
     Example:
@@ -484,7 +484,7 @@ def query_page(model, graph, head: int, relation: int, tail: int, *,
         (10, [0, 2])
     """
     from ..paths import hop_distances
-    from ..tasks.explain import explain_prediction
+    from ..reports.explain import explain_prediction
 
     model.eval()
     n_all = int(graph.num_nodes)
@@ -595,10 +595,10 @@ def query_page(model, graph, head: int, relation: int, tail: int, *,
 
 def explanation_page(task, model, expl, max_nodes: int = 150, top: int = 10,
                      **kwargs) -> SpikePage:
-    """The page of a :class:`~grsnn.tasks.explain.QueryExplanation` of a knowledge-graph
+    """The page of a :class:`~grsnn.reports.explain.QueryExplanation` of a knowledge-graph
     task (``grsnn explain --html``): names from the task, the ranked answers from
     ``task.predict`` (known true answers marked)."""
-    from ..tasks.explain import edge_importance
+    from ..reports.explain import edge_importance
 
     sp = task.data.splits[expl.split]
     h, r, t = expl.ids

@@ -18,6 +18,8 @@ from typing import Any, Callable, Dict, Optional
 import torch
 from torch import Tensor
 
+from .checkpoints import save_checkpoint  # atomic write (temporary file + rename)
+
 __all__ = ["EvalProgress", "model_fingerprint", "tensor_fingerprint", "SAVE_INTERVAL"]
 
 #: seconds between two saves of an evaluation's partial results
@@ -81,7 +83,6 @@ class EvalProgress:
         now = time.monotonic()
         if not force and now - self._last < self.interval:
             return False
-        from .trainer import save_checkpoint  # atomic write (temporary file + rename)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             save_checkpoint(self.path, {**make_state(), "key": self.key})

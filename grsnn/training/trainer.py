@@ -1,82 +1,36 @@
 """Training loop: progress bars, validation, best checkpoint, atomic checkpoints, resume.
 
-A run directory holds ``config.yaml``, ``log.txt``, ``metrics.jsonl`` (one JSON line per
-evaluation), ``last.pt`` (resume point), ``best.pt`` (best by the validation metric) and
-``results.json`` (``{"valid": {...}, "test": {...}}``). Checkpoints are plain dicts of
-tensors and Python scalars, written to a temporary file and renamed, and load with
-``torch.load(..., weights_only=True)``.
+:class:`Trainer` fills a run directory (:mod:`.run_dir` lists its files). Checkpoints are
+plain dicts of tensors and Python scalars, written to a temporary file and renamed, and
+load with ``torch.load(..., weights_only=True)`` (:mod:`.checkpoints`).
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-import re
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import torch
 from tqdm import tqdm
 
-from ..metrics import shown_metrics
 from . import distributed as dist
-from .base import Task
-from .checkpoints import (CHECKPOINT_FORMAT, RunError, evaluate_checkpoint, load_checkpoint,
-                          load_model, partial_eval_path, save_checkpoint)
-from .checkpoints import atomic_write as _atomic_write
-from .chunking import keep_freed_memory, queries_per_pass, release_free_memory
+from .checkpoints import RunError, load_checkpoint, save_checkpoint
 from .config import dump_config, merge_config
+from .memory import keep_freed_memory, queries_per_pass, release_free_memory
+from .run_dir import config_changes, forget_metrics_after, format_duration, write_text
+from .run_dir import format_metrics as _fmt
 
-# the checkpoint functions live in .checkpoints and stay importable from here
-__all__ = ["RunError", "save_checkpoint", "load_checkpoint", "prepare_run_dir", "Trainer",
-           "CHECKPOINT_FORMAT", "evaluate_checkpoint", "load_model", "partial_eval_path"]
+if TYPE_CHECKING:      # the interface the trainer drives; the tasks build on this package
+    from ..tasks.base import Task
 
-
-def prepare_run_dir(out: Path, resume: bool, force: bool) -> None:
-    """Create ``out``; refuse to reuse a non-empty one unless resuming or forced."""
-    if out.exists() and not out.is_dir():
-        raise RunError(f"{out}: exists and is not a directory")
-    if out.exists() and any(out.iterdir()) and not (resume or force):
-        raise RunError(f"{out}: run directory is not empty (use --resume to continue it or "
-                       f"--force to start over)")
-    if resume and not (out / "last.pt").is_file():
-        raise RunError(f"{out}: nothing to resume (no last.pt)")
-    out.mkdir(parents=True, exist_ok=True)
-    if force and not resume:
-        for name in ("last.pt", "best.pt", "metrics.jsonl", "results.json", "log.txt"):
-            if (out / name).exists():
-                (out / name).unlink()
-
-
-# config keys a resumed run may change: they change neither the model nor the results
-# (train.num_epoch extends or shortens the run)
-RESUMABLE_CHANGES = {("train", k) for k in ("num_epoch", "num_threads", "device", "micro_batch",
-                                            "log_interval", "checkpoint_interval")} | {
-    ("task", "eval_batch_size"), ("task", "eval_memory_mb"),
-    ("dataset", "root")}                  # where the same data set lies on this machine
-
-
-def config_changes(old: Dict[str, Dict[str, Any]], new: Dict[str, Dict[str, Any]]
-                   ) -> list:
-    """``section.key: old -> new`` for every value of ``new`` that differs from ``old``
-    (a run's stored config), except :data:`RESUMABLE_CHANGES`.
-
-    Example:
-        >>> config_changes({"model": {"time_steps": 20}}, {"model": {"time_steps": 10}})
-        ['model.time_steps: 20 -> 10']
-    """
-    out = []
-    for section in sorted(set(old) | set(new)):
-        a, b = old.get(section, {}), new.get(section, {})
-        for key in sorted(set(a) | set(b)):
-            if (section, key) not in RESUMABLE_CHANGES and a.get(key) != b.get(key):
-                out.append(f"{section}.{key}: {a.get(key)!r} -> {b.get(key)!r}")
-    return out
+__all__ = ["Trainer", "accumulate_gradients", "micro_rows"]
 
 
 def micro_rows(task: Task, model, cfg: Dict[str, Dict[str, Any]], graph, batch) -> int:
-    """Rows of a training ``batch`` per forward/backward pass (:mod:`.chunking`)."""
+    """Rows of a training ``batch`` per forward/backward pass (:mod:`.memory`)."""
     rows = batch.size(0)
     per_pass = queries_per_pass(int(graph.num_nodes), cfg["model"]["hidden_dim"],
                                 next(model.parameters()).device, cfg["train"]["micro_batch"])
@@ -208,24 +162,6 @@ class Trainer:
             path.unlink()
             self.log(f"dropped best.pt of epoch {epoch} (after the resumed checkpoint)")
 
-    def _forget_after(self, epoch: int) -> None:
-        """Drop metrics of epochs after the checkpoint (a run killed between validating
-        and checkpointing validates that epoch again on resume)."""
-        path = self.out / "metrics.jsonl"
-        if not dist.is_main() or not path.is_file():
-            return
-        lines = path.read_text(encoding="utf-8").splitlines()
-        keep = []
-        for line in lines:
-            try:
-                if int(json.loads(line)["epoch"]) <= epoch:
-                    keep.append(line)
-            except (ValueError, KeyError, TypeError):   # a line cut by the kill
-                continue
-        if keep != lines:
-            text = "".join(line + "\n" for line in keep)
-            _atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
-
     def record(self, split: str, metrics: Dict[str, float]) -> None:
         if not dist.is_main():
             return
@@ -260,8 +196,7 @@ class Trainer:
         if resume:
             self._resume()
         elif dist.is_main():
-            _atomic_write(self.out / "config.yaml",
-                          lambda p: p.write_text(dump_config(self.cfg), encoding="utf-8"))
+            write_text(self.out / "config.yaml", dump_config(self.cfg))
         n_steps = self.steps_per_epoch()
         while self.epoch < self.cfg["train"]["num_epoch"]:
             self._train_epoch(n_steps)
@@ -285,9 +220,9 @@ class Trainer:
         text = dump_config(self.cfg)
         old = self.out / "config.yaml"
         if dist.is_main() and (not old.is_file() or old.read_text(encoding="utf-8") != text):
-            _atomic_write(self.out / "config.yaml",
-                          lambda p: p.write_text(text, encoding="utf-8"))
-        self._forget_after(self.epoch)
+            write_text(old, text)
+        if dist.is_main():
+            forget_metrics_after(self.out / "metrics.jsonl", self.epoch)
         self._drop_newer_best()
 
     def _train_epoch(self, n_steps: int) -> None:
@@ -304,29 +239,48 @@ class Trainer:
         saved_at = self.step      # batches at the last checkpoint of this epoch
         for step in bar:
             idx = perm[step * tr["batch_size"]:(step + 1) * tr["batch_size"]]
-            graph, batch = self.task.make_batch(idx, self.gen)
-            loss = self.backward(graph, batch, step)
-            del graph, batch
-            if self.device.type == "cpu":
-                release_free_memory()  # freed heap pages back to the OS (RSS creep)
+            loss = self._train_batch(idx, step)
             seen += len(idx)
-            self.epoch_loss = [self.epoch_loss[0] + loss, self.epoch_loss[1] + 1]
-            self.step = step + 1
-            if self.step % tr["gradient_interval"] == 0 or self.step == n_steps:
-                dist.all_reduce_gradients(self.model.parameters())
-                self.optimizer.step()
-                self.optimizer.zero_grad()
-                # at the first optimizer step after every checkpoint_interval batches
-                # (a checkpoint cannot fall inside a gradient accumulation)
-                if self.step - saved_at >= tr["checkpoint_interval"] and self.step < n_steps:
-                    saved_at = self.step
-                    self.save("last.pt")
+            if self._optimizer_step_due(n_steps):
+                saved_at = self._optimizer_step(n_steps, saved_at)
             q_per_s = seen / max(time.perf_counter() - start, 1e-9)
             bar.set_postfix(loss=f"{loss:.4f}", q_per_s=f"{q_per_s:.1f}")
             if self.step % tr["log_interval"] == 0 and self.step < n_steps:
                 self._log_progress(n_steps, (time.perf_counter() - start) / (self.step - first),
                                    q_per_s)
         bar.close()
+        self._end_epoch(n_steps, first, start)
+
+    def _train_batch(self, idx: torch.Tensor, step: int) -> float:
+        """Backpropagate the training rows ``idx`` as batch ``step``; returns its loss."""
+        graph, batch = self.task.make_batch(idx, self.gen)
+        loss = self.backward(graph, batch, step)
+        del graph, batch
+        if self.device.type == "cpu":
+            release_free_memory()  # freed heap pages back to the OS (RSS creep)
+        self.epoch_loss = [self.epoch_loss[0] + loss, self.epoch_loss[1] + 1]
+        self.step = step + 1
+        return loss
+
+    def _optimizer_step_due(self, n_steps: int) -> bool:
+        """Every ``train.gradient_interval`` batches, and after the epoch's last one."""
+        return self.step % self.cfg["train"]["gradient_interval"] == 0 or self.step == n_steps
+
+    def _optimizer_step(self, n_steps: int, saved_at: int) -> int:
+        """Apply the accumulated gradients; checkpoint at the first optimizer step after
+        every ``train.checkpoint_interval`` batches (a checkpoint cannot fall inside a
+        gradient accumulation). Returns the step of the epoch's last checkpoint."""
+        dist.all_reduce_gradients(self.model.parameters())
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        if self.step - saved_at >= self.cfg["train"]["checkpoint_interval"] \
+                and self.step < n_steps:
+            self.save("last.pt")
+            return self.step
+        return saved_at
+
+    def _end_epoch(self, n_steps: int, first: int, start: float) -> None:
+        """Log the epoch's mean loss and time (over all its pieces) and move to the next."""
         loss_sum, batches = self.epoch_loss
         resumed = f" ({n_steps - first} since the resume)" if first else ""
         seconds = self.epoch_seconds + time.perf_counter() - start   # all its pieces
@@ -379,45 +333,6 @@ class Trainer:
             results[split] = self.task.evaluate(self.model, split, progress=self.progress,
                                                 partial=partial)
             self.log(f"best (epoch {self.best_epoch}) {split}: " + _fmt(results[split]))
-        text = json.dumps(results, indent=2)
         if dist.is_main():
-            _atomic_write(self.out / "results.json", lambda p: p.write_text(text, encoding="utf-8"))
+            write_text(self.out / "results.json", json.dumps(results, indent=2))
         return results
-
-
-def epoch_log_lines(log_text: str) -> Dict[int, Dict[str, float]]:
-    """The trainer's end-of-epoch lines of a run's ``log.txt`` (``epoch N: mean loss L over
-    B batches[ (K since the resume)], S s``), as ``{N: {"loss": L, "seconds": S}}``;
-    progress lines within an epoch are skipped, and where an epoch was logged twice (a
-    run resumed after its end-of-epoch line but before the next checkpoint) the last line
-    counts. ``seconds`` is missing for lines without a time.
-
-    Example:
-        >>> epoch_log_lines("t epoch 1 batch 5/9: mean loss 0.7, 3 queries/s\\n"
-        ...                 "t epoch 1: mean loss 0.6 over 9 batches (4 since the resume), 7.0 s")
-        {1: {'loss': 0.6, 'seconds': 7.0}}
-    """
-    lines = {}
-    for m in re.finditer(r"\bepoch (\d+): mean loss ([^\s,]+)(?: over \d+ batches[^,\n]*, "
-                         r"([\d.]+) s)?", log_text):
-        lines[int(m.group(1))] = {"loss": float(m.group(2))}
-        if m.group(3) is not None:
-            lines[int(m.group(1))]["seconds"] = float(m.group(3))
-    return lines
-
-
-def format_duration(seconds: float) -> str:
-    """``seconds`` as ``1h05m``, ``4m10s`` or ``12s``.
-
-    Example:
-        >>> format_duration(3900), format_duration(250.4), format_duration(12.6)
-        ('1h05m', '4m10s', '13s')
-    """
-    s = int(round(seconds))
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
-
-
-def _fmt(metrics: Dict[str, float]) -> str:
-    return ", ".join(f"{k} {metrics[k]:.4f}" for k in shown_metrics(metrics))

@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 import torch
 
 from . import distributed as dist
-from .chunking import keep_freed_memory
+from .memory import keep_freed_memory
 from .config import ConfigError, merge_config
 
 if TYPE_CHECKING:
     from ..nn import GRSNN
-    from .base import Task
+    from ..tasks.base import Task
 
 __all__ = ["RunError", "CHECKPOINT_FORMAT", "atomic_write", "save_checkpoint",
-           "load_checkpoint", "stored_config", "run_checkpoint", "load_model", "load_trained",
+           "load_checkpoint", "stored_config", "run_checkpoint", "load_model", "model_from_state",
            "evaluate_checkpoint", "partial_eval_path"]
 
 CHECKPOINT_FORMAT = "grsnn-checkpoint-1"
@@ -82,8 +82,10 @@ def run_checkpoint(run_dir: str | Path) -> Path:
     return run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
 
 
-def _model_from_state(task: Task, state: Dict[str, Any], path: str | Path,
-                      device: torch.device) -> GRSNN:
+def model_from_state(task: Task, state: Dict[str, Any], path: str | Path,
+                     device: torch.device) -> GRSNN:
+    """The task's model on ``device`` with the weights of the loaded checkpoint ``state``
+    (``path`` names it in errors)."""
     if device.type == "cpu":
         keep_freed_memory()
     model = task.build_model().to(device)
@@ -101,30 +103,7 @@ def load_model(task: Task, path: str | Path, device: str | torch.device | None =
     the task's ``train.device``)."""
     state = load_checkpoint(path)
     where = dist.device_for(task.cfg["train"]["device"]) if device is None else torch.device(device)
-    return _model_from_state(task, state, path, where)
-
-
-def load_trained(path: str | Path, device: str | torch.device = "cpu",
-                 compiled: Optional[bool] = None) -> Tuple[Task, GRSNN]:
-    """The task a checkpoint was trained on (its stored config, its data) and its model.
-
-    Args:
-        path: a checkpoint (``best.pt``, ``last.pt``).
-        device: where the model goes (default CPU).
-        compiled: override ``model.compiled`` (``False``: no ``torch.compile`` for a few
-            queries; the scores agree with the compiled kernels to rounding).
-
-    Example:
-        >>> task, model = load_trained("results/cora/best.pt")   # doctest: +SKIP
-    """
-    from . import build_task
-
-    state = load_checkpoint(path)
-    cfg = stored_config(state, path)
-    if compiled is not None:
-        cfg["model"]["compiled"] = bool(compiled)
-    task = build_task(cfg)
-    return task, _model_from_state(task, state, path, torch.device(device))
+    return model_from_state(task, state, path, where)
 
 
 def evaluate_checkpoint(task: Task, path: str | Path, split: str, progress: bool = True,

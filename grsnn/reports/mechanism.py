@@ -25,8 +25,8 @@ def mechanism_report(path: str | Path, split: str = "test", queries: int = 64,
     ``groups`` (one dict per hop-distance group: ``share``, ``informed``,
     ``first_spike``, ``fired``, ``metric``, ``tied``), ``firing_rate_per_step``,
     ``firing_rate``, ``time_steps`` and the names of the metric columns."""
-    from .checkpoints import load_trained
-    from .stats import circuit_stats
+    from ..tasks.build import load_trained
+    from .firing_stats import circuit_stats
 
     task, model = load_trained(path, compiled=False)
     model.eval()

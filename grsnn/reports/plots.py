@@ -7,7 +7,7 @@ from typing import Dict, List
 
 import torch
 
-from .trainer import epoch_log_lines
+from ..training.run_dir import epoch_log_lines
 
 __all__ = ["learning_curve", "compare_runs", "delay_histogram", "training_losses"]
 
@@ -29,7 +29,7 @@ def _pyplot():
 
 def training_losses(log_text: str) -> Dict[int, float]:
     """Mean training loss per epoch from a run's ``log.txt``: the ``epoch N: mean loss X``
-    lines (``grsnn.tasks.trainer.epoch_log_lines``; a resumed epoch's line averages its
+    lines (``grsnn.training.run_dir.epoch_log_lines``; a resumed epoch's line averages its
     batches before the resume too).
 
     Example:

@@ -16,7 +16,7 @@ import yaml
 
 from ..data.triples import DataError
 from ..metrics import METRIC_KEYS
-from .trainer import epoch_log_lines, format_duration
+from ..training.run_dir import epoch_log_lines, format_duration
 
 __all__ = ["run_summary", "summary_table", "epoch_times"]
 

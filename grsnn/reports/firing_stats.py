@@ -1,0 +1,266 @@
+"""Sparsity and energy of a trained circuit, counted from its spikes and its graph.
+
+* firing rate per time step: the share of all neurons (nodes x queries x D) that spike;
+* delivered spikes: every spike travels along every outgoing edge and arrives after its
+  integer delay if that is inside the ``T`` steps (counted exactly from the spike trains,
+  the delays and the edges);
+* synaptic operations (SOPs): each delivered spike adds one column of the shared ``D x D``
+  weight matrix to its target, i.e. ``D`` accumulates (event-driven execution);
+* the non-spiking path GNN of the same size (NBFNet style, ``T - 1`` layers, width ``D``)
+  needs per query and layer ``E * D`` multiply-accumulates for the relation-conditioned
+  messages and ``N * D * D`` for the node update;
+* energy: ``0.9 pJ`` per accumulate and ``4.6 pJ`` per multiply-accumulate (45 nm CMOS
+  figures used by the GRSNN paper, docs/method.md section 9).
+
+GRSNN+ (:func:`operation_counts`) adds work that is not event-driven, counted on both sides
+the same way: relation weights make a delivered spike's column a scaled one (``D``
+multiply-accumulates instead of accumulates); the self connection adds a column per own
+spike (``D`` accumulates; the GNN multiplies its ``N x D`` state by a second ``D x D``
+block); PNA aggregates every incoming message (max and min compare all ``E x D`` of them,
+silent ones included: one accumulate-sized operation each; sum and sum of squares take a
+delivered spike's value and its precomputed square: two accumulates), finishes mean and
+standard deviation (three multiply-accumulates per node and neuron), scales the four
+statistics by the two degree scalers (``8 D`` per node) and runs the ``12 D x D`` linear
+layer on those real-valued features (multiply-accumulates, as in the GNN); LayerNorm costs
+three multiply-accumulates and two accumulates per node and neuron. Neuron state updates,
+biases and the readout are left out on both sides (``O(N D)`` per step each).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch import Tensor
+
+from ..functional import build_plan
+from ..nn import GRSNN
+
+__all__ = ["circuit_stats", "format_circuit_stats", "spiking_gnn_stats", "delivered_spikes",
+           "source_reach", "operation_counts", "ENERGY_AC_PJ", "ENERGY_MAC_PJ"]
+
+ENERGY_AC_PJ = 0.9
+ENERGY_MAC_PJ = 4.6
+
+
+def delivered_spikes(spikes: Tensor, plan, delays: Tensor) -> Tensor:
+    """Spikes that reach a target inside the simulation, per column ``[C]``.
+
+    ``spikes`` ``[T, N, C]`` (0/1), ``plan`` from :func:`~grsnn.functional.build_plan`,
+    ``delays`` ``[R, C]`` integer delays: a spike of node ``u`` at step ``j`` crosses every
+    outgoing edge of relation ``rho`` and arrives at ``j + 1 + delays[rho]``, which counts
+    if that is at most ``T - 1``.
+
+    Example:
+        >>> from grsnn.functional import build_plan
+        >>> plan = build_plan(torch.tensor([[0, 0], [1, 2]]), 3)      # 0 -> 1, 0 -> 2
+        >>> s = torch.zeros(3, 3, 1); s[0, 0] = 1; s[2, 0] = 1         # node 0 at t = 0, 2
+        >>> delivered_spikes(s, plan, torch.zeros(1, 1, dtype=torch.long))  # t = 2 arrives too late
+        tensor([2.])
+    """
+    steps, _, cols = spikes.shape
+    fan = torch.zeros(plan.num_pairs).index_add_(0, plan.edge_pair, torch.ones(plan.dst.numel()))
+    cum = spikes.cumsum(0)                     # spikes of each neuron in steps [0, i]
+    dp = delays.index_select(0, plan.rel)      # [P, C]
+    delivered = torch.zeros(cols)
+    for j in range(int(dp.max()) + 1 if dp.numel() else 0):
+        last = steps - 2 - j                   # a spike at i arrives at i + 1 + j <= T - 1
+        if last < 0:
+            continue
+        arrived = cum[last].index_select(0, plan.src) * (dp == j)
+        delivered += (arrived * fan.unsqueeze(1)).sum(0)
+    return delivered
+
+
+def operation_counts(model: GRSNN, delivered: Tensor, own_spikes: Tensor, num_nodes: int,
+                     num_edges: int) -> Dict[str, Tensor]:
+    """Accumulates and multiply-accumulates per query of the spiking circuit and of the
+    non-spiking path GNN of the same size and layer (module docstring).
+
+    ``delivered`` ``[B]``: spikes delivered along edges per query (:func:`delivered_spikes`);
+    ``own_spikes`` ``[B]``: spikes in steps ``0..T-2`` (what the self connection reads).
+    Returns ``snn_ac``, ``snn_mac`` (``[B]``), ``gnn_ac``, ``gnn_mac`` (scalars as tensors).
+
+    Example (plain GRSNN: D accumulates per delivered spike; the GNN E*D + N*D*D per layer):
+        >>> m = GRSNN(2, hidden_dim=4, time_steps=3)
+        >>> c = operation_counts(m, torch.tensor([10.0]), torch.tensor([5.0]), 6, 8)
+        >>> c["snn_ac"].item(), c["snn_mac"].item(), c["gnn_mac"].item()
+        (40.0, 0.0, 256.0)
+    """
+    conv = model.conv
+    d, n, e, layers = model.hidden_dim, num_nodes, num_edges, model.time_steps - 1
+    weighted = model.weight_generator is not None or conv.relation_weight is not None
+    pna = conv.aggregate_fn == "pna"
+    # dense work both models do: PNA's statistics, scalers and 12D x D layer; LayerNorm
+    shared_mac = layers * n * d * (3 + 8 + 12 * d) if pna else 0
+    shared_ac = 0
+    if conv.norm is not None:
+        shared_mac += layers * n * d * 3
+        shared_ac += layers * n * d * 2
+    snn_ac = torch.zeros_like(delivered, dtype=torch.float64) + shared_ac  # exact past 2^24
+    snn_mac = torch.zeros_like(snn_ac) + shared_mac
+    gnn_ac, gnn_mac = float(shared_ac), float(shared_mac + layers * e * d)  # + messages
+    if pna:
+        snn_ac += 2 * delivered + layers * 2 * e * d        # sum, sum of squares; max, min
+        snn_mac += model.num_relations * d if weighted else 0    # omega^2, once per query
+        gnn_mac += layers * e * d                            # squares
+        gnn_ac += layers * 2 * e * d                         # max, min
+    else:
+        gnn_mac += layers * n * d * d                        # the D x D layer on real input
+        if weighted:
+            snn_mac += d * delivered                         # a scaled column per spike
+        else:
+            snn_ac += d * delivered                          # a column per spike
+    if conv.self_connection:
+        snn_ac += d * own_spikes                             # a column per own spike
+        gnn_mac += layers * n * d * d
+    return {"snn_ac": snn_ac, "snn_mac": snn_mac,
+            "gnn_ac": torch.tensor(gnn_ac, dtype=torch.float64),
+            "gnn_mac": torch.tensor(gnn_mac, dtype=torch.float64)}
+
+
+@torch.no_grad()
+def spiking_gnn_stats(model, x: Tensor, edge_index: Tensor,
+                      edge_type: Optional[Tensor] = None) -> Dict[str, float]:
+    """Firing rate and synaptic operations of one forward pass of a
+    :class:`~grsnn.nn.SpikingGNN` (all layers): every delivered spike adds a column of the
+    layer's ``D x D`` weight, i.e. ``D`` accumulates. The dense encoder, mixers and output
+    layer are counted separately as multiply-accumulates.
+    """
+    from ..nn.conv import as_edge_index
+    trains = model.spike_trains(x, edge_index, edge_type)          # per layer [T, N, D]
+    edge_index, _ = as_edge_index(edge_index)                       # an adjacency too
+    n = x.size(0)
+    total = spikes = sops = 0.0
+    for conv, train in zip(model.convs, trains):
+        steps, _, d = train.shape
+        plan = build_plan(edge_index, n, edge_type, conv.num_relations)
+        delays = (conv.integer_delays() if conv.delay_logit is not None else
+                  torch.zeros(conv.num_relations, d, dtype=torch.long))
+        sops += float(delivered_spikes(train.float(), plan, delays).sum()) * d
+        spikes += float(train.sum())
+        total += train.numel()
+    dense = sum(m.weight.numel() for m in (model.encoder, *model.mixers, model.lin)
+                if m is not None and hasattr(m, "weight")) * n
+    return {"firing_rate": spikes / max(total, 1.0), "spikes": spikes, "sops": sops,
+            "dense_macs": float(dense)}
+
+
+@torch.no_grad()
+def source_reach(model: GRSNN, data, h_index: Tensor, r_index: Tensor,
+                 spikes: Optional[Tensor] = None) -> List[Dict[str, Any]]:
+    """How far the query travels: for the nodes at each hop distance from the query's
+    source (groups of :func:`~grsnn.tasks.distance_breakdown.distance_groups`), the share that
+    fires, their mean first-spike step, and the share that is *informed*: whose spike
+    train differs from the one it has in the same circuit without the source's current
+    (``inject=False``). An uninformed node carries nothing about the query, however it
+    fires; its score is the same as every other uninformed node's with the same train.
+
+    Returns one row per group: ``group``, ``nodes`` (node-query pairs), ``fired``,
+    ``first_spike``, ``informed``.
+
+    Example:
+        >>> from torch_geometric.data import Data
+        >>> data = Data(edge_index=torch.tensor([[0], [1]]), edge_type=torch.tensor([0]),
+        ...             num_nodes=3)
+        >>> rows = source_reach(GRSNN(1, hidden_dim=4), data, torch.tensor([0]), torch.tensor([0]))
+        >>> [r["group"] for r in rows]
+        ['0', '1', 'unreachable']
+    """
+    from ..tasks.distance_breakdown import distance_groups, pair_hop_distances
+    model.eval()
+    if spikes is None:
+        spikes = model.spike_trains(data, h_index, r_index)
+    spikes = spikes.bool().cpu()
+    quiet = model.spike_trains(data, h_index, r_index, inject=False).cpu()
+    steps, n, b, _ = spikes.shape
+    fired = spikes.any(-1)                                             # [T, N, B]
+    ever = fired.any(0)                                                # [N, B]
+    first = fired.float().argmax(0)                                    # [N, B]
+    informed = (spikes != quiet).any(-1).any(0)                        # [N, B]
+    hops = pair_hop_distances(data.edge_index, n, h_index.view(-1).cpu().repeat_interleave(n),
+                              torch.arange(n).repeat(b)).view(b, n).t()  # [N, B]
+    rows: List[Dict[str, Any]] = []
+    for name, mask in distance_groups(hops, steps - 1).items():
+        on = mask & ever
+        rows.append({"group": name, "nodes": int(mask.sum()),
+                     "fired": float(on.sum() / mask.sum()),
+                     "first_spike": (float(first[on].float().mean()) if bool(on.any())
+                                     else float("nan")),
+                     "informed": float((mask & informed).sum() / mask.sum())})
+    return rows
+
+
+@torch.no_grad()
+def circuit_stats(model: GRSNN, data, h_index: Tensor, r_index: Tensor) -> Dict[str, Any]:
+    """Firing rates, delivered spikes, SOPs and the energy estimate for queries ``(h, r, ?)``.
+
+    Example:
+        >>> from torch_geometric.data import Data
+        >>> data = Data(edge_index=torch.tensor([[0, 1], [1, 0]]),
+        ...             edge_type=torch.tensor([0, 1]), num_nodes=2)
+        >>> stats = circuit_stats(GRSNN(2, hidden_dim=4), data, torch.tensor([0]),
+        ...                       torch.tensor([0]))
+        >>> len(stats["firing_rate_per_step"])
+        10
+    """
+    model.eval()
+    spikes = model.spike_trains(data, h_index, r_index).float()     # [T, N, B, D]
+    steps, n, b, d = spikes.shape
+    delays = model.integer_delays(r_index).transpose(0, 1).reshape(model.num_relations, -1)
+    plan = build_plan(data.edge_index, n, getattr(data, "edge_type", None), model.num_relations)
+    delivered = delivered_spikes(spikes.reshape(steps, n, b * d), plan, delays)
+    delivered_per_query = delivered.view(b, d).sum(1)
+    sops = delivered_per_query * d
+    edges = plan.dst.numel()
+    ops = operation_counts(model, delivered_per_query, spikes[:-1].sum(dim=(0, 1, 3)), n, edges)
+    snn_pj = ops["snn_ac"] * ENERGY_AC_PJ + ops["snn_mac"] * ENERGY_MAC_PJ
+    gnn_pj = float(ops["gnn_ac"]) * ENERGY_AC_PJ + float(ops["gnn_mac"]) * ENERGY_MAC_PJ
+    return {
+        "queries": b,
+        "nodes": n,
+        "edges": edges,
+        "time_steps": steps,
+        "neurons_per_node": d,
+        "firing_rate_per_step": spikes.mean(dim=(1, 2, 3)).tolist(),
+        "firing_rate": spikes.mean().item(),
+        "spikes_per_query": spikes.sum(dim=(0, 1, 3)).mean().item(),
+        "delivered_spikes_per_query": delivered_per_query.mean().item(),
+        "sops_per_query": sops.mean().item(),
+        "snn_acs_per_query": ops["snn_ac"].mean().item(),
+        "snn_macs_per_query": ops["snn_mac"].mean().item(),
+        "gnn_acs_per_query": float(ops["gnn_ac"]),
+        "gnn_macs_per_query": float(ops["gnn_mac"]),
+        "snn_energy_uj_per_query": snn_pj.mean().item() * 1e-6,
+        "gnn_energy_uj_per_query": gnn_pj * 1e-6,
+        "energy_ratio_gnn_over_snn": (gnn_pj / snn_pj.mean().clamp(min=1e-12)).item(),
+        "energy_constants_pj": {"accumulate": ENERGY_AC_PJ, "multiply_accumulate": ENERGY_MAC_PJ},
+        "reach_by_distance": source_reach(model, data, h_index, r_index, spikes),
+    }
+
+
+def format_circuit_stats(stats: Dict[str, Any], split: str) -> str:
+    """:func:`circuit_stats` as the text ``grsnn stats`` prints (``split``: where the
+    queries come from)."""
+    from ..tasks.distance_breakdown import format_breakdown
+
+    s = stats
+    return "\n".join([
+        f"{s['queries']} {split} queries on {s['nodes']} nodes, {s['edges']} edges, "
+        f"T = {s['time_steps']}, D = {s['neurons_per_node']}",
+        "firing rate per time step: " + " ".join(f"{x:.4f}" for x in s["firing_rate_per_step"]),
+        f"firing rate (all steps): {s['firing_rate']:.4f}",
+        f"spikes per query: {s['spikes_per_query']:.0f}; delivered along edges: "
+        f"{s['delivered_spikes_per_query']:.0f}",
+        f"delivered spikes x D (the synaptic operations of sum aggregation): "
+        f"{s['sops_per_query']:.4g}",
+        f"operations per query, spiking circuit: {s['snn_acs_per_query']:.4g} AC + "
+        f"{s['snn_macs_per_query']:.4g} MAC; non-spiking path GNN of the same size "
+        f"(T-1 layers): {s['gnn_acs_per_query']:.4g} AC + {s['gnn_macs_per_query']:.4g} MAC",
+        f"energy per query (0.9 pJ/AC, 4.6 pJ/MAC): spiking "
+        f"{s['snn_energy_uj_per_query']:.4g} uJ vs GNN {s['gnn_energy_uj_per_query']:.4g} uJ "
+        f"(GNN / spiking = {s['energy_ratio_gnn_over_snn']:.2f})",
+        "",
+        "reach of the query by hop distance from its source (informed: the spike train "
+        "differs from the node's train without the source's current):",
+        format_breakdown(s["reach_by_distance"], ["fired", "first_spike", "informed"]),
+    ])
