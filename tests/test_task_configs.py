@@ -72,3 +72,29 @@ def test_paper_configs_follow_the_protocol(path):
     effective = train["batch_size"] * train.get("gradient_interval", 1)
     assert effective == (30 if name.startswith("fb15k237") else 32)
     assert task["metric"] == ("auroc" if homogeneous else "mrr")
+
+
+def test_model_section_is_grsnn_signature():
+    """One source of truth: every plain keyword argument of GRSNN is a ``model`` key with
+    the argument's default, except the documented MODEL_OVERRIDES."""
+    import inspect
+
+    from grsnn.nn import GRSNN
+    from grsnn.training.config import MODEL_OVERRIDES, Config, ModelConfig
+
+    params = {n: p.default for n, p in inspect.signature(GRSNN.__init__).parameters.items()
+              if n != "self" and p.default is not inspect.Parameter.empty}
+    model = DEFAULTS["model"]
+    assert set(model) == set(params)
+    for key, default in params.items():
+        expected = MODEL_OVERRIDES[key][1] if key in MODEL_OVERRIDES else default
+        assert model[key] == expected and type(model[key]) is type(expected), key
+    assert set(MODEL_OVERRIDES) == {"surrogate", "compiled"}
+    typed = Config.from_dict({"model": {"time_steps": 12}})
+    assert isinstance(typed.model, ModelConfig) and typed.model.time_steps == 12
+    assert typed.to_dict() == load_config_dict({"model": {"time_steps": 12}})
+
+
+def load_config_dict(raw):
+    from grsnn.training.config import merge_config
+    return merge_config(raw)

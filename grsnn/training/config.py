@@ -1,130 +1,266 @@
 """Experiment configuration: YAML sections ``dataset``, ``model``, ``task``, ``optimizer``,
-``train``, validated against typed defaults (an unknown key is an error naming it)."""
+``train``, each a dataclass whose fields are the accepted keys, their types and defaults
+(an unknown key is an error naming it).
+
+The ``model`` section is made from the signature of :class:`~grsnn.nn.GRSNN`: every keyword
+argument of a plain type (``bool``, ``int``, ``float``, ``str``, optionally ``None``) is a
+key with the argument's default, so a new model argument is a config key without an edit
+here. :data:`MODEL_OVERRIDES` names the two keys whose config form differs on purpose.
+
+A validated configuration is handed around, and stored in checkpoints, as a plain
+``section -> key -> value`` dict (:func:`merge_config`); :class:`Config` is its typed form.
+
+Example:
+    >>> cfg = merge_config({"model": {"time_steps": 12}})
+    >>> cfg["model"]["time_steps"], cfg["model"]["hidden_dim"]
+    (12, 32)
+    >>> Config.from_dict({"train": {"seed": 3}}).train.seed
+    3
+"""
 from __future__ import annotations
 
 import copy
+import dataclasses
+import inspect
 import math
+import types
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-__all__ = ["ConfigError", "DEFAULTS", "load_config", "merge_config", "apply_overrides",
-           "dump_config"]
+from ..functional import PROPAGATIONS
+from ..nn import GRSNN
+
+__all__ = ["ConfigError", "Config", "DatasetConfig", "ModelConfig", "TaskConfig",
+           "OptimizerConfig", "TrainConfig", "MODEL_OVERRIDES", "DEFAULTS", "load_config",
+           "merge_config", "apply_overrides", "dump_config"]
 
 
 class ConfigError(ValueError):
     """Bad configuration; the message names the file and/or the key."""
 
 
-# Every accepted key with its default. ``None`` defaults accept any value of a listed type.
-DEFAULTS: Dict[str, Dict[str, Any]] = {
-    "dataset": {
-        "name": None,           # fb15k237, wn18rr, fb237_v1..v4, WN18RR_v1..v4, cora, citeseer,
-                                # pubmed, family
-        "path": None,           # a folder with train.txt / valid.txt / test.txt (own triples)
-        "root": None,           # data root for the large data sets
-        "seed": 0,              # edge split seed (homogeneous graphs)
-    },
-    "model": {
-        "hidden_dim": 32, "time_steps": 10, "tau": 4.0, "v_threshold": 2.0, "delay_bound": 4,
-        "linear_scale": 1.0, "dependent": True, "relation_weight": False,
-        "self_connection": False, "layer_norm": False, "aggregate": "sum", "delay": True,
-        "symmetric": False, "readout_decay": 0.95, "num_mlp_layers": 2,
-        "surrogate": "sigmoid",
-        "compiled": True,       # torch.compile the neuron step (falls back to eager if it fails)
-        "drive": "always",      # always (the paper) or reached (query-driven circuit)
-        "readout": "spikes",    # spikes (the paper) or state (+ first spike, final membrane)
-        "degree_prior": False,  # incoming edges per relation of the candidate, in the readout
-        "delay_init": None,     # initial delay logit offset (None: PyTorch's default init)
-    },
-    "task": {
-        "name": "kg_completion",       # or link_prediction
-        "num_negative": 32,
-        "strict_negative": True,
-        "adversarial_temperature": 1.0,
-        "remove_one_hop": False,       # remove every edge between h and t (FB15k-237)
-        "eval_batch_size": 32,         # queries per circuit run in evaluation
-        "metric": "mrr",               # model selection metric (auroc for link prediction)
-        "max_eval_queries": None,      # cap on evaluated target triples per split (budget runs)
-        "eval_memory_mb": None,        # memory budget of one evaluation pass (chunks queries)
-    },
-    "optimizer": {"name": "Adam", "lr": 5.0e-3, "weight_decay": 0.0},
-    "train": {
-        "num_epoch": 10, "batch_size": 32, "gradient_interval": 1, "seed": 0,
-        "valid_interval": 1,           # validate every k epochs
-        "max_steps_per_epoch": None,   # budget: batches per epoch
-        "checkpoint_interval": 200,    # batches between mid-epoch checkpoints
-        "log_interval": 50,
-        "num_threads": None,
-        "micro_batch": None,           # queries per forward/backward pass (None: automatic)
-        "device": "auto",              # auto (cuda if available), cpu, cuda, cuda:N
-        "deterministic": False,        # deterministic kernels only (GPU reproducibility)
-    },
+def _key(default: Any, positive: bool = False, signed: bool = False,
+         choices: Tuple[Any, ...] = ()) -> Any:
+    """A config field: its default and the rules its values follow (numbers are never
+    negative unless ``signed``; ``positive``: > 0; ``choices``: one of these)."""
+    return field(default=default,
+                 metadata={"positive": positive, "signed": signed, "choices": choices})
+
+
+@dataclass
+class DatasetConfig:
+    """``dataset``: the graph a run trains on."""
+    #: fb15k237, wn18rr, fb237_v1..v4, WN18RR_v1..v4, cora, citeseer, pubmed, family
+    name: Optional[str] = _key(None)
+    #: a folder with train.txt / valid.txt / test.txt (own triples)
+    path: Optional[str] = _key(None)
+    #: data root for the large data sets
+    root: Optional[str] = _key(None)
+    #: edge split seed (homogeneous graphs)
+    seed: int = _key(0)
+
+
+@dataclass
+class TaskConfig:
+    """``task``: the protocol (:mod:`grsnn.tasks`) and its evaluation."""
+    name: str = _key("kg_completion", choices=("kg_completion", "link_prediction"))
+    num_negative: int = _key(32, positive=True)
+    strict_negative: bool = _key(True)
+    adversarial_temperature: float = _key(1.0, positive=True)
+    #: remove every edge between h and t (FB15k-237)
+    remove_one_hop: bool = _key(False)
+    #: queries per circuit run in evaluation
+    eval_batch_size: int = _key(32, positive=True)
+    #: model selection metric (``auroc`` is the default for link prediction)
+    metric: str = _key("mrr", choices=("mrr", "hits@1", "hits@3", "hits@10", "hits@10_50",
+                                        "auroc", "ap"))
+    #: cap on evaluated target triples per split (budget runs)
+    max_eval_queries: Optional[int] = _key(None, positive=True)
+    #: memory budget of one evaluation pass in MiB (chunks the queries)
+    eval_memory_mb: Optional[float] = _key(None, positive=True)
+
+
+@dataclass
+class OptimizerConfig:
+    """``optimizer``: a ``torch.optim`` class by name and its settings."""
+    name: str = _key("Adam", choices=("Adam", "AdamW", "SGD"))
+    lr: float = _key(5.0e-3, positive=True)
+    weight_decay: float = _key(0.0)
+
+
+@dataclass
+class TrainConfig:
+    """``train``: the training loop (:class:`~grsnn.training.Trainer`)."""
+    num_epoch: int = _key(10, positive=True)
+    batch_size: int = _key(32, positive=True)
+    gradient_interval: int = _key(1, positive=True)
+    seed: int = _key(0)
+    #: validate every k epochs
+    valid_interval: int = _key(1, positive=True)
+    #: budget: batches per epoch
+    max_steps_per_epoch: Optional[int] = _key(None, positive=True)
+    #: batches between mid-epoch checkpoints
+    checkpoint_interval: int = _key(200, positive=True)
+    log_interval: int = _key(50, positive=True)
+    num_threads: Optional[int] = _key(None, positive=True)
+    #: queries per forward/backward pass (None: automatic)
+    micro_batch: Optional[int] = _key(None, positive=True)
+    #: auto (cuda if available), cpu, cuda, cuda:N
+    device: str = _key("auto")
+    #: deterministic kernels only (GPU reproducibility)
+    deterministic: bool = _key(False)
+
+
+#: ``model`` keys whose config form differs from :class:`~grsnn.nn.GRSNN`'s Python default,
+#: on purpose: the surrogate is named in YAML (any callable in Python, where ``None`` means
+#: the sigmoid), and configured runs ``torch.compile`` the neuron step (it falls back to
+#: eager if compiling fails); a model built in Python stays eager unless asked.
+MODEL_OVERRIDES: Dict[str, Tuple[type, Any]] = {"surrogate": (str, "sigmoid"),
+                                                 "compiled": (bool, True)}
+# value rules of model keys (their types and defaults come from the signature)
+_MODEL_RULES: Dict[str, Dict[str, Any]] = {
+    "hidden_dim": {"positive": True}, "time_steps": {"positive": True},
+    "tau": {"positive": True}, "v_threshold": {"positive": True},
+    "num_mlp_layers": {"positive": True},
+    "delay_init": {"signed": True},                 # a logit offset: may be negative
+    "aggregate": {"choices": ("sum", "pna")},
+    "drive": {"choices": ("always", "reached")},     # the paper / query-driven circuit
+    "readout": {"choices": ("spikes", "state")},     # the paper / + first spike, membrane
+    "surrogate": {"choices": ("sigmoid", "atan")},
+    "propagation": {"choices": tuple(PROPAGATIONS)},
 }
-
-_POSITIVE = {("model", "hidden_dim"), ("model", "time_steps"), ("model", "tau"),
-             ("model", "num_mlp_layers"), ("task", "num_negative"), ("task", "eval_batch_size"),
-             ("optimizer", "lr"), ("train", "num_epoch"), ("train", "batch_size"),
-             ("train", "gradient_interval"), ("train", "valid_interval"),
-             ("train", "checkpoint_interval"), ("train", "log_interval"),
-             ("task", "adversarial_temperature"), ("model", "v_threshold")}
-# keys whose default is None ("not set"): the type a set value must have
-_OPTIONAL_TYPES = {("model", "delay_init"): float, ("dataset", "name"): str,
-                   ("dataset", "path"): str, ("dataset", "root"): str,
-                   ("task", "max_eval_queries"): int, ("task", "eval_memory_mb"): float,
-                   ("train", "max_steps_per_epoch"): int, ("train", "num_threads"): int,
-                   ("train", "micro_batch"): int}
-_POSITIVE |= {("task", "max_eval_queries"), ("task", "eval_memory_mb"),
-              ("train", "max_steps_per_epoch"), ("train", "num_threads"),
-              ("train", "micro_batch")}
-_SIGNED = {("model", "delay_init")}     # numbers that may be negative
-_CHOICES = {("model", "aggregate"): ("sum", "pna"),
-            ("model", "drive"): ("always", "reached"),
-            ("model", "readout"): ("spikes", "state"),
-            ("model", "surrogate"): ("sigmoid", "atan"),
-            ("task", "name"): ("kg_completion", "link_prediction"),
-            ("task", "metric"): ("mrr", "hits@1", "hits@3", "hits@10", "hits@10_50", "auroc", "ap"),
-            ("optimizer", "name"): ("Adam", "AdamW", "SGD")}
+_PLAIN = (bool, int, float, str)
+#: the largest ``model.delay_bound`` (delays are kept in 5 bits)
+MAX_DELAY_BOUND = 30
 
 
-def _check_value(section: str, key: str, value: Any, default: Any, where: str) -> Any:
+def _plain_type(hint: Any) -> Optional[Tuple[type, bool]]:
+    """``(type, accepts None)`` for ``T`` / ``Optional[T]`` of a plain ``T``, else None."""
+    if hint in _PLAIN:
+        return hint, False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1 and args[0] in _PLAIN and len(typing.get_args(hint)) == 2:
+            return args[0], True
+    return None
+
+
+def _model_config_class() -> type:
+    """The ``model`` section's dataclass, from ``GRSNN.__init__``'s keyword arguments."""
+    try:
+        hints = typing.get_type_hints(GRSNN.__init__)
+    except (NameError, TypeError):     # an annotation that does not resolve at run time
+        hints = {}
+    fields = []
+    for name, param in inspect.signature(GRSNN.__init__).parameters.items():
+        if name == "self" or param.default is inspect.Parameter.empty or param.kind not in (
+                param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+            continue                       # given by the task (num_relations), not configured
+        if name in MODEL_OVERRIDES:
+            kind, default = MODEL_OVERRIDES[name]
+            hint: Any = kind
+        else:
+            plain = _plain_type(hints.get(name, type(param.default)))
+            if plain is None:
+                continue                   # not expressible in YAML (a callable, a tensor)
+            hint, default = (Optional[plain[0]] if plain[1] else plain[0]), param.default
+        fields.append((name, hint, _key(default, **_MODEL_RULES.get(name, {}))))
+    cls = dataclasses.make_dataclass("ModelConfig", fields)
+    cls.__module__ = __name__
+    cls.__doc__ = ("``model``: the keyword arguments of :class:`~grsnn.nn.GRSNN` (made from "
+                   "its signature; :data:`MODEL_OVERRIDES` lists the deliberate differences).")
+    return cls
+
+
+ModelConfig = _model_config_class()
+
+_SECTIONS: Dict[str, type] = {"dataset": DatasetConfig, "model": ModelConfig,
+                              "task": TaskConfig, "optimizer": OptimizerConfig,
+                              "train": TrainConfig}
+
+
+@dataclass
+class Config:
+    """A validated configuration, typed: one dataclass per section.
+
+    Example:
+        >>> cfg = Config.from_dict({"task": {"name": "link_prediction"}})
+        >>> cfg.task.metric, cfg.to_dict()["task"]["metric"]
+        ('auroc', 'auroc')
+    """
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    model: Any = field(default_factory=ModelConfig)     # a ModelConfig
+    task: TaskConfig = field(default_factory=TaskConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def from_dict(cls, raw: Dict[str, Any], where: str = "") -> "Config":
+        """Validate ``raw`` (``section -> key -> value``) and fill in the defaults."""
+        cfg = merge_config(raw, where)
+        return cls(**{s: _SECTIONS[s](**values) for s, values in cfg.items()})
+
+    def to_dict(self) -> Dict[str, Dict[str, Any]]:
+        """The plain ``section -> key -> value`` dict (what checkpoints store)."""
+        return {s: dataclasses.asdict(getattr(self, s)) for s in _SECTIONS}
+
+
+def _describe(kind: type) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number",
+            str: "a string"}.get(kind, kind.__name__)
+
+
+#: the rules of every key: ``(section, key) -> (type, accepts None, metadata)``
+_RULES: Dict[Tuple[str, str], Tuple[type, bool, Any]] = {}
+for _section, _cls in _SECTIONS.items():
+    _hints = typing.get_type_hints(_cls)
+    for _field in dataclasses.fields(_cls):
+        _plain = _plain_type(_hints[_field.name])
+        assert _plain is not None, f"{_section}.{_field.name}: not a plain type"
+        _RULES[(_section, _field.name)] = (*_plain, _field.metadata)
+
+#: every accepted key with its default, ``section -> key -> default``
+DEFAULTS: Dict[str, Dict[str, Any]] = Config().to_dict()
+
+
+def _check_value(section: str, key: str, value: Any, where: str) -> Any:
     name = f"{where}{section}.{key}"
+    kind, optional, rules = _RULES[(section, key)]
     if value is None:
-        if default is None:        # an optional key: null means "not set"
+        if optional:               # an optional key: null means "not set"
             return None
-        kind = {bool: "true or false", int: "an integer", float: "a number",
-                str: "a string"}.get(type(default), type(default).__name__)
-        raise ConfigError(f"{name}: expected {kind}, got null")
-    if default is None and (section, key) in _OPTIONAL_TYPES:
-        default = _OPTIONAL_TYPES[(section, key)]()
-    if isinstance(default, bool):
+        raise ConfigError(f"{name}: expected {_describe(kind)}, got null")
+    if kind is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{name}: expected true or false, got {value!r}")
-    elif isinstance(default, int):
+    elif kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{name}: expected an integer, got {value!r}")
-    elif isinstance(default, float):
+    elif kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{name}: expected a number, got {value!r}")
         value = float(value)
         if not math.isfinite(value):
             raise ConfigError(f"{name}: expected a finite number, got {value!r}")
-    elif isinstance(default, str) and not isinstance(value, str):
+    elif kind is str and not isinstance(value, str):
         raise ConfigError(f"{name}: expected a string, got {value!r}")
-    if (section, key) in _POSITIVE and value <= 0:
+    if rules.get("positive") and value <= 0:
         raise ConfigError(f"{name}: must be > 0, got {value!r}")
     if (isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
-            and (section, key) not in _SIGNED):
+            and not rules.get("signed")):
         raise ConfigError(f"{name}: must not be negative, got {value!r}")
-    choices = _CHOICES.get((section, key))
+    choices = rules.get("choices")
     if choices and value not in choices:
         raise ConfigError(f"{name}: expected one of {list(choices)}, got {value!r}")
     return value
 
 
 def merge_config(raw: Dict[str, Any], where: str = "") -> Dict[str, Dict[str, Any]]:
-    """Validate ``raw`` against :data:`DEFAULTS` and fill in the defaults.
+    """Validate ``raw`` against the sections' dataclasses and fill in the defaults.
 
     Example:
         >>> merge_config({"train": {"seed": 3}})["train"]["seed"]
@@ -145,11 +281,11 @@ def merge_config(raw: Dict[str, Any], where: str = "") -> Dict[str, Dict[str, An
             if key not in DEFAULTS[section]:
                 raise ConfigError(f"{where}unknown key {section}.{key}; expected one of "
                                   f"{sorted(DEFAULTS[section])}")
-            cfg[section][key] = _check_value(section, key, value, DEFAULTS[section][key], where)
+            cfg[section][key] = _check_value(section, key, value, where)
     if cfg["task"]["name"] == "link_prediction" and "metric" not in (raw.get("task") or {}):
         cfg["task"]["metric"] = "auroc"
-    if cfg["model"]["delay_bound"] > 30:
-        raise ConfigError(f"{where}model.delay_bound: must be <= 30")
+    if cfg["model"]["delay_bound"] > MAX_DELAY_BOUND:
+        raise ConfigError(f"{where}model.delay_bound: must be <= {MAX_DELAY_BOUND}")
     return cfg
 
 
@@ -191,4 +327,3 @@ def apply_overrides(cfg: Dict[str, Dict[str, Any]], overrides: List[str]
 def dump_config(cfg: Dict[str, Dict[str, Any]]) -> str:
     """The configuration as YAML text."""
     return yaml.safe_dump(cfg, sort_keys=False)
-
