@@ -34,6 +34,7 @@ def test_propagate_is_bit_identical_forward_and_backward(active_nodes, weighted)
     delta = torch.randint(0, bound + 1, (rels, cols), generator=g).to(torch.uint8)
     frames = [((hist >> j) & 1).double().requires_grad_() for j in range(bound + 1)]
     traces = torch.randn(bound + 1, n, cols, generator=g, dtype=torch.float64)
+    traces[:, (hist == 0).all(1)] = 0.0            # a node that never fired has no trace
     delay = (delta.double() + 0.2).requires_grad_()
     weight = (torch.randn(rels, cols, generator=g, dtype=torch.float64).requires_grad_()
               if weighted else None)
@@ -254,3 +255,20 @@ def test_reached_circuit_skips_unreached_nodes_without_gradient(monkeypatch):
         got = model.spike_trains(data, batch[:, 0, 0], batch[:, 0, 2])
     assert torch.equal(want, got)
     assert rows and max(rows) < 400 * 3          # never all N x B rows
+
+
+def test_firing_rate_is_recorded_and_differentiable():
+    data, batch = _kg()
+    torch.manual_seed(1)
+    plain = GRSNN(6, hidden_dim=8).double()
+    assert plain(data, batch) is not None and plain.firing_rate is None
+    torch.manual_seed(1)
+    model = GRSNN(6, hidden_dim=8, track_rate=True).double()
+    out = model(data, batch)
+    assert torch.equal(out, plain(data, batch))            # recording changes nothing
+    trains = model.spike_trains(data, batch[:, 0, 0], batch[:, 0, 2])
+    assert model.firing_rate.item() == pytest.approx(trains.double().mean().item())
+    model.firing_rate.backward()
+    assert model.delay_generator.weight.grad.abs().sum() > 0     # surrogate gradient
+    model.score_all(data, batch[:, 0, 0], batch[:, 0, 2])
+    assert model.firing_rate.item() == pytest.approx(trains.double().mean().item())

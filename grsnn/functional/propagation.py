@@ -47,9 +47,11 @@ from torch import Tensor
 # pairs x columns handled at once in backward (a few MB: the chunk stays in cache)
 _CHUNK_ELEMENTS = 1 << 19
 
-# ``propagation="auto"``: push while at most this share of the pairs is active (measured:
-# benchmarks/firing_rate.py, docs/benchmarks.md)
-AUTO_CROSSOVER = 0.25
+# ``propagation="auto"``: push while at most this share of the pairs is active. Measured
+# (benchmarks/firing_rate.py, docs/benchmarks.md, eager messages, one thread): the push
+# forward beats the dense one up to ~98% active pairs on FB15k-237; 0.5 leaves a margin
+# for the compiled dense messages (not measured against push yet)
+AUTO_CROSSOVER = 0.5
 PROPAGATIONS = ("dense", "event", "auto")
 
 __all__ = ["DelayPlan", "build_plan", "history_dtype", "push_history", "delayed_gather",
@@ -334,6 +336,19 @@ def _push(plan: DelayPlan, hist: Tensor, delta: Tensor, dtype: torch.dtype,
     return _spmm(sub, msg)
 
 
+def _weight_grad(grad_weight: Tensor, hist: Tensor, src: Tensor, rel: Tensor, dp: Tensor,
+                 gc: Tensor, active: Optional[Tensor]) -> None:
+    """``grad_weight[rel] += gc * message`` over a chunk of pairs (with ``active``: only
+    the pairs whose message is not all zero; the others add exactly nothing)."""
+    if active is not None:
+        keep = active.nonzero().squeeze(1)
+        if keep.numel() < src.numel():
+            src, rel, dp, gc = (src.index_select(0, keep), rel.index_select(0, keep),
+                                dp.index_select(0, keep), gc.index_select(0, keep))
+    raw = ((hist.index_select(0, src) >> dp) & 1).to(gc.dtype)
+    grad_weight.index_add_(0, rel, gc * raw)
+
+
 class _DelayedFn(torch.autograd.Function):
     """Delayed gather (``aggregate=False``) or gather + sum into destinations."""
 
@@ -347,11 +362,13 @@ class _DelayedFn(torch.autograd.Function):
         if aggregate and crossover is not None:   # event-driven forward (push)
             stats = None if workspace is None else workspace.get("active_pairs")
             out = _push(plan, hist, delta, dtype, weight, compiled, crossover, stats)
+        pushed = out is not None
         if out is None:
             workspace = workspace if aggregate else None   # a gathered output must be fresh
             msg = _messages(plan, hist, delta, dtype, workspace, weight, compiled)
             out = _spmm(plan.operators(dtype)[0], msg) if aggregate else msg
         ctx.plan, ctx.aggregate, ctx.num_frames = plan, aggregate, len(frames)
+        ctx.event = pushed      # a step run dense forward runs the dense backward too
         # the trace frames are node-level tensors shared by K + 1 steps: keep references
         # (no copy, no gradient); a list is stacked only in backward
         ctx.traces = (None if traces is None else traces.detach() if isinstance(traces, Tensor)
@@ -385,6 +402,16 @@ class _DelayedFn(torch.autograd.Function):
             stacked = traces if isinstance(traces, Tensor) else torch.stack(list(traces))
             trace_rows = stacked[:num_frames].reshape(num_frames * num_nodes, cols)
         late = num_frames <= int(delta.max())   # delays beyond the first step: no message
+        # event-driven backward: the delay gradient of a pair is its trace times its
+        # gradient, the weight gradient its message times its gradient; both are exactly
+        # zero for the pairs whose source has no trace (never fired) / no message, which
+        # are skipped (the frame gradients reach every pair: the surrogate is non-zero
+        # for silent neurons too)
+        traced = messaging = None
+        if ctx.event and grad_delay is not None:
+            traced = trace_rows.view(num_frames, num_nodes, cols).ne(0).any(2).any(0)
+        if ctx.event and grad_weight is not None:
+            messaging = active_pairs(plan, hist, delta)
         # pairs in chunks that stay in cache while they are scattered and gathered
         rows = max(1, _CHUNK_ELEMENTS // max(1, cols))
         for start in range(0, plan.num_pairs, rows):
@@ -400,8 +427,8 @@ class _DelayedFn(torch.autograd.Function):
             dp = delta.index_select(0, rel)
             if weight is not None:
                 if grad_weight is not None:
-                    raw = ((hist.index_select(0, src) >> dp) & 1).to(dtype)
-                    grad_weight.index_add_(0, rel, gc * raw)
+                    _weight_grad(grad_weight, hist, src, rel, dp, gc,
+                                 None if messaging is None else messaging[start:stop])
                 gc = gc * weight.index_select(0, rel)
             index = dp.long()
             if late:
@@ -411,6 +438,11 @@ class _DelayedFn(torch.autograd.Function):
             if grad_stack is not None:
                 grad_stack.scatter_add_(0, index, gc)
             if grad_delay is not None:
+                if traced is not None:
+                    keep = traced.index_select(0, src).nonzero().squeeze(1)
+                    if keep.numel() < src.numel():
+                        rel, index, gc = (rel.index_select(0, keep), index.index_select(0, keep),
+                                          gc.index_select(0, keep))
                 grad_delay.index_add_(0, rel, trace_rows.gather(0, index).mul_(gc))
         grad_frames = [None] * num_frames
         if grad_stack is not None:
@@ -475,8 +507,10 @@ def delayed_propagate(plan: DelayPlan, hist: Tensor, frames: Sequence[Tensor], d
     ``"dense"`` (every pair, the default), ``"event"`` (only the pairs with a spike in
     their delay window, :func:`active_pairs`) or ``"auto"`` (event-driven while at most
     :data:`AUTO_CROSSOVER` of the pairs are active, dense above). All three give the same
-    values bit for bit and the same backward (which is dense: the surrogate gradient
-    reaches silent neurons too, so every pair carries a frame gradient).
+    values and gradients bit for bit. The backward of ``"event"`` / ``"auto"`` skips the
+    pairs whose delay and weight gradients are exactly zero (sources without trace or
+    message); the spike-frame gradients stay dense: the surrogate gradient reaches silent
+    neurons too, so every pair carries one.
     Backward saves only node- and relation-level tensors.
 
     Example:
