@@ -90,6 +90,11 @@ class GRSNN(nn.Module):
             (default): PyTorch's default initialisation, delays spread over ``0..K``.
         propagation (str): ``"dense"`` (default), ``"event"`` or ``"auto"``: the
             event-driven engine of :class:`SpikingDelayConv` (same logits and gradients).
+        track_rate (bool): record the mean firing rate of the circuits of the last
+            :meth:`forward` / :meth:`score_all` (over steps, nodes, queries and neurons) as
+            the differentiable scalar :attr:`firing_rate` (surrogate gradient), for a
+            firing-rate regulariser ``loss + lambda * model.firing_rate`` (default
+            ``False``: nothing recorded).
 
     Example:
         >>> from torch_geometric.data import Data
@@ -109,7 +114,8 @@ class GRSNN(nn.Module):
                  num_mlp_layers: int = 2, surrogate: SurrogateLike = None,
                  fused: bool = True, compiled: bool = False, drive: str = "always",
                  readout: str = "spikes", degree_prior: bool = False,
-                 delay_init: Optional[float] = None, propagation: str = "dense") -> None:
+                 delay_init: Optional[float] = None, propagation: str = "dense",
+                 track_rate: bool = False) -> None:
         super().__init__()
         if num_relations < 1:
             raise ValueError(f"num_relations must be >= 1, got {num_relations}")
@@ -145,6 +151,8 @@ class GRSNN(nn.Module):
         self.register_buffer("kappa", readout_kernel(time_steps, readout_decay),
                              persistent=False)
         self._plan: Optional[tuple] = None
+        self.track_rate = bool(track_rate)
+        self._rates: list = []
         self._init_delays()
 
     def reset_parameters(self) -> None:
@@ -170,6 +178,24 @@ class GRSNN(nn.Module):
     @property
     def time_steps(self) -> int:
         return self.conv.time_steps
+
+    @property
+    def firing_rate(self) -> Optional[Tensor]:
+        """Mean firing rate of the circuits run by the last :meth:`forward` or
+        :meth:`score_all` (a differentiable scalar), with ``track_rate=True``; else
+        ``None``.
+
+        Example:
+            >>> from torch_geometric.data import Data
+            >>> data = Data(edge_index=torch.tensor([[0], [1]]), num_nodes=2)
+            >>> model = GRSNN(num_relations=1, hidden_dim=4, track_rate=True)
+            >>> _ = model(data, torch.tensor([[[0, 1, 0]]]))
+            >>> model.firing_rate.requires_grad, 0 <= model.firing_rate.item() <= 1
+            (True, True)
+        """
+        if not self._rates:
+            return None
+        return self._rates[0] if len(self._rates) == 1 else torch.stack(self._rates).mean()
 
     def scaled_query(self, r_index: Tensor) -> Tensor:
         """:math:`\\tilde q = (V_{th}/2) E_q[r] + V_{th}/2`, ``[B, D]``."""
@@ -266,6 +292,8 @@ class GRSNN(nn.Module):
         enc = kappa[0] * frames[0]
         for k, s in zip(kappa[1:], frames[1:]):
             enc = enc + k * s
+        if self.track_rate:
+            self._rates.append(torch.stack([s.mean() for s in frames]).mean())
         parts = [enc]
         if state:
             parts += [first_spike_code(frames), u / self.v_threshold]
@@ -311,6 +339,7 @@ class GRSNN(nn.Module):
         """Logits ``[B, 1 + n]`` for ``batch`` ``[B, 1 + n, 3]`` of (head, tail, relation)."""
         if batch.dim() != 3 or batch.size(-1) != 3:
             raise ValueError(f"batch must have shape [B, 1 + n, 3], got {list(batch.shape)}")
+        self._rates = []
         h, t, r = self.to_tail_queries(batch)
         if not ((h == h[:, :1]).all() and (r == r[:, :1]).all()):
             raise ValueError("every row of batch must share its head (or its tail) and relation")
@@ -331,4 +360,5 @@ class GRSNN(nn.Module):
         """Logits of every node as the tail of ``(h, r, ?)``: ``[B, N]`` (one circuit run)."""
         if self.symmetric:
             raise ValueError("score_all is not defined for symmetric scoring; score pairs")
+        self._rates = []
         return self.score(self.node_features(data, h_index, r_index))
