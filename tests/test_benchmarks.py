@@ -87,3 +87,20 @@ def test_gnn_defaults_builds_its_tables_from_the_recorded_runs(run_python, tmp_p
     for *_, seeds, gcn, spiking, diff in rows:
         assert int(seeds) >= 1
         assert abs(100 * (float(spiking) - float(gcn)) - float(diff)) < 0.11
+
+
+def test_firing_rate_prints_dense_event_auto_and_the_floor(run_python):
+    out = run_python("benchmarks/firing_rate.py", "--datasets", "gen:300:1500:6,fb237_v1",
+                     "--rates", "0.01,0.05,full", "--rounds", "1", "--queries", "1")
+    assert "gen:300:1500:6: 300 nodes, 1500 edges" in out
+    assert "fb237_v1: 1594 nodes, 8490 edges" in out
+    num = r"(\d+\.\d+)"
+    rows = re.findall(rf"^\s+{num}% +{num} \|" + rf" +{num}" * 4 + r" \|" + rf" +{num}" * 3
+                      + r" \|" + rf" +{num}x" * 4 + "$", out, re.M)
+    assert len(rows) == 6, out                           # 3 rates x 2 graphs
+    assert [float(r[0]) for r in rows[2::3]] == [100.0, 100.0]      # full firing
+    assert all(0 < float(r[0]) < 10 for r in rows[:2])
+    assert all(float(x) > 0 for r in rows for x in r[9:])
+    assert len(re.findall(r"^crossover \(forward, event vs dense\): ", out, re.M)) == 2
+    assert re.fullmatch(r"event-driven vs dense, forward\+backward: \d+\.\d\dx at 5% active "
+                        r"pairs, \d+\.\d\dx at full firing", out.strip().splitlines()[-1])

@@ -1,0 +1,201 @@
+"""Event-driven against dense propagation at controlled firing rates, in one run.
+
+For graphs shaped like FB15k-237 and WN18RR (their training graphs with inverse edges, read
+from the data root; ``--datasets`` also takes GraIL splits such as ``fb237_v1`` or
+``gen:N:E:R``, a generated graph of N nodes, E edges (inverses included) and R edge
+types), one training batch of the propagation engine at the paper's configuration (B
+queries of the task's batch, D = 32, T = 10, K = 4, query-dependent delays with their
+trace gradient): T - 1 steps of :func:`grsnn.functional.delayed_propagate`, and for
+"fwd+bwd" the backward of a fixed random linear function of the T - 1 outputs into the
+spike frames and the delays.
+
+The firing rate is set synthetically by the spike history: a random share of the nodes
+fires (every bit of their history is random), chosen so that the given share of the
+``(source, relation)`` pairs is active (has a spike in its delay window); "full" means
+every neuron fired at every step. Variants, timed in interleaved rounds (one batch of
+each in turn, so machine noise hits all alike; the median is printed):
+
+  dense   ``propagation="dense"`` (pull: every pair, every step)
+  event   ``propagation="event"`` (push: the active pairs only, every step)
+  auto    ``propagation="auto"`` (push below the crossover, pull above; per step)
+  floor   T - 1 products ``torch.sparse.mm(A, X)``, A the CSR adjacency over the edges,
+          X dense [N, B*D]: one pass over the edges per step (forward only), the
+          bandwidth floor of the dense engine
+
+Ratios are speed-ups, dense seconds / candidate seconds (> 1: faster than dense),
+measured in this run. The crossover is where the event-driven forward stops being
+faster than the dense one (linear interpolation between measured rates). The neuron-level
+work (linear layer, LIF step) is not part of this benchmark: it does not depend on the
+propagation mode in training (see docs/method.md section 5).
+
+Run:  python benchmarks/firing_rate.py [--datasets fb15k237,wn18rr] [--rates 0.001,...,full]
+          [--rounds 3] [--queries 0 (= the task's batch)] [--threads 1] [--data-root DIR]
+The last line reads
+``event-driven vs dense, forward+backward: <r>x at 5% active pairs, <s>x at full firing``
+(the auto mode, on the first data set; 5% must be among the rates).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from grsnn.functional import build_plan, delayed_propagate, history_dtype  # noqa: E402
+
+DIM, STEPS, BOUND = 32, 10, 4
+BATCH = {"fb15k237": 5, "wn18rr": 8}          # the paper tasks' queries per batch
+VARIANTS = ("dense", "event", "auto", "floor")
+
+
+def load_graph(name: str, root: str | None):
+    """``(edge_index, edge_type, num_nodes, num_relations, label)``."""
+    if name.startswith("gen:"):
+        n, e, r = (int(x) for x in name[4:].split(":"))
+        g = torch.Generator().manual_seed(0)
+        half = e // 2        # facts and their inverses, types r and r + R / 2
+        src, dst = torch.randint(0, n, (half,), generator=g), torch.randint(0, n, (half,), generator=g)
+        rel = torch.randint(0, max(1, r // 2), (half,), generator=g)
+        ei = torch.cat([torch.stack([src, dst]), torch.stack([dst, src])], 1)
+        return ei, torch.cat([rel, rel + max(1, r // 2)]), n, 2 * max(1, r // 2), name
+    from grsnn.data import kg
+    if name == "fb15k237":
+        data = kg.load_fb15k237(root)
+    elif name == "wn18rr":
+        data = kg.load_wn18rr(root)
+    else:
+        data = kg.load_grail(name, root)
+    graph = data.splits["train"].graph
+    return graph.edge_index, graph.edge_type, int(graph.num_nodes), data.num_relations, name
+
+
+def spike_history(plan, cols: int, share, gen) -> torch.Tensor:
+    """``[N, C]`` bit history in which about ``share`` of the pairs are active
+    (``"full"``: every bit set)."""
+    hdtype = history_dtype(BOUND)
+    n = plan.num_nodes
+    if share == "full":
+        return torch.full((n, cols), (1 << (BOUND + 1)) - 1, dtype=hdtype)
+    pairs_of = torch.bincount(plan.src, minlength=n)
+    order = torch.randperm(n, generator=gen)
+    count = torch.cumsum(pairs_of[order], 0)
+    chosen = order[: int(torch.searchsorted(count, int(share * plan.num_pairs))) + 1]
+    hist = torch.zeros(n, cols, dtype=hdtype)
+    bits = torch.randint(1, 1 << (BOUND + 1), (chosen.numel(), cols), generator=gen)
+    hist[chosen] = bits.to(hdtype)
+    return hist
+
+
+def run_batch(variant: str, plan, floor_adj, hist, delta, delay, traces, grad_out,
+              backward: bool) -> float:
+    traces = traces * (hist != 0).any(1).view(1, -1, 1)   # no trace where nothing fired
+    frames = [((hist >> j) & 1).float().requires_grad_(backward) for j in range(BOUND + 1)]
+    d = delay.detach().requires_grad_(backward)
+    t0 = time.perf_counter()
+    with torch.set_grad_enabled(backward):
+        total = None
+        for t in range(1, STEPS):
+            use = frames[: min(t, BOUND + 1)]
+            if variant == "floor":
+                out = torch.sparse.mm(floor_adj, use[0], "sum")
+            else:
+                out = delayed_propagate(plan, hist, use, delta, d, None, traces,
+                                        workspace={}, propagation=variant)
+            if backward:
+                part = (out * grad_out).sum()
+                total = part if total is None else total + part
+        if backward and total is not None:
+            total.backward()
+    return time.perf_counter() - t0
+
+
+def measure(name: str, rates, rounds: int, queries: int, root, gen) -> dict:
+    ei, et, n, rels, label = load_graph(name, root)
+    plan = build_plan(ei, n, et, rels)
+    plan.operators(torch.float32)
+    floor_adj = torch.sparse_coo_tensor(ei.flip(0), torch.ones(ei.size(1)), (n, n)
+                                        ).coalesce().to_sparse_csr()   # [target, source]
+    b = queries or BATCH.get(name, 5)
+    cols = b * DIM
+    delay = BOUND * torch.rand(rels, cols, generator=gen)
+    delta = torch.round(delay).to(history_dtype(BOUND))
+    traces = torch.randn(BOUND + 1, n, cols, generator=gen)
+    grad_out = torch.randn(n, cols, generator=gen)
+    print(f"{label}: {n} nodes, {ei.size(1)} edges, {plan.num_pairs} (source, relation) "
+          f"pairs, {rels} edge types, B = {b} queries x D = {DIM}, T = {STEPS}, K = {BOUND}",
+          flush=True)
+    hists = {r: spike_history(plan, cols, r, gen) for r in rates}
+    from grsnn.functional import active_pairs
+    share = {r: float(active_pairs(plan, hists[r], delta).float().mean()) for r in rates}
+    times = {(r, v, bwd): [] for r in rates for v in VARIANTS for bwd in (False, True)
+             if not (v == "floor" and bwd)}
+    for rnd in range(rounds + 1):            # round 0 warms up
+        for r in rates:
+            for (rr, v, bwd) in times:
+                if rr != r:
+                    continue
+                sec = run_batch(v, plan, floor_adj, hists[r], delta, delay, traces, grad_out,
+                                bwd)
+                if rnd:
+                    times[(rr, v, bwd)].append(sec)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"{'active pairs':>12} {'firing':>7} | {'forward s/batch':^31} | {'fwd+bwd s/batch':^23}"
+          f" | {'speed-up vs dense':^27}")
+    print(f"{'':>12} {'':>7} | {'dense':>7} {'event':>7} {'auto':>7} {'floor':>7} | "
+          f"{'dense':>7} {'event':>7} {'auto':>7} | {'fwd ev':>6} {'fwd au':>6} {'f+b ev':>6} "
+          f"{'f+b au':>6}")
+    rows = []
+    for r in rates:
+        fd, fe, fa, ff = (med[(r, v, False)] for v in VARIANTS)
+        bd, be, ba = (med[(r, v, True)] for v in VARIANTS[:3])
+        fire = float(((hists[r] & 1) != 0).float().mean())
+        print(f"{share[r]:>11.2%} {fire:>7.4f} | {fd:7.3f} {fe:7.3f} {fa:7.3f} {ff:7.3f} | "
+              f"{bd:7.3f} {be:7.3f} {ba:7.3f} | {fd / fe:5.2f}x {fd / fa:5.2f}x {bd / be:5.2f}x "
+              f"{bd / ba:5.2f}x")
+        rows.append((r, share[r], fd / fe, fd / fa, bd / be, bd / ba))
+    cross = None
+    for (r0, s0, q0, *_), (r1, s1, q1, *_) in zip(rows, rows[1:]):
+        if q0 >= 1 > q1:
+            cross = s0 + (s1 - s0) * (q0 - 1) / (q0 - q1)
+            break
+    if cross is None:
+        print("crossover (forward, event vs dense): not within the measured rates")
+    else:
+        print(f"crossover (forward, event vs dense): {cross:.1%} active pairs")
+    return {"rows": rows}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", default="fb15k237,wn18rr")
+    p.add_argument("--rates", default="0.001,0.01,0.05,0.1,0.25,0.5,full",
+                   help="shares of active (source, relation) pairs, and 'full'")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--queries", type=int, default=0, help="queries per batch (0: the task's)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--data-root", default=None)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rates = [r if r == "full" else float(r) for r in args.rates.split(",")]
+    if 0.05 not in rates or "full" not in rates:
+        raise SystemExit("firing_rate.py: --rates must include 0.05 and full")
+    gen = torch.Generator().manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} "
+          f"interleaved rounds after one warm-up, medians")
+    first = None
+    for name in args.datasets.split(","):
+        res = measure(name, rates, args.rounds, args.queries, args.data_root, gen)
+        first = first or res
+    by_rate = {row[0]: row for row in first["rows"]}
+    print(f"event-driven vs dense, forward+backward: {by_rate[0.05][5]:.2f}x at 5% active "
+          f"pairs, {by_rate['full'][5]:.2f}x at full firing")
+
+
+if __name__ == "__main__":
+    main()
