@@ -60,7 +60,8 @@ def load_graph(name: str, root: str | None):
         n, e, r = (int(x) for x in name[4:].split(":"))
         g = torch.Generator().manual_seed(0)
         half = e // 2        # facts and their inverses, types r and r + R / 2
-        src, dst = torch.randint(0, n, (half,), generator=g), torch.randint(0, n, (half,), generator=g)
+        src = torch.randint(0, n, (half,), generator=g)
+        dst = torch.randint(0, n, (half,), generator=g)
         rel = torch.randint(0, max(1, r // 2), (half,), generator=g)
         ei = torch.cat([torch.stack([src, dst]), torch.stack([dst, src])], 1)
         return ei, torch.cat([rel, rel + max(1, r // 2)]), n, 2 * max(1, r // 2), name
@@ -160,7 +161,7 @@ def measure(name: str, rates, rounds: int, queries: int, root, gen) -> dict:
               f"{bd / ba:5.2f}x")
         rows.append((r, share[r], fd / fe, fd / fa, bd / be, bd / ba))
     cross = None
-    for (r0, s0, q0, *_), (r1, s1, q1, *_) in zip(rows, rows[1:]):
+    for (_, s0, q0, *_), (_, s1, q1, *_) in zip(rows, rows[1:]):
         if q0 >= 1 > q1:
             cross = s0 + (s1 - s0) * (q0 - 1) / (q0 - q1)
             break

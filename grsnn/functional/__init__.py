@@ -12,7 +12,8 @@ from .propagation import (AUTO_CROSSOVER, PROPAGATIONS, DelayPlan, active_pairs,
 from .surrogate import ATan, Sigmoid, Surrogate, heaviside, resolve_surrogate
 
 __all__ = [
-    "ATan", "AUTO_CROSSOVER", "DelayPlan", "PROPAGATIONS", "active_pairs", "Sigmoid", "Surrogate", "alpha_kernel", "alpha_kernel_derivative",
+    "ATan", "AUTO_CROSSOVER", "DelayPlan", "PROPAGATIONS", "active_pairs", "Sigmoid",
+    "Surrogate", "alpha_kernel", "alpha_kernel_derivative",
     "build_plan", "delayed_gather", "fire", "delayed_propagate", "heaviside", "history_dtype",
     "lif_init", "lif_step", "lif_step_fused", "pna_aggregate", "pna_linear", "pna_scales",
     "pna_statistics", "push_history",
