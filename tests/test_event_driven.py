@@ -131,18 +131,18 @@ def test_chain_circuit_pushes_only_the_wave():
         with torch.no_grad():
             conv.lin.weight.fill_(1.0)
         stats: list = []
-        orig = delayed_propagate
+        import grsnn.nn.conv as conv_mod
+        orig = conv_mod.propagate_spikes
 
         def spy(*args, **kw):
-            ws = args[7] if len(args) > 7 else kw.get("workspace")
+            ws = args[3] if len(args) > 3 else kw.get("workspace")
             ws.setdefault("active_pairs", stats)
             return orig(*args, **kw)
-        import grsnn.nn.conv as conv_mod
-        conv_mod.delayed_propagate, saved = spy, conv_mod.delayed_propagate
+        conv_mod.propagate_spikes, saved = spy, conv_mod.propagate_spikes
         try:
             outs.append(conv(beta, ei))
         finally:
-            conv_mod.delayed_propagate = saved
+            conv_mod.propagate_spikes = saved
         shares.append(stats)
     assert torch.equal(outs[0], outs[1])
     raster = outs[0].view(8, n)

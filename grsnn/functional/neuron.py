@@ -14,23 +14,66 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable, Optional, Tuple
+from typing import Callable, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from .surrogate import Surrogate, heaviside
+from .propagation import push_history
+from .surrogate import Sigmoid, Surrogate, heaviside
 
 __all__ = [
+    "LIFParameters",
+    "LIFState",
+    "TraceState",
+    "NeuronState",
     "fire",
     "lif_init",
     "lif_step",
     "lif_step_fused",
+    "neuron_init",
+    "neuron_step",
     "alpha_kernel",
     "alpha_kernel_derivative",
     "trace_step",
     "readout_kernel",
 ]
+
+
+class LIFParameters(NamedTuple):
+    """Constants of a current-based LIF population (the layer's ``tau``, ``v_threshold``
+    and surrogate spike function)."""
+
+    tau: float = 4.0
+    v_threshold: float = 2.0
+    surrogate: Callable[[Tensor], Tensor] = Sigmoid()
+
+
+class LIFState(NamedTuple):
+    """State of a LIF population after a step: synaptic current ``c`` and the (reset)
+    membrane potential ``u``, same shape each."""
+
+    c: Tensor
+    u: Tensor
+
+
+class TraceState(NamedTuple):
+    """Accumulators ``A`` and ``B`` of the O(1) spike-trace recursion (:func:`trace_step`)
+    and the trace ``frame`` they give, ``tr[t]`` (no gradient)."""
+
+    a: Tensor
+    b: Tensor
+    frame: Optional[Tensor] = None
+
+
+class NeuronState(NamedTuple):
+    """Everything a population carries from one simulation step to the next: the LIF
+    state, the bit history of its last spike frames (:func:`~grsnn.functional.push_history`)
+    and, when delays learn, the trace accumulators (``None`` otherwise)."""
+
+    lif: LIFState
+    hist: Tensor
+    trace: Optional[TraceState] = None
 
 
 class _FireFn(torch.autograd.Function):
@@ -190,15 +233,27 @@ class _Kernels:
 _KERNELS = _Kernels()
 
 
+class _StepConsts(NamedTuple):
+    tau: float
+    v_threshold: float
+    scale: float
+    surrogate: Surrogate
+    compiled: bool
+
+
+def _run(compiled: bool):
+    return _KERNELS if compiled else (lambda fn, *args: fn(*args))
+
+
 class _FusedStepFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, current_in, c, u, beta, hist, acc_a, acc_b, tau, v_threshold,  # type: ignore[override]
-                scale, surrogate, compiled):
-        run = _KERNELS if compiled else (lambda fn, *args: fn(*args))
-        s, c_new, u_new, v, hist_new, trace, new_a, new_b = run(
-            _step_forward, current_in, c, u, beta, hist, acc_a, acc_b, tau, v_threshold, scale)
+    def forward(ctx, consts: _StepConsts, current_in, c, u, beta, hist,  # type: ignore[override]
+                acc_a, acc_b):
+        s, c_new, u_new, v, hist_new, trace, new_a, new_b = _run(consts.compiled)(
+            _step_forward, current_in, c, u, beta, hist, acc_a, acc_b, consts.tau,
+            consts.v_threshold, consts.scale)
         ctx.save_for_backward(v)
-        ctx.consts = (tau, v_threshold, scale, surrogate, compiled)
+        ctx.consts = consts
         ctx.shapes = (current_in.shape, c.shape, u.shape, beta.shape)
         extra = [x for x in (hist_new, trace, new_a, new_b) if x is not None]
         ctx.mark_non_differentiable(*extra)
@@ -207,13 +262,13 @@ class _FusedStepFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_s, grad_c, grad_u, *_):  # type: ignore[override]
         (v,) = ctx.saved_tensors
-        tau, v_threshold, scale, surrogate, compiled = ctx.consts
-        run = _KERNELS if compiled else (lambda fn, *args: fn(*args))
-        grads = run(_step_backward, grad_s.contiguous(), grad_c.contiguous(),
-                    grad_u.contiguous(), v, tau, v_threshold, scale, surrogate)
+        k = ctx.consts
+        grads = _run(k.compiled)(_step_backward, grad_s.contiguous(), grad_c.contiguous(),
+                                 grad_u.contiguous(), v, k.tau, k.v_threshold, k.scale,
+                                 k.surrogate)
         grads = [g.sum_to_size(shape) if g.shape != shape else g
                  for g, shape in zip(grads, ctx.shapes)]
-        return (*grads, None, None, None, None, None, None, None, None)
+        return (None, *grads, None, None, None)
 
 
 def lif_step_fused(current_in: Tensor, c: Tensor, u: Tensor, beta: Tensor, hist: Tensor,
@@ -229,7 +284,8 @@ def lif_step_fused(current_in: Tensor, c: Tensor, u: Tensor, beta: Tensor, hist:
     differently), but forward and backward are each one elementwise kernel
     (``torch.compile``) and autograd saves one tensor (the membrane before the reset). The
     surrogate must be a :class:`~grsnn.functional.Surrogate` (its ``derivative`` is
-    compiled into the backward kernel).
+    compiled into the backward kernel). :func:`neuron_step` (``fused=True``) is the same
+    step on a named :class:`NeuronState`.
 
     Returns:
         ``(spikes, current, membrane, hist, trace, A, B)`` (the last three ``None`` without
@@ -247,9 +303,75 @@ def lif_step_fused(current_in: Tensor, c: Tensor, u: Tensor, beta: Tensor, hist:
         raise TypeError("lif_step_fused needs a Surrogate (use lif_step for other callables)")
     if (acc_a is None) != (acc_b is None):
         raise ValueError("pass both acc_a and acc_b, or neither")
-    out = _FusedStepFn.apply(current_in, c, u, beta, hist, acc_a, acc_b, float(tau),
-                             float(v_threshold), float(scale), surrogate, bool(compiled))
-    return tuple(out)
+    consts = _StepConsts(float(tau), float(v_threshold), float(scale), surrogate,
+                         bool(compiled))
+    return tuple(_FusedStepFn.apply(consts, current_in, c, u, beta, hist, acc_a, acc_b))
+
+
+def neuron_init(beta: Tensor, p: LIFParameters, hist_dtype: torch.dtype = torch.uint8,
+                trace: bool = False) -> Tuple[Tensor, NeuronState]:
+    """Step ``t = 0`` of a population (:func:`lif_init`) as ``(spikes, state)``: the bit
+    history holds the first frame and, with ``trace=True``, the trace accumulators and
+    ``tr[0]`` are started (no gradient).
+
+    Example:
+        >>> s, state = neuron_init(torch.tensor([2.5, 1.0]), LIFParameters())
+        >>> s, state.lif.u, state.hist
+        (tensor([1., 0.]), tensor([0., 1.]), tensor([1, 0], dtype=torch.uint8))
+    """
+    s, c, u = lif_init(beta, p.v_threshold, p.surrogate)
+    hist = push_history(torch.zeros(beta.shape, dtype=hist_dtype, device=beta.device), s)
+    acc = None
+    if trace:
+        zero = torch.zeros_like(beta)
+        acc = _next_trace(s, TraceState(zero, zero), p.tau)
+    return s, NeuronState(LIFState(c, u), hist, acc)
+
+
+@torch.compiler.disable
+def _next_trace(s: Tensor, acc: TraceState, tau: float) -> TraceState:
+    """:func:`trace_step` on named state, without gradient. Kept out of ``torch.compile``
+    graphs: traced into the graph that makes ``s``, the ``s.detach()`` leaves that
+    graph's compiled backward without the gradient of ``s`` (torch 2.x)."""
+    with torch.no_grad():
+        tr, acc_a, acc_b = trace_step(s.detach(), acc.a, acc.b, tau)
+    return TraceState(acc_a, acc_b, tr)
+
+
+def neuron_step(current_in: Tensor, state: NeuronState, beta: Tensor, p: LIFParameters,
+                scale: float = 1.0, fused: bool = False, compiled: bool = True
+                ) -> Tuple[Tensor, NeuronState]:
+    """One step ``t >= 1`` of a population on its named state, in the style of Norse's
+    ``(spikes, state)`` steps: :func:`lif_step` on ``scale * current_in``, the bit history
+    and, when ``state.trace`` is set, the spike trace (``state.trace.frame`` is ``tr[t]``).
+
+    ``fused=True`` runs it as :func:`lif_step_fused` (one elementwise kernel forward and
+    backward, compiled with ``compiled=True``; needs a :class:`Surrogate`), otherwise as
+    the separate functions; the values are the same (bit for bit without compilation).
+
+    Example:
+        >>> z = torch.zeros(1)
+        >>> state = NeuronState(LIFState(z, z), torch.zeros(1, dtype=torch.uint8))
+        >>> s, state = neuron_step(torch.ones(1), state, z, LIFParameters())
+        >>> round(state.lif.u.item(), 4), state.hist    # eps(0) = e / tau; no spike yet
+        (0.6796, tensor([0], dtype=torch.uint8))
+    """
+    acc = state.trace
+    if fused:
+        s, c, u, hist, tr, acc_a, acc_b = lif_step_fused(
+            current_in, state.lif.c, state.lif.u, beta, state.hist, p.tau, p.v_threshold,
+            p.surrogate, scale, *((acc.a, acc.b) if acc is not None else (None, None)),
+            compiled=compiled)
+        return s, NeuronState(LIFState(c, u), hist,
+                              None if acc is None else TraceState(acc_a, acc_b, tr))
+    if scale != 1.0:
+        current_in = current_in * scale
+    s, c, u = lif_step(current_in, state.lif.c, state.lif.u, beta, p.tau, p.v_threshold,
+                       p.surrogate)
+    hist = push_history(state.hist, s)
+    if acc is not None:
+        acc = _next_trace(s, acc, p.tau)
+    return s, NeuronState(LIFState(c, u), hist, acc)
 
 
 def alpha_kernel(j: Tensor, tau: float = 4.0) -> Tensor:

@@ -1,6 +1,7 @@
 """SpikingDelayConv: delayed spiking message passing as a PyG ``MessagePassing`` layer."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import List, Optional, Tuple, Union
 
 import torch
@@ -10,9 +11,10 @@ from torch.utils.checkpoint import checkpoint
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import is_sparse, to_edge_index
 
-from ..functional import (PROPAGATIONS, DelayPlan, build_plan, delayed_gather, delayed_propagate,
-                          history_dtype, lif_init, lif_step, lif_step_fused, pna_aggregate,
-                          pna_scales, push_history, resolve_surrogate, trace_step)
+from ..functional import (PROPAGATIONS, DelayPlan, LIFParameters, SpikeWindow,
+                          Synapses, build_plan, gather_spikes, history_dtype, neuron_init,
+                          neuron_step, pna_aggregate, pna_scales, propagate_spikes,
+                          resolve_surrogate)
 from ..functional.aggregation import pna_extreme, pna_linear, pna_statistics
 from ..functional.propagation import _spmm
 from ..functional.surrogate import Surrogate, SurrogateLike
@@ -43,6 +45,21 @@ def as_edge_index(adj) -> Tuple[Tensor, Optional[Tensor]]:
         return adj, None
     edge_index, weight = to_edge_index(adj)
     return edge_index.flip(0), weight
+
+
+@dataclass
+class _Run:
+    """What every step of one :meth:`SpikingDelayConv.simulate` call shares."""
+
+    num_nodes: int
+    batch: int
+    edge_index: Tensor
+    edge_weight: Optional[Tensor]
+    plan: DelayPlan
+    edge_level: bool              # per-edge messages (explainer, edge-weight gradients)
+    scales: Optional[Tensor]      # PNA degree scalers
+    fuse: bool                    # compiled neuron step
+    workspace: dict               # pair-level buffers reused by every step
 
 
 def _pair_key(plan: DelayPlan) -> Tensor:
@@ -243,14 +260,56 @@ class SpikingDelayConv(MessagePassing):
                  plan: Optional[DelayPlan] = None, return_state: bool = False):
         """Same as :meth:`forward` but returns the ``T`` spike frames as a list of
         ``[N, B * D]`` tensors (a readout can consume them one by one, so the whole
-        train is never stacked). ``return_state=True`` returns ``(frames, (c, u))``
-        with the synaptic current and the (reset) membrane potential after the last
-        step, ``[N, B * D]`` each (differentiable)."""
+        train is never stacked). ``return_state=True`` returns ``(frames, state)`` with the
+        :class:`~grsnn.functional.LIFState` ``(c, u)`` after the last step: the synaptic
+        current and the (reset) membrane potential, ``[N, B * D]`` each (differentiable)."""
         if beta.dim() == 2:
             beta = beta.unsqueeze(1)
         num_nodes, batch, dim = beta.shape
         if dim != self.channels:
             raise ValueError(f"beta has {dim} channels, the layer {self.channels}")
+        run = self._start(beta, edge_index, edge_type, edge_weight, plan)
+        beta = beta.reshape(num_nodes, batch * dim)
+        syn = self._synapses(delay_logits, relation_weights, batch, beta.device)
+        need_trace = (syn.delay is not None and syn.delay.requires_grad
+                      and torch.is_grad_enabled())
+        params = self.lif_parameters
+        s, state = neuron_init(beta, params, history_dtype(self.delay_bound), need_trace)
+        spikes: List[Tensor] = [s]
+        # spike traces, newest step first: step t lives in row T - 1 - t, so the frames a
+        # step reads (tr[t-1], tr[t-2], ...) are one contiguous slice
+        steps, width = self.time_steps, self.delay_bound + 1
+        traces = beta.new_empty(steps, num_nodes, batch * dim) if need_trace else None
+        if traces is not None and state.trace is not None:
+            traces[steps - 1].copy_(state.trace.frame)
+        # query-driven drive: the nodes (per batch column) the input has reached so far
+        reached = ((beta.view(num_nodes, batch, dim) != 0).any(-1)
+                   if self.drive == "reached" else None)
+        for t in range(1, steps):
+            window = SpikeWindow(state.hist, spikes[::-1][:width],
+                                 None if traces is None else traces[steps - t: steps - t + width])
+            agg = self._propagate(run, window, syn)
+            if reached is not None:
+                reached = reached | self._arrived(agg, num_nodes, batch)
+            current, scale = self._current(
+                self._linear(agg, spikes[-1], run.scales, num_nodes, batch, reached), run.fuse)
+            s, state = neuron_step(current.reshape(num_nodes, batch * dim), state, beta, params,
+                                   scale, fused=run.fuse)
+            spikes.append(s)
+            if traces is not None and state.trace is not None:
+                traces[steps - 1 - t].copy_(state.trace.frame)
+        return (spikes, state.lif) if return_state else spikes
+
+    @property
+    def lif_parameters(self) -> LIFParameters:
+        """The neurons' constants ``(tau, v_threshold, surrogate)``."""
+        return LIFParameters(self.tau, self.v_threshold, self.surrogate)
+
+    def _start(self, beta: Tensor, edge_index: Union[Tensor, "object"],
+               edge_type: Optional[Tensor], edge_weight: Optional[Tensor],
+               plan: Optional[DelayPlan]) -> _Run:
+        """Read the graph and build (or take) its plan (``beta``: ``[N, B, D]``)."""
+        num_nodes, batch = beta.shape[:2]
         edge_index, adj_weight = as_edge_index(edge_index)
         if adj_weight is not None and edge_weight is None and self.num_relations == 1:
             edge_weight = adj_weight.to(beta.dtype)
@@ -259,9 +318,15 @@ class SpikingDelayConv(MessagePassing):
         if plan is None:
             plan = self.build_plan(edge_index, num_nodes, edge_type, edge_weight,
                                    fused=not edge_level)
-        cols = batch * dim
-        beta = beta.reshape(num_nodes, cols)
+        scales = pna_scales(plan.in_degree) if self.aggregate_fn == "pna" else None
+        fuse = self.compiled and isinstance(self.surrogate, Surrogate)
+        return _Run(num_nodes, batch, edge_index, edge_weight, plan,
+                    edge_level, scales, fuse, {})
 
+    def _synapses(self, delay_logits: Optional[Tensor], relation_weights: Optional[Tensor],
+                  batch: int, device: torch.device) -> Synapses:
+        """Integer delays, continuous delays (``None`` without learnable delays) and
+        relation weights as ``[R, B * D]`` columns."""
         delay = self._columns(self.delay_logit if delay_logits is None else delay_logits, batch)
         hdtype = history_dtype(self.delay_bound)
         if self.use_delay and delay is not None:
@@ -269,71 +334,32 @@ class SpikingDelayConv(MessagePassing):
             delta = torch.round(delay.detach()).to(hdtype)
         else:
             delay = None
-            delta = torch.zeros(self.num_relations, cols, dtype=hdtype, device=beta.device)
+            delta = torch.zeros(self.num_relations, batch * self.channels, dtype=hdtype,
+                                device=device)
         weight = self._columns(self.relation_weight if relation_weights is None
                                else relation_weights, batch)
-        need_trace = delay is not None and delay.requires_grad and torch.is_grad_enabled()
+        return Synapses(delta, delay, weight)
 
-        s, c, u = lif_init(beta, self.v_threshold, self.surrogate)
-        spikes: List[Tensor] = [s]
-        # query-driven drive: the nodes (per batch column) the input has reached so far
-        reached = ((beta.view(num_nodes, batch, dim) != 0).any(-1) if self.drive == "reached"
-                   else None)
-        hist = push_history(torch.zeros(num_nodes, cols, dtype=hdtype, device=beta.device), s)
-        # spike traces, newest step first: step t lives in row T - 1 - t, so the frames a
-        # step reads (tr[t-1], tr[t-2], ...) are one contiguous slice
-        steps = self.time_steps
-        traces = beta.new_empty(steps, num_nodes, cols) if need_trace else None
-        if need_trace:
-            with torch.no_grad():
-                zero = torch.zeros_like(beta)
-                tr, acc_a, acc_b = trace_step(s.detach(), zero, zero, self.tau)
-                traces[steps - 1].copy_(tr)
-        scales = (pna_scales(plan.in_degree) if self.aggregate_fn == "pna" else None)
-        workspace: dict = {}   # pair-level buffers reused by every step of this simulation
-        fuse = self.compiled and isinstance(self.surrogate, Surrogate)
-        for t in range(1, self.time_steps):
-            frames = spikes[::-1][: self.delay_bound + 1]
-            trace = (traces[steps - t: steps - t + self.delay_bound + 1] if need_trace
-                     else None)
-            if edge_level:
-                agg = self.propagate(edge_index, size=(num_nodes, num_nodes), plan=plan,
-                                     hist=hist, frames=frames, delta=delta, delay=delay,
-                                     weight=weight, trace=trace, edge_scale=edge_weight,
-                                     scales=scales)
-            else:
-                agg = self.propagate(plan.adj, plan=plan, hist=hist, frames=frames,
-                                     delta=delta, delay=delay, weight=weight, trace=trace,
-                                     edge_scale=edge_weight, scales=scales,
-                                     workspace=workspace)
-            if reached is not None:
-                reached = reached | self._arrived(agg, num_nodes, batch)
-            lin_out = self._linear(agg, spikes[-1], scales, num_nodes, batch, reached)
-            if fuse:   # linear_scale folds into the fused step unless a LayerNorm follows
-                current, scale = lin_out, self.linear_scale
-                if self.norm is not None:
-                    current, scale = self.norm(scale * current), 1.0
-                s, c, u, hist, tr, new_a, new_b = lif_step_fused(
-                    current.reshape(num_nodes, cols), c, u, beta, hist, self.tau,
-                    self.v_threshold, self.surrogate, scale, *((acc_a, acc_b) if need_trace
-                                                                else (None, None)))
-                spikes.append(s)
-                if need_trace:
-                    traces[steps - 1 - t].copy_(tr)
-                    acc_a, acc_b = new_a, new_b
-                continue
-            current = self.linear_scale * lin_out
-            if self.norm is not None:
-                current = self.norm(current)
-            s, c, u = lif_step(current.reshape(num_nodes, cols), c, u, beta, self.tau,
-                               self.v_threshold, self.surrogate)
-            spikes.append(s)
-            hist = push_history(hist, s)
-            if need_trace:
-                with torch.no_grad():
-                    tr, acc_a, acc_b = trace_step(s.detach(), acc_a, acc_b, self.tau)
-                    traces[steps - 1 - t].copy_(tr)
-        return (spikes, (c, u)) if return_state else spikes
+    def _propagate(self, run: _Run, window: SpikeWindow, syn: Synapses) -> Tensor:
+        """The aggregated delayed input of every node at one step (per-edge messages or
+        the fused pair propagation)."""
+        if run.edge_level:
+            return self.propagate(run.edge_index, size=(run.num_nodes, run.num_nodes),
+                                  plan=run.plan, window=window, synapses=syn,
+                                  edge_scale=run.edge_weight, scales=run.scales)
+        return self.propagate(run.plan.adj, plan=run.plan, window=window, synapses=syn,
+                              edge_scale=run.edge_weight, scales=run.scales,
+                              workspace=run.workspace)
+
+    def _current(self, lin_out: Tensor, fold: bool) -> Tuple[Tensor, float]:
+        """The neuron input and the scale the neuron step applies to it: with ``fold``
+        (fused step) ``linear_scale`` folds into the step unless a LayerNorm follows."""
+        if fold and self.norm is None:
+            return lin_out, self.linear_scale
+        current = self.linear_scale * lin_out
+        if self.norm is not None:
+            current = self.norm(current)
+        return current, 1.0
 
     def _arrived(self, agg: Tensor, num_nodes: int, batch: int) -> Tensor:
         """``[N, B]``: whether any message arrived at a node this step (a non-zero sum,
@@ -387,11 +413,10 @@ class SpikingDelayConv(MessagePassing):
         return out.view(num_nodes, batch, dim)
 
     # ------------------------------------------------------- message passing API
-    def message(self, plan: DelayPlan, hist: Tensor, frames: List[Tensor], delta: Tensor,
-                delay: Optional[Tensor], weight: Optional[Tensor], trace: Optional[Tensor],
+    def message(self, plan: DelayPlan, window: SpikeWindow, synapses: Synapses,
                 edge_scale: Optional[Tensor]) -> Tensor:
         """Per-edge delayed messages ``[E, B * D]`` (edge order of ``edge_index``)."""
-        msg = delayed_gather(plan, hist, frames, delta, delay, weight, trace, self.compiled)
+        msg = gather_spikes(plan, window, synapses, self.compiled)
         if plan.num_pairs != plan.dst.numel():
             msg = msg.index_select(0, plan.edge_pair)
         if edge_scale is not None:
@@ -412,40 +437,45 @@ class SpikingDelayConv(MessagePassing):
                                  order=order, scaled=False)   # statistics: see _linear
         return super().aggregate(inputs, index, dim_size=dim_size)
 
-    def message_and_aggregate(self, adj: Tensor, plan: DelayPlan, hist: Tensor,
-                              frames: List[Tensor], delta: Tensor, delay: Optional[Tensor],
-                              weight: Optional[Tensor], trace: Optional[Tensor],
-                              edge_scale: Optional[Tensor], scales: Optional[Tensor],
-                              workspace: Optional[dict] = None) -> Tensor:
+    def message_and_aggregate(self, adj: Tensor, plan: DelayPlan, window: SpikeWindow,
+                              synapses: Synapses, edge_scale: Optional[Tensor],
+                              scales: Optional[Tensor], workspace: Optional[dict] = None
+                              ) -> Tensor:
         """Fused delayed propagation over ``(source, relation)`` pairs, ``[N, B * D]``."""
         if self.aggregate_fn == "sum":
-            return delayed_propagate(plan, hist, frames, delta, delay, weight, trace,
-                                     workspace, self.compiled, self.propagation)
+            return propagate_spikes(plan, window, synapses, workspace, self.compiled,
+                                    self.propagation)
 
-        dtype = frames[0].dtype
-        extreme = (plan.extreme_operators(dtype)
-                   if edge_scale is None or plan.weighted else None)
-
-        def edge_part(delay_, weight_, *frames_):
-            msg = delayed_gather(plan, hist, list(frames_), delta, delay_, weight_, trace,
-                                 self.compiled)
-            if extreme is None:   # weighted duplicate edges: per-edge messages
-                msg = msg.index_select(0, plan.edge_pair)
-                if edge_scale is not None:  # (PyG reserves edge_weight for sparse input)
-                    msg = msg * edge_scale.view(-1, 1).to(msg.dtype)
-                return pna_aggregate(msg, plan.dst, plan.num_nodes, scales, self.channels,
-                                     order=_pair_key(plan), scaled=False)
-            # every edge of a pair carries the pair's message: the edge statistics are
-            # sparse products over the pairs (edge weights live in the operators)
-            adj = plan.operators(dtype)[0]
-            adj_sq, adj_ext = extreme
-            return pna_statistics(_spmm(adj, msg), _spmm(adj_sq, msg * msg),
-                                  pna_extreme(adj_ext, msg, "amax"),
-                                  pna_extreme(adj_ext, msg, "amin"), plan.in_degree)
+        def edge_part(delay: Optional[Tensor], weight: Optional[Tensor], *frames: Tensor):
+            return self._pna_statistics(plan, window._replace(frames=list(frames)),
+                                        synapses._replace(delay=delay, weight=weight),
+                                        edge_scale, scales)
 
         if torch.is_grad_enabled():  # recompute the edge work in backward: node-level memory
-            return checkpoint(edge_part, delay, weight, *frames, use_reentrant=False)
-        return edge_part(delay, weight, *frames)
+            return checkpoint(edge_part, synapses.delay, synapses.weight, *window.frames,
+                              use_reentrant=False)
+        return edge_part(synapses.delay, synapses.weight, *window.frames)
+
+    def _pna_statistics(self, plan: DelayPlan, window: SpikeWindow, synapses: Synapses,
+                        edge_scale: Optional[Tensor], scales: Optional[Tensor]) -> Tensor:
+        """The four PNA statistics of the edge messages from the pair messages."""
+        dtype = window.frames[0].dtype
+        extreme = (plan.extreme_operators(dtype)
+                   if edge_scale is None or plan.weighted else None)
+        msg = gather_spikes(plan, window, synapses, self.compiled)
+        if extreme is None:   # weighted duplicate edges: per-edge messages
+            msg = msg.index_select(0, plan.edge_pair)
+            if edge_scale is not None:  # (PyG reserves edge_weight for sparse input)
+                msg = msg * edge_scale.view(-1, 1).to(msg.dtype)
+            return pna_aggregate(msg, plan.dst, plan.num_nodes, scales, self.channels,
+                                 order=_pair_key(plan), scaled=False)
+        # every edge of a pair carries the pair's message: the edge statistics are
+        # sparse products over the pairs (edge weights live in the operators)
+        adj = plan.operators(dtype)[0]
+        adj_sq, adj_ext = extreme
+        return pna_statistics(_spmm(adj, msg), _spmm(adj_sq, msg * msg),
+                              pna_extreme(adj_ext, msg, "amax"),
+                              pna_extreme(adj_ext, msg, "amin"), plan.in_degree)
 
     def update(self, inputs: Tensor) -> Tensor:
         return inputs
