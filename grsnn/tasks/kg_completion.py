@@ -25,7 +25,8 @@ from ..training import distributed as dist
 from ..training.memory import queries_per_pass, release_free_memory
 from ..training.resumable_eval import EvalProgress, model_fingerprint, tensor_fingerprint
 from .base import Task
-from .kg_helpers import TripleIndex, corrupt_heads, remove_easy_edges, self_adversarial_loss
+from .kg_helpers import (TripleIndex, corrupt_heads, firing_rate_penalty, model_arguments,
+                         remove_easy_edges, self_adversarial_loss)
 
 __all__ = ["TripleIndex", "KGCompletionTask", "corrupt_heads", "remove_easy_edges",
            "self_adversarial_loss"]     # the shared helpers stay importable from here
@@ -49,7 +50,7 @@ class KGCompletionTask(Task):
 
     # ---------------------------------------------------------------- model
     def build_model(self) -> GRSNN:
-        return GRSNN(self.data.num_relations, **self.cfg["model"])
+        return GRSNN(self.data.num_relations, **model_arguments(self.cfg))
 
     def vocab(self) -> Dict[str, List[str]]:
         """Names saved in checkpoints (reproducibility record)."""
@@ -92,8 +93,10 @@ class KGCompletionTask(Task):
         return g, batch
 
     def loss(self, model: GRSNN, graph: Data, batch: Tensor) -> Tensor:
+        task = self.cfg["task"]
         logits = model(graph, batch)
-        return self_adversarial_loss(logits, self.cfg["task"]["adversarial_temperature"])
+        return firing_rate_penalty(self_adversarial_loss(logits, task["adversarial_temperature"]),
+                                   model, task.get("firing_rate_weight", 0.0))
 
     # -------------------------------------------------------------- evaluation
     def index(self, split: str, peer: bool = False) -> TripleIndex:

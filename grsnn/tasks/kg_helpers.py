@@ -11,7 +11,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-__all__ = ["TripleIndex", "corrupt_heads", "remove_easy_edges", "self_adversarial_loss"]
+__all__ = ["TripleIndex", "corrupt_heads", "remove_easy_edges", "self_adversarial_loss",
+           "model_arguments", "firing_rate_penalty"]
 
 
 class TripleIndex:
@@ -108,3 +109,32 @@ def self_adversarial_loss(logits: Tensor, temperature: float) -> Tensor:
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
     weight = torch.softmax(logits[:, 1:].detach() / temperature, dim=-1)
     return ((bce[:, 0] + (weight * bce[:, 1:]).sum(-1)) / 2).mean()
+
+
+def model_arguments(cfg: dict) -> dict:
+    """Keyword arguments of :class:`~grsnn.nn.GRSNN` for ``cfg``: the ``model`` section,
+    with ``track_rate=True`` when ``task.firing_rate_weight`` is set (the regulariser reads
+    :attr:`~grsnn.nn.GRSNN.firing_rate`).
+
+    Example:
+        >>> model_arguments({"model": {"hidden_dim": 8}, "task": {"firing_rate_weight": 0.1}})
+        {'hidden_dim': 8, 'track_rate': True}
+    """
+    kwargs = dict(cfg["model"])
+    if cfg["task"].get("firing_rate_weight", 0.0):
+        kwargs["track_rate"] = True
+    return kwargs
+
+
+def firing_rate_penalty(loss: Tensor, model, weight: float) -> Tensor:
+    """``loss + weight * model.firing_rate``: the firing-rate regulariser (``weight`` is
+    ``task.firing_rate_weight``; ``loss`` unchanged when it is 0). The rate is the mean
+    firing rate of the circuits of the model's last forward, differentiable through the
+    surrogate spike function, so its gradient lowers the rate (sparser circuits)."""
+    if not weight:
+        return loss
+    rate = model.firing_rate
+    if rate is None:
+        raise ValueError("task.firing_rate_weight > 0 needs a model built with "
+                         "track_rate=True (see model_arguments)")
+    return loss + weight * rate

@@ -25,7 +25,8 @@ from ..nn import GRSNN
 from ..training import distributed as dist
 from ..training.memory import queries_per_pass, release_free_memory
 from .base import Task
-from .kg_helpers import TripleIndex, corrupt_heads, remove_easy_edges, self_adversarial_loss
+from .kg_helpers import (TripleIndex, corrupt_heads, firing_rate_penalty, model_arguments,
+                         remove_easy_edges, self_adversarial_loss)
 
 __all__ = ["LinkPredictionTask", "relational_graph"]
 
@@ -68,7 +69,7 @@ class LinkPredictionTask(Task):
         return 2 + self.cfg["task"]["num_negative"]
 
     def build_model(self) -> GRSNN:
-        kwargs = dict(self.cfg["model"])
+        kwargs = model_arguments(self.cfg)
         kwargs.update(dependent=False, symmetric=True)
         return GRSNN(1, **kwargs)
 
@@ -107,8 +108,10 @@ class LinkPredictionTask(Task):
         return graph, batch
 
     def loss(self, model: GRSNN, graph: Data, batch: Tensor) -> Tensor:
-        logits = model(graph, batch).view(-1, 1 + self.cfg["task"]["num_negative"])
-        return self_adversarial_loss(logits, self.cfg["task"]["adversarial_temperature"])
+        task = self.cfg["task"]
+        logits = model(graph, batch).view(-1, 1 + task["num_negative"])
+        return firing_rate_penalty(self_adversarial_loss(logits, task["adversarial_temperature"]),
+                                   model, task.get("firing_rate_weight", 0.0))
 
     @torch.no_grad()
     def score_pairs(self, model: GRSNN, pairs: Tensor, progress: bool = False) -> Tensor:

@@ -71,6 +71,9 @@ class TaskConfig:
     num_negative: int = _key(32, positive=True)
     strict_negative: bool = _key(True)
     adversarial_temperature: float = _key(1.0, positive=True)
+    #: firing-rate regulariser: ``loss + w * model.firing_rate`` in training (0: off;
+    #: turns on the model's ``track_rate``)
+    firing_rate_weight: float = _key(0.0)
     #: remove every edge between h and t (FB15k-237)
     remove_one_hop: bool = _key(False)
     #: queries per circuit run in evaluation
