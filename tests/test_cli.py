@@ -303,3 +303,13 @@ def test_set_takes_several_pairs_and_may_be_repeated(tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(out / "best.pt"), "--set", "train.seed=1",
                  "nowhere=1"]) == 2
     assert "section.key=value" in capsys.readouterr().err
+
+
+def test_stats_command_prints_the_cpu_time_per_query(trained, capsys):
+    import re
+    _, out = trained
+    assert main(["stats", "--checkpoint", str(out / "best.pt"), "--queries", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    energy = next(i for i, x in enumerate(lines) if x.startswith("energy per query"))
+    assert re.match(r"measured time per query on this machine: CPU [0-9.e+-]+ ms",
+                    lines[energy + 1])

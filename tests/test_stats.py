@@ -76,3 +76,20 @@ def test_circuit_stats_of_grsnn_plus_count_its_own_spikes_and_dense_work():
     snn = stats["snn_acs_per_query"] * 0.9 + stats["snn_macs_per_query"] * 4.6
     assert stats["snn_energy_uj_per_query"] == pytest.approx(snn * 1e-6)
     assert 1 < stats["energy_ratio_gnn_over_snn"] < 1.3
+
+
+def test_stats_print_the_measured_cpu_time_per_query_beside_the_energy():
+    import re
+
+    from grsnn.reports.firing_stats import format_circuit_stats
+    torch.manual_seed(0)
+    data = Data(edge_index=torch.tensor([[0, 1, 2], [1, 2, 3]]),
+                edge_type=torch.tensor([0, 0, 1]), num_nodes=4)
+    stats = circuit_stats(GRSNN(2, hidden_dim=4, time_steps=5), data, torch.tensor([0, 1]),
+                          torch.tensor([0, 1]))
+    assert stats["cpu_ms_per_query"] >= 0 and stats["wall_ms_per_query"] > 0
+    assert stats["threads"] == torch.get_num_threads()
+    lines = format_circuit_stats(stats, "test").splitlines()
+    energy = next(i for i, x in enumerate(lines) if x.startswith("energy per query"))
+    assert re.fullmatch(r"measured time per query on this machine: CPU [0-9.e+-]+ ms "
+                        r"\(wall [0-9.e+-]+ ms, \d+ threads\)", lines[energy + 1])

@@ -11,6 +11,10 @@
   messages and ``N * D * D`` for the node update;
 * energy: ``0.9 pJ`` per accumulate and ``4.6 pJ`` per multiply-accumulate (45 nm CMOS
   figures used by the GRSNN paper, docs/method.md section 9).
+* measured time: the CPU time (this process, all its threads) and wall time of one run of
+  the same circuits on this machine, per query, after a first run that built the plan and
+  compiled any kernels (:func:`query_time`); beside the estimate, what the hardware at
+  hand spends.
 
 GRSNN+ (:func:`operation_counts`) adds work that is not event-driven, counted on both sides
 the same way: relation weights make a delivered spike's column a scaled one (``D``
@@ -27,6 +31,7 @@ biases and the readout are left out on both sides (``O(N D)`` per step each).
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Dict, List, Optional
 
 import torch
@@ -36,7 +41,7 @@ from ..functional import build_plan
 from ..nn import GRSNN
 
 __all__ = ["circuit_stats", "format_circuit_stats", "spiking_gnn_stats", "delivered_spikes",
-           "source_reach", "operation_counts", "ENERGY_AC_PJ", "ENERGY_MAC_PJ"]
+           "source_reach", "operation_counts", "query_time", "ENERGY_AC_PJ", "ENERGY_MAC_PJ"]
 
 ENERGY_AC_PJ = 0.9
 ENERGY_MAC_PJ = 4.6
@@ -191,6 +196,31 @@ def source_reach(model: GRSNN, data, h_index: Tensor, r_index: Tensor,
 
 
 @torch.no_grad()
+def query_time(model: GRSNN, data, h_index: Tensor, r_index: Tensor) -> Dict[str, Any]:
+    """CPU time (``time.process_time``: this process, all threads) and wall time of one
+    run of the circuits of queries ``(h, r, ?)``, in milliseconds per query, and the
+    number of threads. Run it after a first run (plan built, kernels compiled).
+
+    Example:
+        >>> from torch_geometric.data import Data
+        >>> data = Data(edge_index=torch.tensor([[0], [1]]), num_nodes=2)
+        >>> t = query_time(GRSNN(1, hidden_dim=4), data, torch.tensor([0]), torch.tensor([0]))
+        >>> sorted(t), t["cpu_ms_per_query"] >= 0
+        (['cpu_ms_per_query', 'threads', 'wall_ms_per_query'], True)
+    """
+    queries = max(1, h_index.numel())
+    cuda = h_index.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(h_index.device)
+    cpu, wall = time.process_time(), time.perf_counter()
+    model.spike_trains(data, h_index, r_index)
+    if cuda:
+        torch.cuda.synchronize(h_index.device)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"cpu_ms_per_query": cpu * 1e3 / queries, "wall_ms_per_query": wall * 1e3 / queries,
+            "threads": torch.get_num_threads()}
+
+
 def circuit_stats(model: GRSNN, data, h_index: Tensor, r_index: Tensor) -> Dict[str, Any]:
     """Firing rates, delivered spikes, SOPs and the energy estimate for queries ``(h, r, ?)``.
 
@@ -235,6 +265,7 @@ def circuit_stats(model: GRSNN, data, h_index: Tensor, r_index: Tensor) -> Dict[
         "energy_ratio_gnn_over_snn": (gnn_pj / snn_pj.mean().clamp(min=1e-12)).item(),
         "energy_constants_pj": {"accumulate": ENERGY_AC_PJ, "multiply_accumulate": ENERGY_MAC_PJ},
         "reach_by_distance": source_reach(model, data, h_index, r_index, spikes),
+        **query_time(model, data, h_index, r_index),
     }
 
 
@@ -259,6 +290,8 @@ def format_circuit_stats(stats: Dict[str, Any], split: str) -> str:
         f"energy per query (0.9 pJ/AC, 4.6 pJ/MAC): spiking "
         f"{s['snn_energy_uj_per_query']:.4g} uJ vs GNN {s['gnn_energy_uj_per_query']:.4g} uJ "
         f"(GNN / spiking = {s['energy_ratio_gnn_over_snn']:.2f})",
+        f"measured time per query on this machine: CPU {s['cpu_ms_per_query']:.4g} ms "
+        f"(wall {s['wall_ms_per_query']:.4g} ms, {s['threads']} threads)",
         "",
         "reach of the query by hop distance from its source (informed: the spike train "
         "differs from the node's train without the source's current):",
