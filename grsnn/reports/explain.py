@@ -73,35 +73,50 @@ def beam_search_paths(edge_index: Tensor, importance: Tensor, num_nodes: int, he
     usable = src != tail                       # a path may not leave the answer again
     src, dst, eid = src[usable], dst[usable], usable.nonzero().flatten()
     imp = importance[usable].double()
-    neg = float("-inf")
-    score = torch.full((num_nodes, beam), neg, dtype=torch.float64)
+    score = torch.full((num_nodes, beam), float("-inf"), dtype=torch.float64)
     score[head, 0] = 0.0
     backs: List[Tuple[Tensor, Tensor]] = []   # per hop: [N, beam] edge id and previous beam
     finals: List[Tuple[float, int, int]] = []  # (average, hop, beam index at tail)
     for hop in range(1, max_hops + 1):
-        cand = score[src] + imp.unsqueeze(1)                     # [E', beam]
-        e_idx = torch.arange(len(src)).unsqueeze(1).expand_as(cand).reshape(-1)
-        j_idx = torch.arange(beam).unsqueeze(0).expand_as(cand).reshape(-1)
-        val, node = cand.reshape(-1), dst.repeat_interleave(beam)
-        ok = val > neg
-        val, node, e_idx, j_idx = val[ok], node[ok], e_idx[ok], j_idx[ok]
-        order = torch.argsort(val, descending=True, stable=True)
-        order = order[torch.argsort(node[order], stable=True)]   # by node, best first
-        node, val, e_idx, j_idx = node[order], val[order], e_idx[order], j_idx[order]
-        first = torch.searchsorted(node, node)                   # start of each node's run
-        rank = torch.arange(len(node)) - first
-        keep = rank < beam
-        new = torch.full((num_nodes, beam), neg, dtype=torch.float64)
-        back_e = torch.full((num_nodes, beam), -1, dtype=torch.long)
-        back_j = torch.full((num_nodes, beam), -1, dtype=torch.long)
-        new[node[keep], rank[keep]] = val[keep]
-        back_e[node[keep], rank[keep]] = eid[e_idx[keep]]
-        back_j[node[keep], rank[keep]] = j_idx[keep]
+        score, back_e, back_j = _beam_hop(score, src, dst, eid, imp)
         backs.append((back_e, back_j))
         for j in range(beam):
-            if new[tail, j] > neg:
-                finals.append((float(new[tail, j]) / hop, hop, j))
-        score = new
+            if score[tail, j] > float("-inf"):
+                finals.append((float(score[tail, j]) / hop, hop, j))
+    return _trace_back(edge_index, backs, finals, head, tail, top)
+
+
+def _beam_hop(score: Tensor, src: Tensor, dst: Tensor, eid: Tensor, imp: Tensor
+              ) -> Tuple[Tensor, Tensor, Tensor]:
+    """One hop of :func:`beam_search_paths`: every node's ``beam`` best scores after one
+    more edge, the edge id and the previous beam index of each (``-1``: none)."""
+    num_nodes, beam = score.shape
+    neg = float("-inf")
+    cand = score[src] + imp.unsqueeze(1)                     # [E', beam]
+    e_idx = torch.arange(len(src)).unsqueeze(1).expand_as(cand).reshape(-1)
+    j_idx = torch.arange(beam).unsqueeze(0).expand_as(cand).reshape(-1)
+    val, node = cand.reshape(-1), dst.repeat_interleave(beam)
+    ok = val > neg
+    val, node, e_idx, j_idx = val[ok], node[ok], e_idx[ok], j_idx[ok]
+    order = torch.argsort(val, descending=True, stable=True)
+    order = order[torch.argsort(node[order], stable=True)]   # by node, best first
+    node, val, e_idx, j_idx = node[order], val[order], e_idx[order], j_idx[order]
+    first = torch.searchsorted(node, node)                   # start of each node's run
+    rank = torch.arange(len(node)) - first
+    keep = rank < beam
+    new = torch.full((num_nodes, beam), neg, dtype=torch.float64)
+    back_e = torch.full((num_nodes, beam), -1, dtype=torch.long)
+    back_j = torch.full((num_nodes, beam), -1, dtype=torch.long)
+    new[node[keep], rank[keep]] = val[keep]
+    back_e[node[keep], rank[keep]] = eid[e_idx[keep]]
+    back_j[node[keep], rank[keep]] = j_idx[keep]
+    return new, back_e, back_j
+
+
+def _trace_back(edge_index: Tensor, backs: List[Tuple[Tensor, Tensor]],
+                finals: List[Tuple[float, int, int]], head: int, tail: int, top: int
+                ) -> List[ExplainedPath]:
+    """The ``top`` best distinct simple paths of a beam search, from its back pointers."""
     paths: List[ExplainedPath] = []
     seen = set()
     for avg, hop, j in sorted(finals, key=lambda x: -x[0]):

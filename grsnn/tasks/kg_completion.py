@@ -10,6 +10,7 @@ runs once per unique ``(head, relation)`` query and scores all nodes at once.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -30,6 +31,48 @@ from .kg_helpers import (TripleIndex, corrupt_heads, firing_rate_penalty, model_
 
 __all__ = ["TripleIndex", "KGCompletionTask", "corrupt_heads", "remove_easy_edges",
            "self_adversarial_loss"]     # the shared helpers stay importable from here
+
+
+@dataclass
+class _EvalQueries:
+    """The rankings of an evaluation: query source, relation and target of each (both
+    directions), and their unique ``(source, relation)`` keys ``uniq``; the rankings of
+    key ``i`` are ``order[bounds[i]:bounds[i + 1]]`` (``inverse``: key of each ranking)."""
+
+    qh: Tensor
+    qr: Tensor
+    target: Tensor
+    uniq: Tensor
+    inverse: Tensor
+    order: Tensor
+    bounds: Tensor
+
+
+@dataclass
+class _RankLists:
+    """Accumulated rankings of an evaluation, chunk by chunk: ranks by kind, candidates
+    and the rankings they belong to (indices into the queries), in chunk order."""
+
+    ranks: Dict[str, List[Tensor]]
+    cands: List[Tensor] = field(default_factory=list)
+    which: List[Tensor] = field(default_factory=list)
+
+    def saved_state(self, stop: int) -> Dict[str, Any]:
+        """What a partial evaluation saves (``stop``: the next query to rank)."""
+        for lists in (*self.ranks.values(), self.cands, self.which):   # one tensor each
+            lists[:] = [torch.cat(lists)]
+        return {**{k: v[0] for k, v in self.ranks.items()}, "candidates": self.cands[0],
+                "which": self.which[0], "next": stop}
+
+    def resume(self, state: Optional[Dict[str, Any]]) -> Optional[int]:
+        """Take a saved state (if it holds every kind of rank); the next query, or None."""
+        if state is None or not all(k in state for k in self.ranks):
+            return None
+        for k in self.ranks:
+            self.ranks[k].append(state[k])
+        self.cands.append(state["candidates"])
+        self.which.append(state["which"])
+        return int(state["next"])
 
 
 class KGCompletionTask(Task):
@@ -147,16 +190,7 @@ class KGCompletionTask(Task):
         query source and target of each ranking, all in one order. ``partial``: see
         :meth:`evaluate` (single process only)."""
         sp = self.data.splits[split]
-        triples = sp.triples
-        cap = self.cfg["task"]["max_eval_queries"]
-        if cap is not None:
-            triples = triples[:cap]
-        h, t, r = triples.t()
-        qh, qr, target = torch.cat([h, t]), torch.cat([r, r + self.R]), torch.cat([t, h])
-        r2 = 2 * self.R
-        uniq, inverse = torch.unique(qh * r2 + qr, return_inverse=True)
-        order = inverse.argsort()
-        bounds = torch.searchsorted(inverse[order], torch.arange(len(uniq) + 1))
+        q = self._eval_queries(split)
         index = self.index(split)
         was_training = model.training
         model.eval()
@@ -164,64 +198,72 @@ class KGCompletionTask(Task):
         peer = self.index(split, peer=True) if sp.peer_filter_triples is not None else None
         if peer is not None:      # pessimistic ranks under NBFNet's filter, and candidates
             ranks.update(peer=[], peer_candidates=[])
-        cands: List[Tensor] = []
-        which: List[Tensor] = []           # rankings (indices into qh, target) in chunk order
+        acc = _RankLists(ranks)
         device = next(model.parameters()).device
         graph = dist.to_device(sp.graph, device)
         size = self.eval_queries_per_pass(model, graph)
-        lo, hi = dist.shard(len(uniq))            # this process's queries (all of them alone)
+        lo, hi = dist.shard(len(q.uniq))          # this process's queries (all of them alone)
         # the saved rankings are reused only for the same queries, graph, weights and
         # model settings (time steps, thresholds, ... are not in the weights)
         partial = partial if dist.world_size() == 1 else None
         keeper = EvalProgress(partial, {} if partial is None else {
-            "split": split, "queries": tensor_fingerprint(qh, qr, target),
+            "split": split, "queries": tensor_fingerprint(q.qh, q.qr, q.target),
             "graph": tensor_fingerprint(sp.graph.edge_index, sp.graph.edge_type),
             "model": model_fingerprint(model),
             "settings": repr(sorted(self.cfg["model"].items()))})
-        state = keeper.load()
-        if state is not None and all(k in state for k in ranks):   # resume after the last chunk
-            for k in ranks:
-                ranks[k].append(state[k])
-            cands.append(state["candidates"])
-            which.append(state["which"])
-            lo = int(state["next"])
+        resumed = acc.resume(keeper.load())       # resume after the last saved chunk
+        if resumed is not None:
+            lo = resumed
             if progress:
                 tqdm.write(f"eval {split}: resuming at query {lo} of {hi} ({partial})")
-
-        def saved_state(stop: int) -> Dict[str, Any]:
-            for lists in (*ranks.values(), cands, which):   # one tensor each from now on
-                lists[:] = [torch.cat(lists)]
-            return {**{k: v[0] for k, v in ranks.items()}, "candidates": cands[0],
-                    "which": which[0], "next": stop}
-
-        chunks = range(lo, hi, size)
-        for start in tqdm(chunks, desc=f"eval {split}", unit="chunk",
+        for start in tqdm(range(lo, hi, size), desc=f"eval {split}", unit="chunk",
                           disable=not (progress and dist.is_main()), leave=False):
             stop = min(start + size, hi)
-            uh, ur = uniq[start:stop] // r2, uniq[start:stop] % r2
-            scores = model.score_all(graph, uh.to(device), ur.to(device)).cpu()
-            mask = index.mask(uh, ur)
-            inst = order[bounds[start]:bounds[stop]]
-            rows = inverse[inst] - start
-            res = filtered_ranks(scores[rows], target[inst], mask[rows])
-            for k in res:
-                ranks[k].append(res[k])
-            cands.append(num_candidates(mask[rows], target[inst]))
-            if peer is not None:
-                pmask = peer.mask(uh, ur)[rows]
-                ranks["peer"].append(filtered_ranks(scores[rows], target[inst],
-                                                    pmask)["pessimistic"])
-                ranks["peer_candidates"].append(num_candidates(pmask, target[inst]))
-            which.append(inst)
-            del scores, mask
+            self._rank_chunk(model, graph, q, index, peer, start, stop, acc)
             if device.type == "cpu":
                 release_free_memory()      # keep resident memory near live memory
-            keeper.maybe_save(functools.partial(saved_state, stop))
+            keeper.maybe_save(functools.partial(acc.saved_state, stop))
         keeper.finish()
         model.train(was_training)
-        merged = {k: dist.gather_cat(v) for k, v in ranks.items()}
-        inst = dist.gather_cat(which).long()
-        return merged, dist.gather_cat(cands), qh[inst], target[inst]
+        merged = {k: dist.gather_cat(v) for k, v in acc.ranks.items()}
+        inst = dist.gather_cat(acc.which).long()
+        return merged, dist.gather_cat(acc.cands), q.qh[inst], q.target[inst]
+
+    def _eval_queries(self, split: str) -> _EvalQueries:
+        """The rankings of ``split`` (at most ``task.max_eval_queries`` target triples, both
+        directions), grouped by unique ``(source, relation)`` query."""
+        triples = self.data.splits[split].triples
+        cap = self.cfg["task"]["max_eval_queries"]
+        if cap is not None:
+            triples = triples[:cap]
+        h, t, r = triples.t()
+        qh, qr, target = torch.cat([h, t]), torch.cat([r, r + self.R]), torch.cat([t, h])
+        uniq, inverse = torch.unique(qh * (2 * self.R) + qr, return_inverse=True)
+        order = inverse.argsort()
+        bounds = torch.searchsorted(inverse[order], torch.arange(len(uniq) + 1))
+        return _EvalQueries(qh, qr, target, uniq, inverse, order, bounds)
+
+    def _rank_chunk(self, model: GRSNN, graph: Data, q: _EvalQueries, index: TripleIndex,
+                    peer: Optional[TripleIndex], start: int, stop: int, acc: _RankLists
+                    ) -> None:
+        """Score the unique queries ``start:stop`` once each and rank all their targets."""
+        r2 = 2 * self.R
+        device = next(model.parameters()).device
+        uh, ur = q.uniq[start:stop] // r2, q.uniq[start:stop] % r2
+        scores = model.score_all(graph, uh.to(device), ur.to(device)).cpu()
+        mask = index.mask(uh, ur)
+        inst = q.order[q.bounds[start]:q.bounds[stop]]
+        rows = q.inverse[inst] - start
+        res = filtered_ranks(scores[rows], q.target[inst], mask[rows])
+        for k in res:
+            acc.ranks[k].append(res[k])
+        acc.cands.append(num_candidates(mask[rows], q.target[inst]))
+        if peer is not None:
+            pmask = peer.mask(uh, ur)[rows]
+            acc.ranks["peer"].append(filtered_ranks(scores[rows], q.target[inst],
+                                                    pmask)["pessimistic"])
+            acc.ranks["peer_candidates"].append(num_candidates(pmask, q.target[inst]))
+        acc.which.append(inst)
 
     def circuit_queries(self, split: str, count: int) -> Tuple[Data, Tensor, Tensor]:
         sp = self.data.splits[split]

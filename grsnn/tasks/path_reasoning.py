@@ -11,7 +11,7 @@ a scorer that knows every relation's rule length but not which edges to follow.
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import networkx as nx
 import torch
@@ -120,11 +120,22 @@ def rule_length_report(task: KGCompletionTask, model, rule_of: Mapping[str, int]
         >>> sorted(rep["by_length"]), rep["delays"]["grandparent_of"]["parent_of"]["mode"] <= 4
         ([1, 2, 3], True)
     """
-    sp = task.data.splits[split]
     rel_id = {name: i for i, name in enumerate(task.data.relations)}
     unknown = [name for name in rule_of if name not in rel_id]
     if unknown:
         raise ValueError(f"rule_of names relations the data set does not have: {unknown}")
+    by_relation, by_length = _metrics_by_rule(task, model, rule_of, split, progress)
+    return {"split": split, "direction": "both", "rank": "realistic",
+            "delay_bound": int(model.conv.delay_bound), "by_length": by_length,
+            "by_relation": by_relation, "delays": _rule_delays(task, model, rule_of, split)}
+
+
+def _metrics_by_rule(task: KGCompletionTask, model, rule_of: Mapping[str, int], split: str,
+                     progress: bool) -> Tuple[Dict[str, Dict[str, Any]],
+                                              Dict[int, Dict[str, Any]]]:
+    """The metrics of :func:`rule_length_report` per relation and pooled per rule length."""
+    sp = task.data.splits[split]
+    rel_id = {name: i for i, name in enumerate(task.data.relations)}
     by_relation: Dict[str, Dict[str, Any]] = {}
     per_length: Dict[int, List[Dict[str, float]]] = {}
     for name, length in rule_of.items():
@@ -143,26 +154,32 @@ def rule_length_report(task: KGCompletionTask, model, rule_of: Mapping[str, int]
         by_length[length] = {"num_triples": sum(by_relation[n]["num_triples"] for n in names),
                              "relations": names, **pooled}
         by_length[length]["num_queries"] = int(pooled["num_queries"])
+    return by_relation, by_length
 
+
+def _rule_delays(task: KGCompletionTask, model, rule_of: Mapping[str, int], split: str
+                 ) -> Dict[str, Dict[str, Dict[str, Any]]]:
+    """The ``"delays"`` of :func:`rule_length_report`: mode and histogram of the integer
+    delays of every rule relation's tail query, per edge type of the split's graph."""
+    rel_id = {name: i for i, name in enumerate(task.data.relations)}
     edge_names = _edge_names(task.data.relations)
-    present = torch.unique(sp.graph.edge_type).tolist()
+    present = torch.unique(task.data.splits[split].graph.edge_type).tolist()
     queries = [name for name in rule_of if name in rel_id]
     delays: Dict[str, Dict[str, Dict[str, Any]]] = {}
     bound = int(model.conv.delay_bound)
-    if queries:
-        was_training = model.training
-        model.eval()
-        d = model.integer_delays(torch.tensor([rel_id[q] for q in queries]))   # [Q, 2R, D]
-        model.train(was_training)
-        for qi, q in enumerate(queries):
-            delays[q] = {}
-            for e in present:
-                hist = torch.bincount(d[qi, e], minlength=bound + 1).tolist()
-                mode = max(range(bound + 1), key=lambda k: (hist[k], -k))
-                delays[q][edge_names[e]] = {"mode": mode, "histogram": hist}
-    return {"split": split, "direction": "both", "rank": "realistic",
-            "delay_bound": bound, "by_length": by_length,
-            "by_relation": by_relation, "delays": delays}
+    if not queries:
+        return delays
+    was_training = model.training
+    model.eval()
+    d = model.integer_delays(torch.tensor([rel_id[q] for q in queries]))   # [Q, 2R, D]
+    model.train(was_training)
+    for qi, q in enumerate(queries):
+        delays[q] = {}
+        for e in present:
+            hist = torch.bincount(d[qi, e], minlength=bound + 1).tolist()
+            mode = max(range(bound + 1), key=lambda k: (hist[k], -k))
+            delays[q][edge_names[e]] = {"mode": mode, "histogram": hist}
+    return delays
 
 
 def hop_baseline(task: KGCompletionTask, rule_of: Mapping[str, int], split: str = "test"
