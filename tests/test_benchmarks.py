@@ -104,3 +104,13 @@ def test_firing_rate_prints_dense_event_auto_and_the_floor(run_python):
     assert len(re.findall(r"^crossover \(forward, event vs dense\): ", out, re.M)) == 2
     assert re.fullmatch(r"event-driven vs dense, forward\+backward: \d+\.\d\dx at 5% active "
                         r"pairs, \d+\.\d\dx at full firing", out.strip().splitlines()[-1])
+
+
+def test_reached_memory_compares_one_query_on_both_engines(run_python):
+    out = run_python("benchmarks/reached_memory.py", "--nodes", "5000", "--dim", "8")
+    assert "same spikes on every node: yes" in out
+    last = out.strip().splitlines()[-1]
+    m = re.fullmatch(r"one query, 50000 edges: dense ([\d.]+) MB, reached nodes only ([\d.]+) "
+                     r"MB \((\d+)x less\), (\d+) nodes reached", last)
+    assert m, last
+    assert 1 < int(m.group(4)) < 5000            # the wave grew, not to the whole graph

@@ -1,0 +1,136 @@
+"""Query-sized inference: the query-driven circuit (``drive="reached"``) of one query, run
+on the nodes its wave has reached only.
+
+With ``drive="reached"`` a node the input has not reached has no input current, no bias,
+no spike and exactly zero state (docs/method.md section 11), so it needs no memory and no
+work. :func:`simulate_reached` keeps the neuron state, the bit history and the spike
+frames of the reached nodes only, in the order they were reached (the rows of frame ``t``
+are the first rows of the final ``ids``), and grows them with the wave; per step it reads
+the pairs of the sources with a spike in the delay window (``plan.src`` is sorted, so a
+node's pairs are one range found by binary search) and the edges of those pairs (rows of
+``plan.adj_t``). Nothing of size ``N`` is allocated besides the graph itself.
+
+Spikes are those of :meth:`~grsnn.nn.SpikingDelayConv.simulate` (the sums into a node are
+taken in edge order rather than in the sparse product's order, so potentials agree to the
+last bits in double precision, tested).
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from ..functional import DelayPlan, LIFState, NeuronState, history_dtype, neuron_init, neuron_step
+from .conv import SpikingDelayConv
+
+__all__ = ["simulate_reached"]
+
+
+def _ranges(start: Tensor, count: Tensor) -> Tensor:
+    """``cat([arange(s, s + c) for s, c in zip(start, count)])``."""
+    offsets = torch.cumsum(count, 0) - count
+    total = int(count.sum())
+    return (torch.repeat_interleave(start - offsets, count)
+            + torch.arange(total, device=start.device))
+
+
+def _check(conv: SpikingDelayConv) -> None:
+    if conv.drive != "reached" or conv.aggregate_fn != "sum" or conv.norm is not None:
+        raise ValueError("simulate_reached needs drive='reached', sum aggregation and no "
+                         "LayerNorm (otherwise unreached nodes carry state)")
+    if torch.is_grad_enabled():
+        raise RuntimeError("simulate_reached is for inference: run it under torch.no_grad()")
+
+
+def _arrivals(plan: DelayPlan, ids: Tensor, hist: Tensor, delta: Tensor,
+              weight: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    """The nodes a message arrives at this step (global ids) and their summed input."""
+    dtype = plan.adj_t.dtype
+    lo, hi = int(delta.min()), int(delta.max())
+    window = ((1 << (hi + 1)) - 1) ^ ((1 << lo) - 1)
+    rows = (hist & window).ne(0).any(1).nonzero().squeeze(1)          # active sources
+    first = torch.searchsorted(plan.src, ids[rows])
+    count = torch.searchsorted(plan.src, ids[rows], right=True) - first
+    pairs = _ranges(first, count)
+    rel = plan.rel[pairs]
+    msg = ((hist[torch.repeat_interleave(rows, count)] >> delta[rel]) & 1).to(dtype)
+    if weight is not None:
+        msg = msg * weight[rel]
+    crow, col, val = plan.adj_t.crow_indices(), plan.adj_t.col_indices(), plan.adj_t.values()
+    estart = crow[pairs]
+    ecount = crow[pairs + 1] - estart
+    edges = _ranges(estart, ecount)
+    dst, inv = torch.unique(col[edges], return_inverse=True)
+    agg = msg.new_zeros(dst.numel(), msg.size(1)).index_add_(
+        0, inv, msg[torch.repeat_interleave(torch.arange(pairs.numel()), ecount)]
+        * val[edges].unsqueeze(1))
+    arrived = agg.ne(0).any(1)
+    return dst[arrived], agg[arrived]
+
+
+def _grow(ids: Tensor, dst: Tensor, agg: Tensor, state: NeuronState, beta: Tensor
+          ) -> Tuple[Tensor, Tensor, NeuronState, Tensor]:
+    """Append the newly reached nodes (zero state) and place ``agg`` on the rows."""
+    if ids.numel():
+        order = ids.argsort()
+        pos = torch.searchsorted(ids[order], dst).clamp_(max=ids.numel() - 1)
+        known = ids[order][pos].eq(dst)
+    else:
+        order = pos = torch.zeros_like(dst)
+        known = torch.zeros_like(dst, dtype=torch.bool)
+    new = dst[~known]
+    if new.numel():
+        pad = beta.new_zeros(new.numel(), beta.size(1))
+        c, u = state.lif
+        state = NeuronState(LIFState(torch.cat([c, pad]), torch.cat([u, pad])),
+                            torch.cat([state.hist, state.hist.new_zeros(pad.shape)]), None)
+        beta = torch.cat([beta, pad])
+        ids = torch.cat([ids, new])
+    rows = torch.empty_like(dst)
+    rows[known] = order[pos[known]]
+    rows[~known] = torch.arange(ids.numel() - new.numel(), ids.numel())
+    full = beta.new_zeros(ids.numel(), beta.size(1)).index_copy_(0, rows, agg)
+    return ids, full, state, beta
+
+
+def simulate_reached(conv: SpikingDelayConv, ids: Tensor, beta: Tensor, plan: DelayPlan,
+                     delay_logits: Optional[Tensor] = None,
+                     relation_weights: Optional[Tensor] = None) -> Tuple[Tensor, List[Tensor]]:
+    """One query's circuit on the reached nodes only.
+
+    Args:
+        conv: a layer with ``drive="reached"``, sum aggregation, no LayerNorm.
+        ids: ``[M]`` the nodes with input current (distinct).
+        beta: ``[M, D]`` their input current (other nodes: zero).
+        plan: the graph (:meth:`SpikingDelayConv.build_plan`, grouped).
+        delay_logits, relation_weights: ``[R, D]`` for this query, as in
+            :meth:`SpikingDelayConv.forward`.
+
+    Returns:
+        ``(ids, frames)``: the reached nodes in the order reached, and ``T`` spike frames;
+        frame ``t`` has one row per node reached by step ``t`` (the first rows of ``ids``).
+    """
+    _check(conv)
+    syn = conv._synapses(delay_logits, relation_weights, 1, beta.device)
+    plan.operators(beta.dtype)
+    keep = beta.ne(0).any(1)
+    ids, beta = ids[keep], beta[keep]
+    params = conv.lif_parameters
+    s, state = neuron_init(beta, params, history_dtype(conv.delay_bound))
+    frames = [s]
+    weight, bias = conv.lin.weight, conv.lin.bias
+    for _ in range(1, conv.time_steps):
+        dst, agg = _arrivals(plan, ids, state.hist, syn.delta, syn.weight)
+        ids, agg, state, beta = _grow(ids, dst, agg, state, beta)
+        x = agg
+        if conv.self_connection:
+            prev = torch.cat([frames[-1], agg.new_zeros(ids.numel() - frames[-1].size(0),
+                                                        agg.size(1))])
+            x = torch.cat([prev, agg], dim=-1)
+        out = torch.nn.functional.linear(x, weight)
+        if bias is not None:
+            out = out + bias
+        s, state = neuron_step(conv.linear_scale * out, state, beta, params)
+        frames.append(s)
+    return ids, frames
