@@ -167,6 +167,40 @@ def test_degree_prior_reads_log_relation_degrees():
     assert model.prior.weight.grad.abs().sum() > 0
 
 
+def test_degree_prior_clamps_a_new_graph_to_the_training_range():
+    """An inductive test graph can hold more edges of a relation at one node than any
+    training node had (WN18RR_v1: 3 against 1 for ``_member_meronym``); the counts are
+    clamped to what training saw, so the readout stays in the range it was fitted on."""
+    # training graph: at most one r0 edge into a node, two r1 edges (into node 3)
+    train = Data(edge_index=torch.tensor([[0, 1, 2, 0, 4], [1, 2, 1, 3, 3]]),
+                 edge_type=torch.tensor([0, 0, 1, 1, 1]), num_nodes=5)
+    # a new graph: node 0 gets three r1 edges, node 1 two r0 edges
+    test = Data(edge_index=torch.tensor([[1, 2, 3, 0, 4], [0, 0, 0, 1, 1]]),
+                edge_type=torch.tensor([1, 1, 1, 0, 0]), num_nodes=5)
+    model = GRSNN(2, hidden_dim=4, degree_prior=True).double()
+    assert model.degree_range.tolist() == [-1.0, -1.0]          # nothing seen: no clamp
+    model.eval()
+    ln = math.log
+    assert torch.allclose(model.relation_degrees(test).double()[:2],
+                          torch.tensor([[0, ln(4)], [ln(3), 0]], dtype=torch.float64))
+    model.train()
+    model(train, torch.tensor([[[0, 1, 0], [0, 4, 0]]]))       # a training forward
+    assert model.degree_range.tolist() == [1.0, 2.0]
+    model.eval()
+    clamped = model.relation_degrees(test).double()
+    assert torch.allclose(clamped[:2], torch.tensor([[0, ln(3)], [ln(2), 0]],
+                                                     dtype=torch.float64))
+    assert model.degree_range.tolist() == [1.0, 2.0]            # evaluation leaves it
+    # fit_degree_range sets it from a graph; a checkpoint without the buffer loads
+    # with no clamp (its old behaviour)
+    assert model.fit_degree_range(test).tolist() == [2.0, 3.0]
+    state = {k: v for k, v in model.state_dict().items() if k != "degree_range"}
+    fresh = GRSNN(2, hidden_dim=4, degree_prior=True).double()
+    fresh.fit_degree_range(train)
+    fresh.load_state_dict(state)
+    assert fresh.degree_range.tolist() == [-1.0, -1.0]
+
+
 def test_compare_command_reports_both_checkpoints(tmp_path, capsys):
     """``grsnn compare``: the metrics are those of the evaluation of the same checkpoint,
     and in a query-driven circuit a node fires exactly when the query informs it (the
@@ -202,3 +236,32 @@ def test_compare_command_reports_both_checkpoints(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "informed A" in out and "firing rate per time step" in out
     assert f"{a['metrics']['mrr']:.3f}" in out and f"{b['metrics']['mrr']:.3f}" in out
+
+
+def test_checkpoint_without_degree_range_gets_the_training_range(tmp_path):
+    """A degree-prior checkpoint written before the training range was recorded loads
+    with the range of its task's training graph; a new one keeps the range training
+    recorded (never above the training graph's counts, since training removes edges)."""
+    from test_tasks import write_kg
+
+    from grsnn.cli import main
+    from grsnn.tasks import load_trained
+    from grsnn.training.checkpoints import load_checkpoint
+
+    folder = write_kg(tmp_path / "kg")
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(folder), "--out", str(out), "--set",
+                 "model.hidden_dim=8", "model.time_steps=4", "model.degree_prior=true",
+                 "train.num_epoch=1", "task.num_negative=4", "--quiet"]) == 0
+    state = load_checkpoint(out / "best.pt")
+    recorded = state["model"]["degree_range"]
+    assert (recorded >= 1).any()
+    task, model = load_trained(out / "best.pt", compiled=False)
+    assert torch.equal(model.degree_range, recorded)
+    graph = task.circuit_queries("train", 1)[0]
+    full = model._degree_counts(graph).amax(0)
+    assert (recorded <= full).all()
+    del state["model"]["degree_range"]
+    torch.save(state, out / "old.pt")
+    _, old = load_trained(out / "old.pt", compiled=False)
+    assert torch.equal(old.degree_range, full)

@@ -83,7 +83,8 @@ class GRSNN(nn.Module):
             :math:`\rho`, through a learnt linear map to ``D`` features. It tells apart
             candidates the query's spikes leave identical (e.g. those no path reaches),
             the structural information NBFNet's PNA degree scalers and the paper's
-            bias-driven background activity carry.
+            bias-driven background activity carry. The counts are clamped to the
+            largest count per relation seen in training (:meth:`relation_degrees`).
         delay_init (float or None): initial delay logit offset: the bias of the delay
             generator (``dependent``) or the mean of the delay logits is set to it, so
             ``delay_init=-3`` starts every delay near 0 (one step per hop). ``None``
@@ -144,6 +145,9 @@ class GRSNN(nn.Module):
                                  if dependent and relation_weight else None)
         feat = (4 if readout == "state" else 2) * hidden_dim + (hidden_dim if degree_prior else 0)
         self.prior = nn.Linear(num_relations, hidden_dim) if degree_prior else None
+        # the largest count per relation seen in training (-1: none yet); evaluation
+        # clamps the counts of a new graph into that range (see relation_degrees)
+        self.register_buffer("degree_range", torch.full((num_relations,), -1.0))
         layers = []
         for _ in range(num_mlp_layers - 1):
             layers += [nn.Linear(feat, feat), nn.ReLU()]
@@ -262,8 +266,26 @@ class GRSNN(nn.Module):
                                   return_state=return_state)
 
     def relation_degrees(self, data) -> Tensor:
-        """``[N, R]``: :math:`\\log(1 + d_v^{\\rho})`, the incoming edges of every node
-        per edge type (all type 0 without ``edge_type``)."""
+        """``[N, R]``: :math:`\\log(1 + \\min(d_v^{\\rho}, m^{\\rho}))`, the incoming
+        edges of every node per edge type (all type 0 without ``edge_type``).
+
+        :math:`m^{\\rho}` is the largest count of edge type :math:`\\rho` seen while
+        training (buffer ``degree_range``, updated by every training forward): on a new
+        graph (an inductive test graph) a count beyond what training saw would put the
+        readout outside the range it was fitted on, so it is clamped to that range.
+        ``-1`` (a model not trained yet, or a checkpoint written before the buffer
+        existed) clamps nothing; :meth:`fit_degree_range` sets it from a graph."""
+        counts = self._degree_counts(data)
+        if self.training:
+            with torch.no_grad():
+                top = counts.amax(0) if counts.size(0) else torch.zeros_like(self.degree_range)
+                self.degree_range.copy_(torch.maximum(self.degree_range, top.to(
+                    self.degree_range.dtype)))
+        cap = self.degree_range.to(counts.dtype)
+        counts = torch.where(cap >= 0, torch.minimum(counts, cap.clamp(min=0)), counts)
+        return torch.log1p(counts)
+
+    def _degree_counts(self, data) -> Tensor:
         n = int(data.num_nodes)
         dst = data.edge_index[1]
         etype = getattr(data, "edge_type", None)
@@ -271,7 +293,24 @@ class GRSNN(nn.Module):
         counts = torch.zeros(n * self.num_relations, device=dst.device)
         counts.index_add_(0, dst * self.num_relations + etype,
                           torch.ones(dst.numel(), device=dst.device))
-        return torch.log1p(counts.view(n, self.num_relations))
+        return counts.view(n, self.num_relations)
+
+    def fit_degree_range(self, data) -> Tensor:
+        """Set ``degree_range`` to the largest incoming-edge count per relation of
+        ``data`` (the training graph) and return it: what training sets on its own, for
+        a checkpoint written without it."""
+        with torch.no_grad():
+            top = self._degree_counts(data).amax(0).to(self.degree_range.dtype)
+            self.degree_range.copy_(top)
+        return top
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
+        key = prefix + "degree_range"
+        if key not in state_dict:   # checkpoints written before the buffer: no clamp
+            state_dict[key] = torch.full_like(self.degree_range, -1.0)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
+                                      missing_keys, unexpected_keys, error_msgs)
 
     def spike_trains(self, data, h_index: Tensor, r_index: Tensor,
                      inject: bool = True) -> Tensor:

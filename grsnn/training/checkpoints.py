@@ -94,6 +94,10 @@ def model_from_state(task: Task, state: Dict[str, Any], path: str | Path,
     except RuntimeError as err:
         raise RunError(f"{path}: checkpoint does not fit this config's model "
                        f"({str(err).splitlines()[0][:120]})") from None
+    if model.prior is not None and "degree_range" not in state["model"]:
+        # written before the degree prior recorded its training range: set the range
+        # training would have recorded, from the training graph
+        model.fit_degree_range(task.circuit_queries("train", 1)[0].to(device))
     return model
 
 
