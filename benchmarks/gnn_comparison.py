@@ -8,7 +8,7 @@ validation epoch). Every model is trained with every seed; the table gives mean 
 standard deviation over the seeds, training seconds per run (wall clock, this machine),
 parameters, and for SpikingGNN the firing rate and synaptic operations (accumulates) of
 one full-graph forward pass, counted from its spikes and the graph
-(:func:`grsnn.tasks.stats.spiking_gnn_stats`: accumulates of the delivered spikes, plus the
+(:func:`grsnn.reports.firing_stats.spiking_gnn_stats`: accumulates of the delivered spikes, plus the
 multiply-accumulates of its dense encoder and output layers), next to the dense
 multiply-accumulates of a 2-layer GCN of the same width (``E * H + N * F * H`` per layer).
 
@@ -30,7 +30,7 @@ import torch  # noqa: E402
 
 import link_prediction  # noqa: E402
 import node_classification  # noqa: E402
-from grsnn.tasks.stats import spiking_gnn_stats  # noqa: E402
+from grsnn.reports.firing_stats import spiking_gnn_stats  # noqa: E402
 
 MODELS = ("gcn", "sage", "gat", "spiking")
 TASKS = {"nc": ("node classification", "accuracy", node_classification.run, 200),
