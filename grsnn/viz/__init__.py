@@ -1,7 +1,7 @@
 """Interactive pages of the spiking circuit at work (self-contained HTML, plotly).
 
-:func:`~grsnn.viz.spike_page.explanation_page` shows one knowledge-graph query of a trained
-model (``grsnn explain --html``), :func:`~grsnn.viz.spike_page.shortest_paths_page` the
+:func:`~grsnn.viz.query.explanation_page` shows one knowledge-graph query of a trained
+model (``grsnn explain --html``), :func:`~grsnn.viz.waves.shortest_paths_page` the
 spike wave of :func:`grsnn.shortest_paths` on a networkx graph.
 """
 from __future__ import annotations
