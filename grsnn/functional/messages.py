@@ -85,10 +85,15 @@ def active_pairs(plan: DelayPlan, hist: Tensor, delta: Tensor) -> Tensor:
         >>> active_pairs(plan, hist, torch.zeros(1, 1, dtype=torch.uint8)).tolist()
         [True, False]
     """
+    return active_sources(hist, delta).index_select(0, plan.src)
+
+
+def active_sources(hist: Tensor, delta: Tensor) -> Tensor:
+    """``[N]`` bool: the nodes with a spike in the delay window (the bits
+    ``delta.min() .. delta.max()`` of their history, in any column)."""
     lo, hi = int(delta.min()), int(delta.max())
     window = ((1 << (hi + 1)) - 1) ^ ((1 << lo) - 1)
-    active_node = (hist & window).ne(0).any(1)
-    return active_node.index_select(0, plan.src)
+    return (hist & window).ne(0).any(1)
 
 
 def _push(plan: DelayPlan, hist: Tensor, delta: Tensor, dtype: torch.dtype,

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from ..functional import DelayPlan, LIFState, NeuronState, history_dtype, neuron_init, neuron_step
+from ..functional.messages import active_sources
 from .conv import SpikingDelayConv
 
 __all__ = ["simulate_reached"]
@@ -47,9 +48,7 @@ def _arrivals(plan: DelayPlan, ids: Tensor, hist: Tensor, delta: Tensor,
               weight: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
     """The nodes a message arrives at this step (global ids) and their summed input."""
     dtype = plan.adj_t.dtype
-    lo, hi = int(delta.min()), int(delta.max())
-    window = ((1 << (hi + 1)) - 1) ^ ((1 << lo) - 1)
-    rows = (hist & window).ne(0).any(1).nonzero().squeeze(1)          # active sources
+    rows = active_sources(hist, delta).nonzero().squeeze(1)
     first = torch.searchsorted(plan.src, ids[rows])
     count = torch.searchsorted(plan.src, ids[rows], right=True) - first
     pairs = _ranges(first, count)
