@@ -109,6 +109,8 @@ def test_firing_rate_prints_dense_event_auto_and_the_floor(run_python):
 def test_reached_memory_compares_one_query_on_both_engines(run_python):
     out = run_python("benchmarks/reached_memory.py", "--nodes", "5000", "--dim", "8")
     assert "same spikes on every node: yes" in out
+    assert re.search(r"GRSNN, scores of every node for one query: score_all [\d.]+ MB, "
+                     r"score_query [\d.]+ MB \(\d+x less\), same scores: yes", out), out
     last = out.strip().splitlines()[-1]
     m = re.fullmatch(r"one query, 50000 edges: dense ([\d.]+) MB, reached nodes only ([\d.]+) "
                      r"MB \((\d+)x less\), (\d+) nodes reached", last)

@@ -54,3 +54,57 @@ def test_reached_inference_refuses_gradients_and_other_circuits():
         simulate_reached(conv, ids, beta, plan)
     with torch.no_grad(), pytest.raises(ValueError, match="drive"):
         simulate_reached(SpikingDelayConv(6, num_relations=4), ids, beta, plan)
+
+
+def _kg(seed, n=80, e=200, rels=6):
+    from torch_geometric.data import Data
+    g = torch.Generator().manual_seed(seed)
+    ei = torch.randint(0, n // 2, (2, e), generator=g)       # nodes n/2.. stay unreached
+    ei[:, : e // 4] += n // 2                                  # a second component
+    return Data(edge_index=ei, edge_type=torch.randint(0, rels, (e,), generator=g),
+                num_nodes=n)
+
+
+@pytest.mark.parametrize("readout", ["spikes", "state"])
+@pytest.mark.parametrize("degree_prior", [False, True])
+def test_score_query_on_the_reached_nodes_equals_score_all(readout, degree_prior):
+    from grsnn.nn import GRSNN
+    from grsnn.nn import reached as reached_mod
+    data = _kg(0)
+    torch.manual_seed(0)
+    model = GRSNN(6, hidden_dim=8, time_steps=8, drive="reached", readout=readout,
+                  degree_prior=degree_prior, linear_scale=3.0, v_threshold=1.0).eval()
+    calls = []
+    real = reached_mod.simulate_reached
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls.append(out[0].numel())
+        return out
+    reached_mod.simulate_reached = spy
+    try:
+        with torch.no_grad():
+            for h, r in [(0, 1), (5, 3), (70, 2)]:
+                want = model.score_all(data, torch.tensor([h]), torch.tensor([r]))[0]
+                got = model.score_query(data, h, r)
+                assert torch.equal(got, want), (h, r)
+    finally:
+        reached_mod.simulate_reached = real
+    assert len(calls) == 3 and 1 < max(calls) < 80          # the wave grew, not everywhere
+    with torch.no_grad():                                    # chunked unreached scores
+        chunked = reached_mod.reached_scores(model, data, 5, 3, chunk=7)
+        assert torch.equal(chunked, model.score_query(data, 5, 3))
+
+
+def test_score_query_falls_back_to_the_dense_engine():
+    from grsnn.nn import GRSNN
+    data = _kg(1)
+    torch.manual_seed(1)
+    model = GRSNN(6, hidden_dim=8, time_steps=6).eval()      # drive="always": dense
+    with torch.no_grad():
+        want = model.score_all(data, torch.tensor([3]), torch.tensor([4]))[0]
+        assert torch.equal(model.score_query(data, 3, 4), want)
+    with pytest.raises(ValueError, match="drive"):
+        from grsnn.nn.reached import reached_scores
+        with torch.no_grad():
+            reached_scores(model, data, 3, 4)

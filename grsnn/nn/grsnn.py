@@ -342,9 +342,17 @@ class GRSNN(nn.Module):
         q = self.scaled_query(r_index)
         parts.append(q.unsqueeze(1).expand_as(parts[0]))
         if self.prior is not None:
-            prior = self.prior(self.relation_degrees(data).to(q.dtype))       # [N, D]
+            prior = self.degree_features(self.relation_degrees(data).to(q.dtype))  # [N, D]
             parts.append(prior.unsqueeze(0).expand(parts[0].size(0), -1, -1))
         return torch.cat(parts, dim=-1)
+
+    def degree_features(self, degrees: Tensor) -> Tensor:
+        """The degree prior's features ``[..., D]`` of :meth:`relation_degrees` rows,
+        computed in float64 and rounded to their dtype (as :meth:`score` does), so that a
+        row's features do not depend on how many rows are computed together."""
+        out = nn.functional.linear(degrees.double(), self.prior.weight.double(),
+                                   self.prior.bias.double())
+        return out if degrees.dtype == torch.float64 else out.to(degrees.dtype)
 
     # ----------------------------------------------------------------- scoring
     def score(self, features: Tensor) -> Tensor:
@@ -394,6 +402,20 @@ class GRSNN(nn.Module):
                 inv = flat.gather(1, index).view(*t.shape, -1)
             feat = (feat + inv) / 2
         return self.score(feat)
+
+    def score_query(self, data, head: int, relation: int) -> Tensor:
+        """Logits ``[N]`` of every node as the tail of one query ``(head, relation, ?)``.
+
+        Under ``torch.no_grad()`` a query-driven circuit (``drive="reached"``, sum
+        aggregation, no LayerNorm) simulates only the nodes the query's wave reaches
+        (:func:`grsnn.nn.reached.reached_scores`: memory proportional to them, not to
+        the graph); otherwise one :meth:`score_all` run. Both give the same scores."""
+        from .reached import reached_scores, supports_reached
+        if not torch.is_grad_enabled() and supports_reached(self.conv) and not self.symmetric:
+            return reached_scores(self, data, int(head), int(relation))
+        device = self.kappa.device
+        return self.score_all(data, torch.tensor([int(head)], device=device),
+                              torch.tensor([int(relation)], device=device))[0]
 
     def score_all(self, data, h_index: Tensor, r_index: Tensor) -> Tensor:
         """Logits of every node as the tail of ``(h, r, ?)``: ``[B, N]`` (one circuit run)."""

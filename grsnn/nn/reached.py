@@ -25,7 +25,7 @@ from ..functional import DelayPlan, LIFState, NeuronState, history_dtype, neuron
 from ..functional.messages import active_sources
 from .conv import SpikingDelayConv
 
-__all__ = ["simulate_reached"]
+__all__ = ["simulate_reached", "reached_scores", "supports_reached"]
 
 
 def _ranges(start: Tensor, count: Tensor) -> Tensor:
@@ -34,6 +34,14 @@ def _ranges(start: Tensor, count: Tensor) -> Tensor:
     total = int(count.sum())
     return (torch.repeat_interleave(start - offsets, count)
             + torch.arange(total, device=start.device))
+
+
+def supports_reached(conv: SpikingDelayConv) -> bool:
+    """Whether unreached nodes of ``conv``'s circuit carry no state, so that
+    :func:`simulate_reached` applies: ``drive="reached"``, sum aggregation, no LayerNorm
+    (and no explanation hooks)."""
+    return (conv.drive == "reached" and conv.aggregate_fn == "sum" and conv.norm is None
+            and not conv.explain)
 
 
 def _check(conv: SpikingDelayConv) -> None:
@@ -95,7 +103,7 @@ def _grow(ids: Tensor, dst: Tensor, agg: Tensor, state: NeuronState, beta: Tenso
 
 def simulate_reached(conv: SpikingDelayConv, ids: Tensor, beta: Tensor, plan: DelayPlan,
                      delay_logits: Optional[Tensor] = None,
-                     relation_weights: Optional[Tensor] = None) -> Tuple[Tensor, List[Tensor]]:
+                     relation_weights: Optional[Tensor] = None, return_state: bool = False):
     """One query's circuit on the reached nodes only.
 
     Args:
@@ -105,10 +113,12 @@ def simulate_reached(conv: SpikingDelayConv, ids: Tensor, beta: Tensor, plan: De
         plan: the graph (:meth:`SpikingDelayConv.build_plan`, grouped).
         delay_logits, relation_weights: ``[R, D]`` for this query, as in
             :meth:`SpikingDelayConv.forward`.
+        return_state: also return the final :class:`LIFState` of the reached nodes.
 
     Returns:
         ``(ids, frames)``: the reached nodes in the order reached, and ``T`` spike frames;
         frame ``t`` has one row per node reached by step ``t`` (the first rows of ``ids``).
+        ``(ids, frames, lif)`` with ``return_state``.
     """
     _check(conv)
     syn = conv._synapses(delay_logits, relation_weights, 1, beta.device)
@@ -132,4 +142,62 @@ def simulate_reached(conv: SpikingDelayConv, ids: Tensor, beta: Tensor, plan: De
             out = out + bias
         s, state = neuron_step(conv.linear_scale * out, state, beta, params)
         frames.append(s)
-    return ids, frames
+    return (ids, frames, state.lif) if return_state else (ids, frames)
+
+
+def reached_scores(model, data, head: int, relation: int, chunk: int = 1 << 16) -> Tensor:
+    """Scores ``[N]`` of every node as the tail of one query ``(head, relation, ?)`` of a
+    :class:`~grsnn.nn.GRSNN` with a query-driven circuit, simulating the reached nodes only.
+
+    A node the wave never reached has zero readout, zero first-spike code and zero
+    membrane, so its features are the query's (and its degree prior's): without the
+    degree prior one score serves every unreached node; with it their scores are computed
+    ``chunk`` nodes at a time. The scores are those of :meth:`GRSNN.score_all` (the same
+    features through the same MLP), while the simulation holds memory proportional to
+    the reached nodes.
+    """
+    from .grsnn import first_spike_code
+
+    conv = model.conv
+    if not supports_reached(conv) or model.symmetric:
+        raise ValueError("reached_scores needs a GRSNN with drive='reached', sum "
+                         "aggregation, no LayerNorm and symmetric=False")
+    device = model.kappa.device
+    n = int(data.num_nodes)
+    q = model.scaled_query(torch.tensor([relation], device=device))        # [1, D]
+    z, w = model.relation_parameters(q)
+    ids, frames, (_, u) = simulate_reached(
+        conv, torch.tensor([head], device=device), q, model.plan(data), z, w,
+        return_state=True)
+    m = ids.numel()
+    frames = [torch.cat([f, f.new_zeros(m - f.size(0), f.size(1))]) for f in frames]
+    kappa = model.kappa.tolist()
+    enc = kappa[0] * frames[0]
+    for k, s in zip(kappa[1:], frames[1:]):
+        enc = enc + k * s
+    parts = [enc]
+    if model.readout == "state":
+        parts += [first_spike_code(frames), u / model.v_threshold]
+    del frames
+    width = sum(x.size(1) for x in parts)
+    degrees = (model.relation_degrees(data).to(q.dtype) if model.prior is not None
+               else None)
+
+    def features(rows: Optional[Tensor], count: int, reached: Optional[List[Tensor]]):
+        own = (torch.cat(reached, 1) if reached is not None
+               else q.new_zeros(count, width))
+        out = [own, q.expand(count, -1)]
+        if degrees is not None:
+            out.append(model.degree_features(degrees[rows]))
+        return torch.cat(out, 1)
+
+    scores = q.new_empty(n)
+    if degrees is None:
+        scores.fill_(model.score(features(None, 1, None))[0])
+    else:
+        for start in range(0, n, chunk):
+            rows = torch.arange(start, min(n, start + chunk), device=device)
+            scores[rows] = model.score(features(rows, rows.numel(), None))
+    if m:
+        scores[ids] = model.score(features(ids, m, parts))
+    return scores

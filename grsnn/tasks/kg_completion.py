@@ -298,7 +298,7 @@ class KGCompletionTask(Task):
         h, r = self.resolve(split, head, relation)
         sp = self.data.splits[split]
         model.eval()
-        scores = model.score_all(sp.graph, torch.tensor([h]), torch.tensor([r]))[0]
+        scores = model.score_query(sp.graph, h, r)
         known = self.index(split).mask(torch.tensor([h]), torch.tensor([r]))[0]
         best = scores.topk(min(top, scores.numel()))
         return [(sp.entities[i], float(s), bool(known[i]))
