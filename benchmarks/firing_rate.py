@@ -28,8 +28,15 @@ faster than the dense one (linear interpolation between measured rates). The neu
 work (linear layer, LIF step) is not part of this benchmark: it does not depend on the
 propagation mode in training (see docs/method.md section 5).
 
+Then, for the data sets of ``--epochs`` (default WN18RR and FB15k-237), the seconds per
+training epoch of the recommended task configuration (``tasks/kg_completion/<name>.yaml``,
+a real training batch of ``grsnn train`` timed after a warm-up, times the batches per
+epoch; validation not included) with the dense engine and with ``propagation="auto"``,
+in interleaved rounds. ``--epochs none`` skips this part.
+
 Run:  python benchmarks/firing_rate.py [--datasets fb15k237,wn18rr] [--rates 0.001,...,full]
           [--rounds 3] [--queries 0 (= the task's batch)] [--threads 1] [--data-root DIR]
+          [--epochs wn18rr,fb15k237 | none]
 The last line reads
 ``event-driven vs dense, forward+backward: <r>x at 5% active pairs, <s>x at full firing``
 (the auto mode, on the first data set; 5% must be among the rates).
@@ -172,6 +179,23 @@ def measure(name: str, rates, rounds: int, queries: int, root, gen) -> dict:
     return {"rows": rows}
 
 
+def epoch_seconds(name: str, rounds: int, root) -> None:
+    """Seconds per training epoch of ``tasks/kg_completion/<name>.yaml``, dense engine
+    against ``propagation="auto"`` (the median batch of each, rounds interleaved)."""
+    from scaling import time_batch
+    config = f"kg_completion/{name}"
+    runs = {"dense": [], "auto": []}
+    for _ in range(rounds):
+        for mode in runs:
+            runs[mode].append(time_batch(name, config, root, 1, model={"propagation": mode}))
+    med = {m: statistics.median(r["epoch_s"] for r in rs) for m, rs in runs.items()}
+    first = runs["dense"][0]
+    print(f"epoch of {name} (tasks/{config}.yaml, {first['batches']} batches of "
+          f"{first['batch']} queries, {first['edges']} edges): dense {med['dense']:.0f} s "
+          f"({med['dense'] / 3600:.2f} h), auto {med['auto']:.0f} s "
+          f"({med['auto'] / 3600:.2f} h), {med['dense'] / med['auto']:.2f}x", flush=True)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default="fb15k237,wn18rr")
@@ -181,6 +205,9 @@ def main(argv=None) -> None:
     p.add_argument("--queries", type=int, default=0, help="queries per batch (0: the task's)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--data-root", default=None)
+    p.add_argument("--epochs", default="wn18rr,fb15k237",
+                   help="task configs (tasks/kg_completion/<name>.yaml) whose seconds per "
+                        "epoch are measured, or 'none'")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     rates = [r if r == "full" else float(r) for r in args.rates.split(",")]
@@ -193,6 +220,10 @@ def main(argv=None) -> None:
     for name in args.datasets.split(","):
         res = measure(name, rates, args.rounds, args.queries, args.data_root, gen)
         first = first or res
+    if args.epochs != "none":
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        for name in args.epochs.split(","):
+            epoch_seconds(name, max(1, args.rounds), args.data_root)
     by_rate = {row[0]: row for row in first["rows"]}
     print(f"event-driven vs dense, forward+backward: {by_rate[0.05][5]:.2f}x at 5% active "
           f"pairs, {by_rate['full'][5]:.2f}x at full firing")

@@ -41,15 +41,19 @@ LINK_SETS = ("cora", "citeseer")
 
 
 def time_batch(name: str, config: str, root: str | None, repeats: int,
-               micro_batch: int | None = None, compiled: bool = True) -> dict:
+               micro_batch: int | None = None, compiled: bool = True,
+               model: dict | None = None) -> dict:
+    """One training batch of ``tasks/<config>.yaml`` timed ``repeats`` times after a
+    warm-up (``model``: config keys of the model section to override)."""
     cfg = load_config(ROOT / "tasks" / f"{config}.yaml")
     if root:
         cfg["dataset"]["root"] = root
     cfg["train"]["micro_batch"] = micro_batch
     cfg["model"]["compiled"] = compiled
+    cfg["model"].update(model or {})
     task = build_task(cfg)
     torch.manual_seed(0)
-    model = task.build_model()
+    net = task.build_model()
     gen = torch.Generator().manual_seed(0)
     bs = cfg["train"]["batch_size"]
     times = []
@@ -57,7 +61,7 @@ def time_batch(name: str, config: str, root: str | None, repeats: int,
         idx = torch.randint(0, task.num_train, (bs,), generator=gen)
         t0 = time.perf_counter()
         graph, batch = task.make_batch(idx, gen)
-        accumulate_gradients(task, model, cfg, graph, batch)   # what `grsnn train` runs
+        accumulate_gradients(task, net, cfg, graph, batch)   # what `grsnn train` runs
         if i:   # the first batch is the warm-up
             times.append(time.perf_counter() - t0)
     graph = task.graph if hasattr(task, "graph") else task.data.splits["train"].graph
@@ -65,7 +69,7 @@ def time_batch(name: str, config: str, root: str | None, repeats: int,
     batches = -(-task.num_train // bs)
     return {"name": name, "edges": graph.edge_index.size(1), "nodes": graph.num_nodes,
             "epoch_s": sec * batches, "batches": batches,
-            "batch": bs, "pass": micro_rows(task, model, cfg, graph, batch), "sec": sec,
+            "batch": bs, "pass": micro_rows(task, net, cfg, graph, batch), "sec": sec,
             "sec_per_query": sec / bs}
 
 
