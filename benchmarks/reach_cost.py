@@ -29,7 +29,8 @@ from grsnn.training.config import apply_overrides  # noqa: E402
 from grsnn.training.trainer import accumulate_gradients  # noqa: E402
 
 LEVERS = {"paper": [], "reached": ["model.drive=reached"], "state": ["model.readout=state"],
-          "degree": ["model.degree_prior=true"], "fast": ["model.delay_init=-3"]}
+          "degree": ["model.degree_prior=true"], "fast": ["model.delay_init=-3"],
+          "pna": ["model.aggregate=pna"]}
 
 
 def overrides(levers: str) -> list:

@@ -10,7 +10,8 @@
 # Levers: paper (none), reached (model.drive=reached: query-driven circuit), state
 # (model.readout=state: first-spike code and final membrane in the readout), degree
 # (model.degree_prior=true: the candidate's incoming edges per relation), fast
-# (model.delay_init=-3: every delay starts at 0), T<k> (model.time_steps=k), lambda<x>
+# (model.delay_init=-3: every delay starts at 0), pna (model.aggregate=pna: mean, max,
+# min and standard deviation of the delayed spikes with degree scalers), T<k> (model.time_steps=k), lambda<x>
 # (model.linear_scale=x: the synaptic gain).
 # The first argument names the paper's configuration tasks/paper/kg_completion/<split>.yaml
 # or tasks/paper/link_prediction/<name>.yaml, which every lever starts from.
@@ -35,6 +36,7 @@ for lever in "${parts[@]}"; do
     state) sets+=(--set model.readout=state) ;;
     fast) sets+=(--set model.delay_init=-3) ;;
     degree) sets+=(--set model.degree_prior=true) ;;
+    pna) sets+=(--set model.aggregate=pna) ;;
     T[1-9]*) sets+=(--set "model.time_steps=${lever#T}") ;;
     lambda[0-9]*) sets+=(--set "model.linear_scale=${lever#lambda}") ;;
     *) echo "ablation.sh: unknown lever $lever" >&2; exit 2 ;;

@@ -62,6 +62,7 @@ def test_ablation_script_maps_levers_to_config_overrides():
                  "model.readout=state", "model.degree_prior=true", "model.delay_init=-3",
                  "model.time_steps=16", "model.linear_scale=3"):
         assert f"--set {pair}" in cmd, pair
+    assert "--set model.aggregate=pna" in _ablation("WN18RR_v1", "pna", "8").stdout
     assert "tasks/paper/link_prediction/cora.yaml" in _ablation("cora", "paper").stdout
     bad = _ablation("WN18RR_v1", "paper+bogus")
     assert bad.returncode == 2 and "unknown lever bogus" in bad.stderr
