@@ -19,7 +19,11 @@ its layers), which the defaults keep in the same range for every width and depth
 
 Run:  python benchmarks/gnn_defaults.py [--part defaults,grid] [--seeds 3] [--grid-seeds 1]
           [--threads 1] [--results docs/bench/gnn_defaults.jsonl]
-          [--markdown docs/spiking_gnn_defaults.md]
+          [--markdown docs/spiking_gnn_defaults.md] [--spiking-kwargs '{"input_residual": true}']
+
+``--part defaults`` runs only the default point. ``--spiking-kwargs`` gives SpikingGNN
+extra arguments (GCN runs as it is); its rows carry them under ``kwargs`` and belong in
+their own ``--results`` file (the resume key does not include them).
 """
 from __future__ import annotations
 
@@ -49,13 +53,13 @@ TITLES = {"nc": "node classification", "lp": "link prediction"}
 DEFAULT = (64, 2, 0.01)   # width, layers, lr of the drop-in recipe
 
 
-def init_rate(task: str, width: int, layers: int, seed: int) -> float:
+def init_rate(task: str, width: int, layers: int, seed: int, **kwargs) -> float:
     """Mean firing rate over the layers of a freshly built SpikingGNN on the task's graph."""
     from grsnn.data import planetoid_data
     from grsnn.nn import SpikingGNN
     data = planetoid_data(TASKS[task][1])
     torch.manual_seed(seed)
-    model = SpikingGNN(data.num_features, width, layers, width).eval()
+    model = SpikingGNN(data.num_features, width, layers, width, **kwargs).eval()
     trains = model.spike_trains(data.x, data.edge_index)
     return float(sum(t.float().mean() for t in trains) / len(trains))
 
@@ -64,13 +68,17 @@ def key(task, model, width, layers, lr, seed):
     return f"{task}|{model}|{width}|{layers}|{lr}|{seed}"
 
 
-def run_one(task, model, width, layers, lr, seed) -> dict:
+def run_one(task, model, width, layers, lr, seed, spiking_kwargs=None) -> dict:
     recipe, dataset, epochs, _ = TASKS[task]
-    r = recipe.run(dataset, model, epochs, seed, width, verbose=False, num_layers=layers, lr=lr)
+    kwargs = dict(spiking_kwargs or {}) if model == "spiking" else {}
+    r = recipe.run(dataset, model, epochs, seed, width, verbose=False, num_layers=layers, lr=lr,
+                   model_kwargs=kwargs)
     out = {"task": task, "model": model, "width": width, "layers": layers, "lr": lr,
            "seed": seed, "test": r["test"], "val": r["val"], "seconds": r["seconds"]}
     if model == "spiking":
-        out["init_rate"] = init_rate(task, width, layers, seed)
+        out["init_rate"] = init_rate(task, width, layers, seed, **kwargs)
+        if kwargs:
+            out["kwargs"] = kwargs
     return out
 
 
@@ -142,6 +150,9 @@ def main() -> int:
     p.add_argument("--results", default=str(ROOT / "docs" / "bench" / "gnn_defaults.jsonl"))
     p.add_argument("--markdown", default=None, help="write the tables to this file")
     p.add_argument("--table-only", action="store_true", help="build the tables, run nothing")
+    p.add_argument("--spiking-kwargs", default=None,
+                   help="JSON object of extra SpikingGNN arguments (for example "
+                        "'{\"input_residual\": true}'); use its own --results file")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -150,6 +161,7 @@ def main() -> int:
     layer_list = [int(n) for n in args.layers.split(",")]
     lrs = [float(x) for x in args.lrs.split(",")]
     models = args.models.split(",")
+    spiking_kwargs = json.loads(args.spiking_kwargs) if args.spiking_kwargs else {}
     path = Path(args.results)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = ([json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -170,7 +182,7 @@ def main() -> int:
         if key(*job) in done:
             continue
         start = time.perf_counter()
-        row = run_one(*job)
+        row = run_one(*job, spiking_kwargs=spiking_kwargs)
         rows.append(row)
         done.add(key(*job))
         with path.open("a", encoding="utf-8") as f:

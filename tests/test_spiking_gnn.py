@@ -361,3 +361,46 @@ def test_default_model_matches_gcn_in_the_cora_recipe():
     spk = node_classification.run("Cora", "spiking", 60, seed=0, verbose=False)
     assert gcn["test"] > 0.7
     assert spk["test"] >= gcn["test"] - 0.05, (spk["test"], gcn["test"])
+
+
+def test_input_residual_feeds_the_first_layers_current_to_every_layer():
+    """``input_residual=True``: every layer after the first receives what its mixer makes
+    of the previous readout plus the first layer's input current (the encoder's output
+    times the first gain), dropped out in training like the readouts; without it, only
+    the mixer's current."""
+    import math
+    x, ei = graph()
+    torch.manual_seed(0)
+    model = SpikingGNN(12, 16, num_layers=3, out_channels=4, dropout=0.5,
+                       input_residual=True).eval()
+    plain = SpikingGNN(12, 16, num_layers=3, out_channels=4, dropout=0.5,
+                       input_residual=False).eval()
+    with torch.no_grad():
+        for mixer in model.mixers:
+            mixer.weight.zero_()
+            mixer.bias.fill_(0.5)
+    seen = []
+    for m in (model, plain):
+        for conv in m.convs:
+            conv.simulate = (lambda f: lambda beta, *a, **k: seen.append(beta) or f(beta, *a, **k)
+                             )(conv.simulate)
+    model(x, ei)
+    first = model.encoder(x).detach() * model.input_gain[0]
+    target = 0.3 * (1 - math.exp(-1 / 4))             # input_scale * v_threshold * (1 - a)
+    torch.testing.assert_close(first.pow(2).mean().sqrt(), torch.tensor(target))
+    for i in (1, 2):   # the mixers give 0.5 everywhere: current = gain * (0.5 + first)
+        gain = target / float((0.5 + first).pow(2).mean().sqrt())
+        assert math.isclose(float(model.input_gain[i]), gain, rel_tol=1e-5)
+        torch.testing.assert_close(seen[i], gain * (0.5 + first))
+    seen.clear()
+    plain.load_state_dict(model.state_dict())
+    plain(x, ei)                                       # same weights and gains, no residual
+    for i in (1, 2):
+        torch.testing.assert_close(seen[i], model.input_gain[i] * torch.full_like(first, 0.5))
+    seen.clear()
+    model.train()(x, ei)                               # dropout 0.5 on the residual
+    gain = float(model.input_gain[1])
+    residual = seen[1] / gain - 0.5
+    dropped = residual.abs() < 1e-6
+    kept = torch.isclose(residual, 2 * first, atol=1e-5)
+    assert bool((dropped | kept).all()) and 0.3 < float(dropped.float().mean()) < 0.7

@@ -56,6 +56,13 @@ class SpikingGNN(nn.Module):
             of every layer's readout, so that the first layer's spikes reach the output
             directly whatever the depth (a jumping-knowledge sum); ``"last"`` (or ``None``)
             the last layer's readout only.
+        input_residual (bool): every layer after the first also receives the first
+            layer's input current (the encoder's projection of the node features, times
+            that layer's gain), added to the current its mixer makes of the previous
+            layer's readout, with ``dropout`` on it as on the readouts: the node's own
+            features reach every circuit as a current, not only through the first
+            layer's spikes; the layers still communicate by spikes only, and the output
+            layer reads spikes only (default ``False``).
         readout_decay (float): :math:`\rho` of the readout kernel (default ``0.95``).
         surrogate: surrogate spike function (default ``Sigmoid(4.0)``).
         **kwargs: further :class:`SpikingDelayConv` arguments (``relation_weight``,
@@ -88,7 +95,7 @@ class SpikingGNN(nn.Module):
                  readout_decay: float = 0.95, surrogate: SurrogateLike = None,
                  input_norm: bool = True, input_scale: float = 0.3,
                  edge_norm: Optional[str] = "mean", jk: Optional[str] = "mean",
-                 **kwargs) -> None:
+                 input_residual: bool = False, **kwargs) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
@@ -97,6 +104,7 @@ class SpikingGNN(nn.Module):
         if jk not in (None, "last", "mean"):
             raise ValueError(f"jk must be 'mean', 'last' or None, got {jk!r}")
         self.jk = "last" if jk is None else jk
+        self.input_residual = bool(input_residual)
         self.input_scale, self.edge_norm = float(input_scale), edge_norm
         self.v_threshold = float(v_threshold)
         self.in_channels, self.hidden_channels = in_channels, hidden_channels
@@ -188,7 +196,7 @@ class SpikingGNN(nn.Module):
     def _run(self, x: Tensor, edge_index, edge_type, edge_weight, trains=None) -> Tensor:
         current = self.encoder(x)
         edge_index, edge_weight = self._graph(edge_index, edge_weight, x.size(0), current.dtype)
-        h = current
+        h = first = current
         problems: List[str] = []
         readouts: List[Tensor] = []
         for i, conv in enumerate(self.convs):
@@ -196,6 +204,8 @@ class SpikingGNN(nn.Module):
                 if not self._gain_ready:
                     self._calibrate(i, current)
                 current = current * self.input_gain[i].clone()   # (later layers set theirs)
+            if i == 0:
+                first = current
             frames = conv.simulate(current, edge_index, edge_type, edge_weight=edge_weight)
             if not self._checked:
                 problem = self._check_layer(frames)
@@ -209,6 +219,9 @@ class SpikingGNN(nn.Module):
             readouts.append(h)
             if i < len(self.mixers):
                 current = self.mixers[i](h)
+                if self.input_residual:
+                    current = current + nn.functional.dropout(
+                        first, p=self.dropout, training=self.training)
         if self.jk == "mean" and len(readouts) > 1:
             h = torch.stack(readouts).mean(0)
         if self.input_norm and not self._gain_ready:
