@@ -40,12 +40,15 @@ def supports_reached(conv: SpikingDelayConv) -> bool:
     """Whether unreached nodes of ``conv``'s circuit carry no state, so that
     :func:`simulate_reached` applies: ``drive="reached"``, sum aggregation, no LayerNorm
     (and no explanation hooks)."""
-    return (conv.drive == "reached" and conv.aggregate_fn == "sum" and conv.norm is None
-            and not conv.explain)
+    return _at_rest_unreached(conv) and not conv.explain
+
+
+def _at_rest_unreached(conv: SpikingDelayConv) -> bool:
+    return conv.drive == "reached" and conv.aggregate_fn == "sum" and conv.norm is None
 
 
 def _check(conv: SpikingDelayConv) -> None:
-    if conv.drive != "reached" or conv.aggregate_fn != "sum" or conv.norm is not None:
+    if not _at_rest_unreached(conv):
         raise ValueError("simulate_reached needs drive='reached', sum aggregation and no "
                          "LayerNorm (otherwise unreached nodes carry state)")
     if torch.is_grad_enabled():
