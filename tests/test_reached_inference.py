@@ -108,3 +108,48 @@ def test_score_query_falls_back_to_the_dense_engine():
         from grsnn.nn.reached import reached_scores
         with torch.no_grad():
             reached_scores(model, data, 3, 4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_score_query_with_relation_weights_matches_score_all_to_rounding(dtype):
+    """Weighted messages make the membrane sums order-dependent: equal to rounding."""
+    from grsnn.nn import GRSNN
+    data = _kg(2)
+    torch.manual_seed(2)
+    model = GRSNN(6, hidden_dim=8, time_steps=8, drive="reached", readout="state",
+                  relation_weight=True, degree_prior=True, linear_scale=3.0,
+                  v_threshold=1.0).to(dtype).eval()
+    with torch.no_grad():
+        for h, r in [(0, 1), (9, 4), (33, 0)]:
+            want = model.score_all(data, torch.tensor([h]), torch.tensor([r]))[0]
+            got = model.score_query(data, h, r)
+            assert got.dtype == want.dtype
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_predict_ranks_a_query_driven_model_by_score_query(tmp_path, monkeypatch):
+    """`grsnn predict`'s path (KGCompletionTask.predict) on a query-driven model."""
+    from grsnn.nn import GRSNN
+    from grsnn.nn import reached as reached_mod
+    from grsnn.tasks import build_task
+    from grsnn.training import merge_config
+    from test_tasks import write_kg
+    folder = write_kg(tmp_path / "kg")
+    cfg = merge_config({"dataset": {"path": str(folder)}})
+    cfg["model"].update(hidden_dim=8, time_steps=6, drive="reached", linear_scale=3.0)
+    task = build_task(cfg)
+    torch.manual_seed(0)
+    model = task.build_model()
+    assert isinstance(model, GRSNN) and model.conv.drive == "reached"
+    calls = []
+    real = reached_mod.reached_scores
+    monkeypatch.setattr(reached_mod, "reached_scores",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    head, rel, _ = (folder / "test.txt").read_text().splitlines()[0].split("\t")
+    answers = task.predict(model, head, rel, top=3)
+    assert calls == [1] and len(answers) == 3
+    h, r = task.resolve("test", head, rel)
+    with torch.no_grad():
+        want = model.score_all(task.data.splits["test"].graph, torch.tensor([h]),
+                               torch.tensor([r]))[0].topk(3).values.tolist()
+    assert [s for _, s, _ in answers] == pytest.approx(want)

@@ -350,6 +350,8 @@ class GRSNN(nn.Module):
         """The degree prior's features ``[..., D]`` of :meth:`relation_degrees` rows,
         computed in float64 and rounded to their dtype (as :meth:`score` does), so that a
         row's features do not depend on how many rows are computed together."""
+        if self.prior is None:
+            raise ValueError("degree_features needs a model with degree_prior=True")
         out = nn.functional.linear(degrees.double(), self.prior.weight.double(),
                                    self.prior.bias.double())
         return out if degrees.dtype == torch.float64 else out.to(degrees.dtype)
@@ -409,9 +411,11 @@ class GRSNN(nn.Module):
         Under ``torch.no_grad()`` a query-driven circuit (``drive="reached"``, sum
         aggregation, no LayerNorm) simulates only the nodes the query's wave reaches
         (:func:`grsnn.nn.reached.reached_scores`: memory proportional to them, not to
-        the graph); otherwise one :meth:`score_all` run. Both give the same scores."""
+        the graph); otherwise one :meth:`score_all` run. Both give the same scores up to
+        the last bits (see :func:`~grsnn.nn.reached.reached_scores`)."""
         from .reached import reached_scores, supports_reached
         if not torch.is_grad_enabled() and supports_reached(self.conv) and not self.symmetric:
+            self._rates = []
             return reached_scores(self, data, int(head), int(relation))
         device = self.kappa.device
         return self.score_all(data, torch.tensor([int(head)], device=device),

@@ -73,7 +73,7 @@ def _arrivals(plan: DelayPlan, ids: Tensor, hist: Tensor, delta: Tensor,
     edges = _ranges(estart, ecount)
     dst, inv = torch.unique(col[edges], return_inverse=True)
     agg = msg.new_zeros(dst.numel(), msg.size(1)).index_add_(
-        0, inv, msg[torch.repeat_interleave(torch.arange(pairs.numel()), ecount)]
+        0, inv, msg[torch.repeat_interleave(torch.arange(pairs.numel(), device=pairs.device), ecount)]
         * val[edges].unsqueeze(1))
     arrived = agg.ne(0).any(1)
     return dst[arrived], agg[arrived]
@@ -99,7 +99,7 @@ def _grow(ids: Tensor, dst: Tensor, agg: Tensor, state: NeuronState, beta: Tenso
         ids = torch.cat([ids, new])
     rows = torch.empty_like(dst)
     rows[known] = order[pos[known]]
-    rows[~known] = torch.arange(ids.numel() - new.numel(), ids.numel())
+    rows[~known] = torch.arange(ids.numel() - new.numel(), ids.numel(), device=ids.device)
     full = beta.new_zeros(ids.numel(), beta.size(1)).index_copy_(0, rows, agg)
     return ids, full, state, beta
 
@@ -155,9 +155,12 @@ def reached_scores(model, data, head: int, relation: int, chunk: int = 1 << 16) 
     A node the wave never reached has zero readout, zero first-spike code and zero
     membrane, so its features are the query's (and its degree prior's): without the
     degree prior one score serves every unreached node; with it their scores are computed
-    ``chunk`` nodes at a time. The scores are those of :meth:`GRSNN.score_all` (the same
-    features through the same MLP), while the simulation holds memory proportional to
-    the reached nodes.
+    ``chunk`` nodes at a time (the per-relation in-degree counts of the graph, ``[N, R]``,
+    are computed once per call). The features are those of :meth:`GRSNN.score_all` and
+    go through the same MLP; the membrane sums run in edge order rather than in the
+    sparse product's order, so with non-integer messages (relation or edge weights) and
+    the state readout, or in float64, scores may differ from ``score_all``'s in the last
+    bits. The simulation holds memory proportional to the reached nodes.
     """
     from .grsnn import first_spike_code
 
