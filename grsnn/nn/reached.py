@@ -72,9 +72,10 @@ def _arrivals(plan: DelayPlan, ids: Tensor, hist: Tensor, delta: Tensor,
     ecount = crow[pairs + 1] - estart
     edges = _ranges(estart, ecount)
     dst, inv = torch.unique(col[edges], return_inverse=True)
+    pair_of_edge = torch.repeat_interleave(torch.arange(pairs.numel(), device=pairs.device),
+                                           ecount)
     agg = msg.new_zeros(dst.numel(), msg.size(1)).index_add_(
-        0, inv, msg[torch.repeat_interleave(torch.arange(pairs.numel(), device=pairs.device), ecount)]
-        * val[edges].unsqueeze(1))
+        0, inv, msg[pair_of_edge] * val[edges].unsqueeze(1))
     arrived = agg.ne(0).any(1)
     return dst[arrived], agg[arrived]
 
