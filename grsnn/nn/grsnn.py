@@ -1,7 +1,7 @@
 """GRSNN: the query-conditioned spiking path reasoner (NBFNet calling convention)."""
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -327,15 +327,9 @@ class GRSNN(nn.Module):
         state = self.readout == "state"
         out = self._frames(data, h_index, r_index, return_state=state)
         frames, (_, u) = out if state else (out, (None, None))    # T x [N, B * D]
-        kappa = self.kappa.tolist()
-        enc = kappa[0] * frames[0]
-        for k, s in zip(kappa[1:], frames[1:]):
-            enc = enc + k * s
         if self.track_rate:
             self._rates.append(torch.stack([s.mean() for s in frames]).mean())
-        parts = [enc]
-        if state:
-            parts += [first_spike_code(frames), u / self.v_threshold]
+        parts = self.readout_parts(frames, u)
         del frames
         n, d = int(data.num_nodes), self.hidden_dim
         parts = [x.view(n, -1, d).transpose(0, 1) for x in parts]
@@ -345,6 +339,20 @@ class GRSNN(nn.Module):
             prior = self.degree_features(self.relation_degrees(data).to(q.dtype))  # [N, D]
             parts.append(prior.unsqueeze(0).expand(parts[0].size(0), -1, -1))
         return torch.cat(parts, dim=-1)
+
+    def readout_parts(self, frames, u: Optional[Tensor] = None) -> List[Tensor]:
+        """The spike-train features of each node from its frames ``T x [M, C]``:
+        ``[sum_t kappa_t s[t]]``, plus the first-spike code and ``u / V_th`` (``u`` the
+        final membrane) with ``readout="state"``."""
+        kappa = self.kappa.tolist()
+        enc = kappa[0] * frames[0]
+        for k, s in zip(kappa[1:], frames[1:]):
+            enc = enc + k * s
+        if self.readout != "state":
+            return [enc]
+        if u is None:
+            raise ValueError("the state readout needs the final membrane u")
+        return [enc, first_spike_code(frames), u / self.v_threshold]
 
     def degree_features(self, degrees: Tensor) -> Tensor:
         """The degree prior's features ``[..., D]`` of :meth:`relation_degrees` rows,

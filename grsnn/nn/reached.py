@@ -163,8 +163,6 @@ def reached_scores(model, data, head: int, relation: int, chunk: int = 1 << 16) 
     the state readout, or in float64, scores may differ from ``score_all``'s in the last
     bits. The simulation holds memory proportional to the reached nodes.
     """
-    from .grsnn import first_spike_code
-
     conv = model.conv
     if not supports_reached(conv) or model.symmetric:
         raise ValueError("reached_scores needs a GRSNN with drive='reached', sum "
@@ -178,13 +176,7 @@ def reached_scores(model, data, head: int, relation: int, chunk: int = 1 << 16) 
         return_state=True)
     m = ids.numel()
     frames = [torch.cat([f, f.new_zeros(m - f.size(0), f.size(1))]) for f in frames]
-    kappa = model.kappa.tolist()
-    enc = kappa[0] * frames[0]
-    for k, s in zip(kappa[1:], frames[1:]):
-        enc = enc + k * s
-    parts = [enc]
-    if model.readout == "state":
-        parts += [first_spike_code(frames), u / model.v_threshold]
+    parts = model.readout_parts(frames, u)
     del frames
     width = sum(x.size(1) for x in parts)
     degrees = (model.relation_degrees(data).to(q.dtype) if model.prior is not None
