@@ -37,6 +37,10 @@ in interleaved rounds. ``--epochs none`` skips this part.
 Run:  python benchmarks/firing_rate.py [--datasets fb15k237,wn18rr] [--rates 0.001,...,full]
           [--rounds 3] [--queries 0 (= the task's batch)] [--threads 1] [--data-root DIR]
           [--epochs wn18rr,fb15k237 | none]
+      python benchmarks/firing_rate.py --runs RUN,RUN,... [--rounds 3]
+``--runs`` prints only the firing-rate trade-off of trained run directories (the runs of
+``scripts/ablation.sh <split> rate<w> <epochs>``): test metric, firing rate of the trained
+circuit, and seconds per training epoch from its weights, dense against auto.
 The last line reads
 ``event-driven vs dense, forward+backward: <r>x at 5% active pairs, <s>x at full firing``
 (the auto mode, on the first data set; 5% must be among the rates).
@@ -196,6 +200,50 @@ def epoch_seconds(name: str, rounds: int, root) -> None:
           f"({med['auto'] / 3600:.2f} h), {med['dense'] / med['auto']:.2f}x", flush=True)
 
 
+def trade_off(runs: list, rounds: int) -> None:
+    """The firing-rate trade-off of trained runs (one row per run directory, e.g. the same
+    split trained with several ``task.firing_rate_weight``): the weight, the test metric
+    of ``results.json``, the firing rate of the trained circuit (``best.pt``, 64 test
+    queries, as ``grsnn stats``) and the seconds per training epoch of the run's own
+    configuration from its trained weights, dense against ``propagation="auto"`` (a real
+    training batch, the median of ``rounds`` interleaved rounds)."""
+    import json
+
+    from scaling import time_batch
+
+    from grsnn.reports.firing_stats import circuit_stats
+    from grsnn.tasks import build_task, load_config
+    from grsnn.training.checkpoints import load_model
+    print("firing-rate trade-off of trained runs (test metric, firing rate of 64 test "
+          "queries, seconds per training epoch from the trained weights):")
+    print(f"{'run':<40} {'weight':>6} {'metric':>14} {'firing':>7} {'dense s':>8} "
+          f"{'auto s':>8} {'ratio':>6}")
+    for run in map(Path, runs):
+        for need in ("config.yaml", "best.pt", "results.json"):
+            if not (run / need).is_file():
+                raise SystemExit(f"firing_rate.py: {run / need}: not found (a finished run "
+                                 f"directory is needed)")
+        cfg = load_config(run / "config.yaml")
+        test = json.loads((run / "results.json").read_text())["test"]
+        key = "pessimistic.hits@10_50" if "hits@10_50" in test else "auroc"
+        task = build_task(cfg)
+        model = load_model(task, run / "best.pt", "cpu").eval()
+        graph, heads, relations = task.circuit_queries("test", 64)
+        with torch.no_grad():
+            rate = circuit_stats(model, graph, heads, relations)["firing_rate"]
+        times = {"dense": [], "auto": []}
+        for _ in range(rounds):
+            for mode in times:
+                times[mode].append(time_batch(run.name, str(run / "config.yaml"), None, 1,
+                                              model={"propagation": mode},
+                                              checkpoint=run / "best.pt")["epoch_s"])
+        med = {m: statistics.median(t) for m, t in times.items()}
+        label = f"{key.split('.')[-1]} {test[key]:.3f}"
+        print(f"{str(run):<40} {cfg['task'].get('firing_rate_weight', 0.0):>6g} {label:>14} "
+              f"{rate:>7.4f} {med['dense']:>8.0f} {med['auto']:>8.0f} "
+              f"{med['dense'] / med['auto']:>5.2f}x", flush=True)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default="fb15k237,wn18rr")
@@ -208,8 +256,15 @@ def main(argv=None) -> None:
     p.add_argument("--epochs", default="wn18rr,fb15k237",
                    help="task configs (tasks/kg_completion/<name>.yaml) whose seconds per "
                         "epoch are measured, or 'none'")
+    p.add_argument("--runs", default=None,
+                   help="trained run directories (comma-separated) for the firing-rate "
+                        "trade-off table; with it, only that table is printed")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.runs:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        trade_off(args.runs.split(","), max(1, args.rounds))
+        return
     rates = [r if r == "full" else float(r) for r in args.rates.split(",")]
     if 0.05 not in rates or "full" not in rates:
         raise SystemExit("firing_rate.py: --rates must include 0.05 and full")

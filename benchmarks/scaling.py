@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from grsnn.tasks import build_task, load_config  # noqa: E402
+from grsnn.training.checkpoints import load_model  # noqa: E402
 from grsnn.training.memory import keep_freed_memory  # noqa: E402
 from grsnn.training.trainer import accumulate_gradients, micro_rows  # noqa: E402
 
@@ -42,10 +43,13 @@ LINK_SETS = ("cora", "citeseer")
 
 def time_batch(name: str, config: str, root: str | None, repeats: int,
                micro_batch: int | None = None, compiled: bool = True,
-               model: dict | None = None) -> dict:
-    """One training batch of ``tasks/<config>.yaml`` timed ``repeats`` times after a
-    warm-up (``model``: config keys of the model section to override)."""
-    cfg = load_config(ROOT / "tasks" / f"{config}.yaml")
+               model: dict | None = None, checkpoint: str | Path | None = None) -> dict:
+    """One training batch of ``tasks/<config>.yaml`` (or of the YAML file ``config`` names,
+    a run's ``config.yaml``) timed ``repeats`` times after a warm-up (``model``: config keys
+    of the model section to override; ``checkpoint``: start from its weights, a trained
+    circuit, instead of the initial ones)."""
+    path = Path(config) if str(config).endswith(".yaml") else ROOT / "tasks" / f"{config}.yaml"
+    cfg = load_config(path)
     if root:
         cfg["dataset"]["root"] = root
     cfg["train"]["micro_batch"] = micro_batch
@@ -53,7 +57,7 @@ def time_batch(name: str, config: str, root: str | None, repeats: int,
     cfg["model"].update(model or {})
     task = build_task(cfg)
     torch.manual_seed(0)
-    net = task.build_model()
+    net = task.build_model() if checkpoint is None else load_model(task, checkpoint, "cpu")
     gen = torch.Generator().manual_seed(0)
     bs = cfg["train"]["batch_size"]
     times = []

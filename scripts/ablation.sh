@@ -12,7 +12,9 @@
 # (model.degree_prior=true: the candidate's incoming edges per relation), fast
 # (model.delay_init=-3: every delay starts at 0), pna (model.aggregate=pna: mean, max,
 # min and standard deviation of the delayed spikes with degree scalers), T<k> (model.time_steps=k), lambda<x>
-# (model.linear_scale=x: the synaptic gain).
+# (model.linear_scale=x: the synaptic gain), rate<w> (task.firing_rate_weight=w: the
+# firing-rate penalty), auto (model.propagation=auto: the event-driven engine where the
+# circuit is sparse; same results, other seconds per epoch).
 # The first argument names the paper's configuration tasks/paper/kg_completion/<split>.yaml
 # or tasks/paper/link_prediction/<name>.yaml, which every lever starts from.
 # Runs go to $RUNS/ablation/<split>/<levers>[_s<seed>]/
@@ -39,6 +41,8 @@ for lever in "${parts[@]}"; do
     pna) sets+=(--set model.aggregate=pna) ;;
     T[1-9]*) sets+=(--set "model.time_steps=${lever#T}") ;;
     lambda[0-9]*) sets+=(--set "model.linear_scale=${lever#lambda}") ;;
+    rate[0-9]*) sets+=(--set "task.firing_rate_weight=${lever#rate}") ;;
+    auto) sets+=(--set model.propagation=auto) ;;
     *) echo "ablation.sh: unknown lever $lever" >&2; exit 2 ;;
   esac
 done

@@ -63,6 +63,8 @@ def test_ablation_script_maps_levers_to_config_overrides():
                  "model.time_steps=16", "model.linear_scale=3"):
         assert f"--set {pair}" in cmd, pair
     assert "--set model.aggregate=pna" in _ablation("WN18RR_v1", "pna", "8").stdout
+    rate = _ablation("fb237_v1", "auto+rate0.1", "4").stdout
+    assert "--set model.propagation=auto --set task.firing_rate_weight=0.1" in rate
     assert "tasks/paper/link_prediction/cora.yaml" in _ablation("cora", "paper").stdout
     bad = _ablation("WN18RR_v1", "paper+bogus")
     assert bad.returncode == 2 and "unknown lever bogus" in bad.stderr
