@@ -30,7 +30,8 @@ from grsnn.training.trainer import accumulate_gradients  # noqa: E402
 
 LEVERS = {"paper": [], "reached": ["model.drive=reached"], "state": ["model.readout=state"],
           "degree": ["model.degree_prior=true"], "fast": ["model.delay_init=-3"],
-          "pna": ["model.aggregate=pna"]}
+          "pna": ["model.aggregate=pna"], "triangle": ["model.surrogate=triangle"],
+          "qs": ["model.query_sized=true"]}
 
 
 def overrides(levers: str) -> list:
@@ -74,6 +75,8 @@ def main(argv=None) -> None:
     batch_size = base["train"]["batch_size"]
     per_epoch = -(-next(iter(runs.values()))[0].num_train // batch_size)
     times = {k: [] for k in runs}
+    num_nodes = 0
+    nodes = {k: [] for k in runs}        # subgraph nodes of query-sized batches
     for rnd in range(args.warmup + args.rounds):
         idx = torch.randint(0, per_epoch * batch_size, (batch_size,),
                             generator=torch.Generator().manual_seed(rnd))
@@ -86,13 +89,18 @@ def main(argv=None) -> None:
             opt.step()
             if rnd >= args.warmup:
                 times[levers].append(time.perf_counter() - t0)
+                if getattr(model, "query_sized", False):
+                    nodes[levers].append(model.query_sized_nodes)
+                    num_nodes = int(graph.num_nodes)
     paper = statistics.median(times[args.levers[0]])
     print(f"{args.config}: {per_epoch} batches of {batch_size} per epoch, "
           f"{args.rounds} interleaved rounds, {torch.get_num_threads()} threads")
-    print(f"{'levers':<32}{'s/batch':>9}{'ratio':>8}{'s/epoch':>9}")
+    print(f"{'levers':<32}{'s/batch':>9}{'ratio':>8}{'s/epoch':>9}  subgraph nodes (median)")
     for levers, ts in times.items():
         med = statistics.median(ts)
-        print(f"{levers:<32}{med:>9.3f}{med / paper:>7.2f}x{med * per_epoch:>9.0f}")
+        sub = (f"  {statistics.median(nodes[levers]):.0f} of {num_nodes}" if nodes[levers]
+               else "")
+        print(f"{levers:<32}{med:>9.3f}{med / paper:>7.2f}x{med * per_epoch:>9.0f}{sub}")
 
 
 if __name__ == "__main__":

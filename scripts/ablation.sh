@@ -14,7 +14,10 @@
 # min and standard deviation of the delayed spikes with degree scalers), T<k> (model.time_steps=k), lambda<x>
 # (model.linear_scale=x: the synaptic gain), rate<w> (task.firing_rate_weight=w: the
 # firing-rate penalty), auto (model.propagation=auto: the event-driven engine where the
-# circuit is sparse; same results, other seconds per epoch).
+# circuit is sparse; same results, other seconds per epoch), triangle
+# (model.surrogate=triangle: a surrogate gradient of compact support), qs
+# (model.query_sized=true: train on the subgraph the queries reach; needs reached+triangle;
+# same results, other seconds per epoch).
 # The first argument names the paper's configuration tasks/paper/kg_completion/<split>.yaml
 # or tasks/paper/link_prediction/<name>.yaml, which every lever starts from.
 # Runs go to $RUNS/ablation/<split>/<levers>[_s<seed>]/
@@ -43,6 +46,8 @@ for lever in "${parts[@]}"; do
     lambda[0-9]*) sets+=(--set "model.linear_scale=${lever#lambda}") ;;
     rate[0-9]*) sets+=(--set "task.firing_rate_weight=${lever#rate}") ;;
     auto) sets+=(--set model.propagation=auto) ;;
+    triangle) sets+=(--set model.surrogate=triangle) ;;
+    qs) sets+=(--set model.query_sized=true) ;;
     *) echo "ablation.sh: unknown lever $lever" >&2; exit 2 ;;
   esac
 done

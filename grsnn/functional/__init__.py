@@ -14,7 +14,7 @@ from .neuron import (LIFParameters, LIFState, NeuronState, TraceState, alpha_ker
 from .propagation import (AUTO_CROSSOVER, PROPAGATIONS, DelayPlan, SpikeWindow, Synapses,
                           active_pairs, build_plan, delayed_gather, delayed_propagate,
                           gather_spikes, history_dtype, propagate_spikes, push_history)
-from .surrogate import ATan, Sigmoid, Surrogate, heaviside, resolve_surrogate
+from .surrogate import ATan, Sigmoid, Surrogate, Triangle, heaviside, resolve_surrogate
 
 __all__ = [
     "ATan", "AUTO_CROSSOVER", "DelayPlan", "LIFParameters", "LIFState", "NeuronState",
@@ -24,5 +24,5 @@ __all__ = [
     "history_dtype", "lif_init", "lif_step", "lif_step_fused", "neuron_init",
     "neuron_step", "pna_aggregate", "pna_linear", "pna_scales", "pna_statistics",
     "propagate_spikes", "push_history", "readout_kernel", "resolve_surrogate",
-    "trace_step",
+    "trace_step", "Triangle",
 ]

@@ -14,7 +14,7 @@ from typing import Callable, Union
 import torch
 from torch import Tensor
 
-__all__ = ["Surrogate", "Sigmoid", "ATan", "heaviside", "resolve_surrogate"]
+__all__ = ["Surrogate", "Sigmoid", "ATan", "Triangle", "heaviside", "resolve_surrogate"]
 
 
 def heaviside(x: Tensor) -> Tensor:
@@ -47,7 +47,11 @@ class Surrogate:
 
     Subclasses implement :meth:`derivative`. Calling the object on ``x = u - V_th``
     returns the spikes (same dtype as ``x``) with the surrogate gradient attached.
+    :attr:`support` bounds where the derivative can be non-zero: ``|x| < support``
+    (``inf`` for the smooth surrogates).
     """
+
+    support: float = math.inf
 
     def derivative(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -102,13 +106,44 @@ class ATan(Surrogate):
         return (self.alpha / 2.0) / (1.0 + (math.pi / 2.0 * self.alpha * x) ** 2)
 
 
+class Triangle(Surrogate):
+    r"""Triangular surrogate with compact support:
+    :math:`H'(x) \approx \max(0,\ 1 - |x| / w) / w`, exactly zero for :math:`|x| \ge w`.
+
+    A neuron whose membrane stays at least ``w`` from the threshold passes no gradient, so
+    with ``w <= V_th`` a neuron at rest (``u = 0``) passes none: what lets a query-driven
+    circuit train on the nodes its wave reached only (``GRSNN(query_sized=True)``).
+
+    Args:
+        width (float): half-width ``w`` of the support (default ``1.0``).
+
+    Example:
+        >>> x = torch.tensor([0.0, 0.5, -1.0], requires_grad=True)
+        >>> Triangle(1.0)(x).sum().backward(); x.grad
+        tensor([1.0000, 0.5000, 0.0000])
+    """
+
+    def __init__(self, width: float = 1.0) -> None:
+        if not width > 0:
+            raise ValueError(f"width must be positive, got {width}")
+        self.width = float(width)
+        self.support = self.width
+
+    def derivative(self, x: Tensor) -> Tensor:
+        return (1.0 - x.abs() / self.width).clamp(min=0.0) / self.width
+
+    def __repr__(self) -> str:
+        return f"Triangle(width={self.width})"
+
+
 SurrogateLike = Union[Surrogate, Callable[[Tensor], Tensor], str, None]
 
 
 def resolve_surrogate(surrogate: SurrogateLike) -> Callable[[Tensor], Tensor]:
     """Turn a surrogate specification into a callable ``x -> spikes``.
 
-    ``None`` or ``"sigmoid"`` gives ``Sigmoid(4.0)``, ``"atan"`` gives ``ATan()``; a
+    ``None`` or ``"sigmoid"`` gives ``Sigmoid(4.0)``, ``"atan"`` gives ``ATan()``,
+    ``"triangle"`` gives ``Triangle(1.0)``; a
     :class:`Surrogate` or any other callable is returned unchanged.
 
     Example:
@@ -118,7 +153,7 @@ def resolve_surrogate(surrogate: SurrogateLike) -> Callable[[Tensor], Tensor]:
     if surrogate is None:
         return Sigmoid()
     if isinstance(surrogate, str):
-        table = {"sigmoid": Sigmoid, "atan": ATan}
+        table = {"sigmoid": Sigmoid, "atan": ATan, "triangle": Triangle}
         if surrogate.lower() not in table:
             raise ValueError(f"unknown surrogate {surrogate!r}; expected one of {sorted(table)}")
         return table[surrogate.lower()]()

@@ -96,6 +96,13 @@ class GRSNN(nn.Module):
             the differentiable scalar :attr:`firing_rate` (surrogate gradient), for a
             firing-rate regulariser ``loss + lambda * model.firing_rate`` (default
             ``False``: nothing recorded).
+        query_sized (bool): :meth:`forward` simulates each batch on the nodes its
+            queries' waves reach only (:mod:`grsnn.nn.query_sized`): the same logits and
+            gradients as the whole graph, with work and memory proportional to the
+            reached nodes. Needs ``drive="reached"``, sum aggregation, no LayerNorm,
+            ``readout="spikes"`` and a surrogate whose gradient vanishes at rest
+            (``surrogate="triangle"``). :meth:`score_all` does the same (default
+            ``False``).
 
     Example:
         >>> from torch_geometric.data import Data
@@ -116,7 +123,7 @@ class GRSNN(nn.Module):
                  fused: bool = True, compiled: bool = False, drive: str = "always",
                  readout: str = "spikes", degree_prior: bool = False,
                  delay_init: Optional[float] = None, propagation: str = "dense",
-                 track_rate: bool = False) -> None:
+                 track_rate: bool = False, query_sized: bool = False) -> None:
         super().__init__()
         if num_relations < 1:
             raise ValueError(f"num_relations must be >= 1, got {num_relations}")
@@ -157,6 +164,16 @@ class GRSNN(nn.Module):
         self._plan: Optional[tuple] = None
         self.track_rate = bool(track_rate)
         self._rates: list = []
+        self.query_sized = bool(query_sized)
+        #: batches of :meth:`forward` that fell back to the whole graph (query_sized)
+        self.query_sized_fallbacks = 0
+        #: nodes of the subgraph of the last query-sized batch (0: none yet)
+        self.query_sized_nodes = 0
+        if self.query_sized:
+            from .query_sized import supports_query_sized
+            why = supports_query_sized(self)
+            if why is not None:
+                raise ValueError(f"query_sized=True {why}")
         self._init_delays()
 
     def reset_parameters(self) -> None:
@@ -400,18 +417,30 @@ class GRSNN(nn.Module):
         h, t, r = self.to_tail_queries(batch)
         if not ((h == h[:, :1]).all() and (r == r[:, :1]).all()):
             raise ValueError("every row of batch must share its head (or its tail) and relation")
-        feat = self.node_features(data, h[:, 0], r[:, 0])
-        feat = feat.gather(1, t.unsqueeze(-1).expand(-1, -1, feat.size(-1)))
+        feat = self._features_at(data, h[:, 0], r[:, 0], t)
         if self.symmetric:
             if (t == t[:, :1]).all():     # one circuit from each row's shared tail
-                inv = self.node_features(data, t[:, 0], r[:, 0])
-                inv = inv.gather(1, h.unsqueeze(-1).expand(-1, -1, inv.size(-1)))
+                inv = self._features_at(data, t[:, 0], r[:, 0], h)
             else:                         # one circuit from every candidate tail
-                flat = self.node_features(data, t.reshape(-1), r.reshape(-1))
-                index = h.reshape(-1, 1, 1).expand(-1, 1, flat.size(-1))
-                inv = flat.gather(1, index).view(*t.shape, -1)
+                inv = self._features_at(data, t.reshape(-1), r.reshape(-1),
+                                        h.reshape(-1, 1)).view(*t.shape, -1)
             feat = (feat + inv) / 2
         return self.score(feat)
+
+    def _features_at(self, data, h_index: Tensor, r_index: Tensor, cand: Tensor) -> Tensor:
+        """:meth:`node_features` of the candidates ``cand`` (``[B, n]``): ``[B, n, F]``,
+        on the reached subgraph with ``query_sized`` (the whole graph where a spike
+        leaves it, or with explanation hooks)."""
+        if self.query_sized and not self.conv.explain:
+            from .query_sized import candidate_features
+            out = candidate_features(self, data, h_index, r_index, cand)
+            if out is not None:
+                if self.track_rate:
+                    self._rates.append(out[1])
+                return out[0]
+            self.query_sized_fallbacks += 1
+        feat = self.node_features(data, h_index, r_index)
+        return feat.gather(1, cand.unsqueeze(-1).expand(-1, -1, feat.size(-1)))
 
     def score_query(self, data, head: int, relation: int) -> Tensor:
         """Logits ``[N]`` of every node as the tail of one query ``(head, relation, ?)``.
@@ -434,4 +463,12 @@ class GRSNN(nn.Module):
         if self.symmetric:
             raise ValueError("score_all is not defined for symmetric scoring; score pairs")
         self._rates = []
+        if self.query_sized and not self.conv.explain:
+            from .query_sized import all_scores
+            out = all_scores(self, data, h_index, r_index)
+            if out is not None:
+                if self.track_rate:
+                    self._rates.append(out[1])
+                return out[0]
+            self.query_sized_fallbacks += 1
         return self.score(self.node_features(data, h_index, r_index))

@@ -133,7 +133,7 @@ _MODEL_RULES: Dict[str, Dict[str, Any]] = {
     "aggregate": {"choices": ("sum", "pna")},
     "drive": {"choices": ("always", "reached")},     # the paper / query-driven circuit
     "readout": {"choices": ("spikes", "state")},     # the paper / + first spike, membrane
-    "surrogate": {"choices": ("sigmoid", "atan")},
+    "surrogate": {"choices": ("sigmoid", "atan", "triangle")},
     "propagation": {"choices": tuple(PROPAGATIONS)},
 }
 _PLAIN = (bool, int, float, str)

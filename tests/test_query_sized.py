@@ -1,0 +1,175 @@
+"""Query-sized training (grsnn.nn.query_sized): the logits and every gradient of a batch
+simulated on the reached subgraph equal those of the whole graph, in double precision."""
+import copy
+
+import pytest
+import torch
+from torch_geometric.data import Data
+
+import grsnn.nn.query_sized as qs
+from grsnn.functional import Sigmoid, Triangle
+from grsnn.nn import GRSNN
+
+
+def _graph(seed=0, n=40, e=70, rel=3):
+    """A sparse random multi-relational graph with inverse edges (two components: nodes
+    0..n/2-1 and n/2..n-1, so some candidates are never reached)."""
+    g = torch.Generator().manual_seed(seed)
+    half = n // 2
+    src = torch.randint(0, half, (e,), generator=g)
+    dst = torch.randint(0, half, (e,), generator=g)
+    src = torch.cat([src, src[: e // 2] + half])
+    dst = torch.cat([dst, dst[: e // 2] + half])
+    typ = torch.randint(0, rel, (src.numel(),), generator=g)
+    edge_index = torch.cat([torch.stack([src, dst]), torch.stack([dst, src])], 1)
+    edge_type = torch.cat([typ, typ + rel])
+    return Data(edge_index=edge_index, edge_type=edge_type, num_nodes=n)
+
+
+def _model(**kw):
+    args = dict(num_relations=6, hidden_dim=6, time_steps=7, drive="reached",
+                surrogate="triangle", relation_weight=True, delay_bound=2)
+    args.update(kw)
+    torch.manual_seed(0)
+    return GRSNN(**args).double()
+
+
+def _batch(data, heads, rels, n_cand=12, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for h, r in zip(heads, rels):
+        tails = torch.randint(0, int(data.num_nodes), (n_cand,), generator=g)
+        rows.append(torch.stack([torch.full_like(tails, h), tails,
+                                 torch.full_like(tails, r)], 1))
+    return torch.stack(rows)
+
+
+def _run(model, data, batch, rate_weight=0.0):
+    model.zero_grad()
+    logits = model(data, batch)
+    loss = (logits.sin() * torch.linspace(-1, 1, logits.numel(), dtype=logits.dtype)
+            .view_as(logits)).sum()
+    if rate_weight:
+        loss = loss + rate_weight * model.firing_rate
+    loss.backward()
+    grads = {k: None if p.grad is None else p.grad.clone() for k, p in model.named_parameters()}
+    return logits.detach(), grads
+
+
+def _same(a, b):
+    (la, ga), (lb, gb) = a, b
+    torch.testing.assert_close(la, lb, rtol=1e-12, atol=1e-12)
+    assert ga.keys() == gb.keys()
+    nonzero = 0
+    for k in ga:
+        if ga[k] is None:
+            assert gb[k] is None, k
+            continue
+        torch.testing.assert_close(ga[k], gb[k], rtol=1e-10, atol=1e-12, msg=k)
+        nonzero += int(ga[k].ne(0).any())
+    return nonzero
+
+
+@pytest.mark.parametrize("kw", [{}, {"degree_prior": True}, {"dependent": False},
+                                {"self_connection": True, "track_rate": True}])
+def test_same_logits_and_gradients_as_the_whole_graph(kw):
+    data = _graph()
+    dense = _model(**kw)
+    small = copy.deepcopy(dense)
+    small.query_sized = True
+    batch = _batch(data, [0, 3, 25], [1, 4, 2])
+    with torch.no_grad():
+        reached = qs.reached_union(small, data, batch[:, 0, 0], batch[:, 0, 2])
+    # the test means something: some nodes reached beyond the sources, not all
+    assert 3 < reached.numel() < data.num_nodes
+    weight = 0.5 if kw.get("track_rate") else 0.0
+    out_dense = _run(dense, data, batch, weight)
+    out_small = _run(small, data, batch, weight)
+    assert _same(out_dense, out_small) >= 3      # delays, weights, MLP, query all learn
+    assert small.query_sized_fallbacks == 0
+    if weight:
+        torch.testing.assert_close(dense.firing_rate, small.firing_rate)
+
+
+def test_head_corruption_and_symmetric_scoring():
+    data = _graph(seed=2)
+    dense = _model(symmetric=True)
+    small = copy.deepcopy(dense)
+    small.query_sized = True
+    # every row shares its tail: head corruption, answered as tail queries of the inverse
+    g = torch.Generator().manual_seed(3)
+    heads = torch.randint(0, 40, (2, 9), generator=g)
+    batch = torch.stack([heads, torch.full_like(heads, 5), torch.full_like(heads, 1)], -1)
+    batch[1, :, 1] = 30
+    _same(_run(dense, data, batch), _run(small, data, batch))
+    assert small.query_sized_fallbacks == 0
+
+
+def test_a_missed_node_falls_back_to_the_whole_graph(monkeypatch):
+    """If the reached set misses a node a spike arrives at, the subgraph result would be
+    wrong: the leak check must notice and the whole graph must run."""
+    data = _graph()
+    dense = _model()
+    small = copy.deepcopy(dense)
+    small.query_sized = True
+    batch = _batch(data, [0, 3], [1, 4])
+    monkeypatch.setattr(qs, "reached_union", lambda m, d, h, r: torch.unique(h))
+    _same(_run(dense, data, batch), _run(small, data, batch))
+    assert small.query_sized_fallbacks == 1
+
+
+def test_leak_check_on_a_chain_by_hand():
+    """0 -> 1 -> 2 with delay 0: a spike of node 0 at step 0 reaches 1 at step 1 and
+    (if 1 fires at step 1) 2 at step 2. With T = 3 a spike at step 0 along 1 -> 2 counts
+    (arrives at 1 <= T - 1 = 2); a spike at step 1 with delay 1 arrives at 3: too late."""
+    model = _model(time_steps=3)
+    frames = [torch.tensor([[1.0]]), torch.tensor([[0.0]]), torch.tensor([[0.0]])]
+    src, rel = torch.tensor([0]), torch.tensor([0])
+    delta0 = torch.zeros(6, 1, dtype=torch.uint8)
+    assert qs._leaks(model, frames, src, rel, delta0)
+    late = [torch.tensor([[0.0]]), torch.tensor([[1.0]]), torch.tensor([[0.0]])]
+    assert qs._leaks(model, late, src, rel, delta0)          # sent at 1, arrives at 2
+    assert not qs._leaks(model, late, src, rel, delta0 + 1)  # sent at 1, arrives at 3
+
+
+def test_triangle_surrogate_by_hand():
+    x = torch.tensor([0.0, 0.25, -0.5, 1.0, -2.0], requires_grad=True)
+    Triangle(0.5)(x).sum().backward()
+    assert x.grad.tolist() == [2.0, 1.0, 0.0, 0.0, 0.0]
+    with pytest.raises(ValueError):
+        Triangle(0.0)
+
+
+@pytest.mark.parametrize("kw, words", [({"drive": "always"}, "drive='reached'"),
+                                       ({"surrogate": Sigmoid()}, "surrogate"),
+                                       ({"readout": "state"}, "readout"),
+                                       ({"layer_norm": True}, "LayerNorm"),
+                                       ({"surrogate": Triangle(3.0)}, "support")])
+def test_circuits_that_cannot_train_query_sized_are_refused(kw, words):
+    with pytest.raises(ValueError, match=words):
+        _model(query_sized=True, **kw)
+
+
+@pytest.mark.parametrize("kw", [{}, {"degree_prior": True}])
+def test_score_all_same_scores_and_gradients(kw):
+    """Every node scored (evaluation): the unreached nodes share one score per query."""
+    data = _graph(seed=4)
+    dense = _model(**kw)
+    small = copy.deepcopy(dense)
+    small.query_sized = True
+    h, r = torch.tensor([1, 22, 7]), torch.tensor([0, 5, 3])
+    out = []
+    for m in (dense, small):
+        m.zero_grad()
+        scores = m.score_all(data, h, r)
+        (scores.cos() * torch.arange(scores.numel(), dtype=scores.dtype)
+         .view_as(scores)).sum().backward()
+        out.append((scores.detach(), {k: p.grad.clone() for k, p in m.named_parameters()
+                                      if p.grad is not None}))
+    _same(*out)
+    assert small.query_sized_fallbacks == 0
+    assert small.query_sized_nodes < data.num_nodes
+    with torch.no_grad():                      # float32 too, no gradient: same ties
+        a = dense.float().score_all(data, h, r)
+        b = small.float().score_all(data, h, r)
+    assert torch.equal(a, b)
