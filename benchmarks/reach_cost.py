@@ -31,7 +31,7 @@ from grsnn.training.trainer import accumulate_gradients  # noqa: E402
 LEVERS = {"paper": [], "reached": ["model.drive=reached"], "state": ["model.readout=state"],
           "degree": ["model.degree_prior=true"], "fast": ["model.delay_init=-3"],
           "pna": ["model.aggregate=pna"], "triangle": ["model.surrogate=triangle"],
-          "qs": ["model.query_sized=true"]}
+          "qs": ["model.query_sized=true"], "auto": ["model.propagation=auto"]}
 
 
 def overrides(levers: str) -> list:

@@ -173,3 +173,31 @@ def test_score_all_same_scores_and_gradients(kw):
         a = dense.float().score_all(data, h, r)
         b = small.float().score_all(data, h, r)
     assert torch.equal(a, b)
+
+
+def test_config_names_the_keys_query_sized_needs():
+    from grsnn.training.config import ConfigError, merge_config
+    with pytest.raises(ConfigError, match="model.drive=always, model.surrogate=sigmoid"):
+        merge_config({"model": {"query_sized": True}})
+    cfg = merge_config({"model": {"query_sized": True, "drive": "reached",
+                                  "surrogate": "triangle"}})
+    assert cfg["model"]["query_sized"] is True
+
+
+def test_training_steps_on_a_task_config():
+    """A training batch of the demo task (the shipped fb237_v1 split, as grsnn train runs
+    it) trains query-sized: gradients, no fallback, a subgraph smaller than the graph."""
+    from grsnn.tasks import build_task, load_config
+    from grsnn.training.config import apply_overrides
+    from grsnn.training.trainer import accumulate_gradients
+    cfg = apply_overrides(load_config("tasks/demo.yaml"),
+                          ["model.drive=reached", "model.surrogate=triangle",
+                           "model.query_sized=true", "model.compiled=false"])
+    task = build_task(cfg)
+    torch.manual_seed(0)
+    model = task.build_model()
+    graph, batch = task.make_batch(torch.arange(4), torch.Generator().manual_seed(0))
+    accumulate_gradients(task, model, cfg, graph, batch)
+    assert model.query_sized_fallbacks == 0
+    assert 0 < model.query_sized_nodes < graph.num_nodes
+    assert any(p.grad is not None and p.grad.ne(0).any() for p in model.parameters())

@@ -289,7 +289,24 @@ def merge_config(raw: Dict[str, Any], where: str = "") -> Dict[str, Dict[str, An
         cfg["task"]["metric"] = "auroc"
     if cfg["model"]["delay_bound"] > MAX_DELAY_BOUND:
         raise ConfigError(f"{where}model.delay_bound: must be <= {MAX_DELAY_BOUND}")
+    _check_query_sized(cfg["model"], where)
     return cfg
+
+
+def _check_query_sized(model: Dict[str, Any], where: str) -> None:
+    """``model.query_sized`` needs the circuit whose unreached nodes pass no gradient."""
+    if not model.get("query_sized"):
+        return
+    need = {"drive": "reached", "aggregate": "sum", "layer_norm": False,
+            "readout": "spikes", "surrogate": "triangle"}
+    wrong = [f"model.{k}={str(model.get(k)).lower()}" for k, v in need.items()
+             if model.get(k) != v]
+    if model.get("v_threshold", 2.0) < 1.0:
+        wrong.append(f"model.v_threshold={model['v_threshold']} (the triangle's width is 1)")
+    if wrong:
+        raise ConfigError(f"{where}model.query_sized: needs model.drive=reached, "
+                          f"model.surrogate=triangle, sum aggregation, no layer_norm and "
+                          f"the spike readout; got {', '.join(wrong)}")
 
 
 def load_config(path: str | Path) -> Dict[str, Dict[str, Any]]:
