@@ -7,6 +7,7 @@ every configuration in turn. Prints the median seconds per batch, the ratio to `
 and the implied seconds per epoch (batches per epoch x median).
 
 Run:  python benchmarks/reach_cost.py [--config kg_completion/WN18RR_v1] [--rounds 12]
+          [--config-file results/<run>/config.yaml --checkpoint results/<run>/last.pt]
           [--levers paper reached state degree reached+state+degree T16 ...]
           [--threads 1] [--set model.hidden_dim=8 ...]
 """
@@ -25,13 +26,15 @@ import torch  # noqa: E402
 
 from grsnn.tasks import build_task, load_config  # noqa: E402
 from grsnn.training.memory import keep_freed_memory  # noqa: E402
+from grsnn.training.checkpoints import load_model  # noqa: E402
 from grsnn.training.config import apply_overrides  # noqa: E402
 from grsnn.training.trainer import accumulate_gradients  # noqa: E402
 
 LEVERS = {"paper": [], "reached": ["model.drive=reached"], "state": ["model.readout=state"],
           "degree": ["model.degree_prior=true"], "fast": ["model.delay_init=-3"],
           "pna": ["model.aggregate=pna"], "triangle": ["model.surrogate=triangle"],
-          "qs": ["model.query_sized=true"], "auto": ["model.propagation=auto"]}
+          "qs": ["model.query_sized=true"], "auto": ["model.propagation=auto"],
+          "whole": ["model.query_sized=false"]}
 
 
 def overrides(levers: str) -> list:
@@ -58,19 +61,26 @@ def main(argv=None) -> None:
                    help="torch threads (default 1: stable beside other work on 2 cores)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for every configuration (e.g. model.hidden_dim=8)")
+    p.add_argument("--checkpoint", default=None,
+                   help="start every configuration from this checkpoint's weights (a trained "
+                        "circuit) instead of the initial ones")
+    p.add_argument("--config-file", default=None,
+                   help="a YAML config to start from instead of tasks/paper/<config>.yaml "
+                        "(e.g. the run's own config.yaml)")
     p.add_argument("--levers", nargs="+",
                    default=["paper", "reached", "state", "degree", "reached+state+degree"])
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     keep_freed_memory()          # as grsnn train does (heap pages reused, not faulted in)
-    base = load_config(ROOT / "tasks" / "paper" / f"{args.config}.yaml")  # the paper's circuit
+    base = load_config(args.config_file or ROOT / "tasks" / "paper" / f"{args.config}.yaml")
     runs = {}
     for levers in args.levers:
         cfg = apply_overrides(base, args.set + overrides(levers))
         task = build_task(cfg)
         torch.manual_seed(0)
-        model = task.build_model()
+        model = (task.build_model() if args.checkpoint is None
+                 else load_model(task, args.checkpoint, "cpu"))
         runs[levers] = (task, model, cfg, torch.optim.Adam(model.parameters(), lr=1e-3))
     batch_size = base["train"]["batch_size"]
     per_epoch = -(-next(iter(runs.values()))[0].num_train // batch_size)

@@ -17,6 +17,8 @@
 #       protocol cut to fewer epochs, validated after every epoch for the learning curve.
 # A suffix "_T<k>" runs the same protocol with k time steps (--set model.time_steps=k):
 #   cora_T20, citeseer_T20, WN18RR_v1_T16 are the horizon diagnostics of docs/RESULTS.md.
+# A suffix "_qs" runs tasks/query_sized/<name>.yaml (the query-driven circuit trained on
+#   the nodes each batch reaches, docs/method.md section 11): wn18rr_qs.
 # Runs go to $RUNS/<name>/ (default runs/); output to $RUNS/<name>.out. One job at
 # a time, 2 threads (OMP_NUM_THREADS=1 to run two side by side). The project's own record of these runs is kept in results/ (committed,
 # so that a run stopped at the end of a working session resumes in the next one):
@@ -40,6 +42,11 @@ fi
 for name in "${names[@]}"; do
   base="${name%_budget}"
   budget=()
+  family=""
+  if [[ "$base" =~ ^(.+)_qs$ ]]; then
+    base="${BASH_REMATCH[1]}"
+    family=query_sized
+  fi
   if [[ "$base" =~ ^(.+)_T([1-9][0-9]*)$ ]]; then
     base="${BASH_REMATCH[1]}"
     budget=(--set "model.time_steps=${BASH_REMATCH[2]}")
@@ -58,6 +65,7 @@ for name in "${names[@]}"; do
     cora|citeseer|pubmed) config="tasks/link_prediction/$base.yaml" ;;
     *) config="tasks/kg_completion/$base.yaml" ;;
   esac
+  [ -z "$family" ] || config="tasks/$family/$base.yaml"
   [ -f "$config" ] || { echo "error: no config $config" >&2; exit 2; }
   out="$runs/$name"
   if [ -f "$out/results.json" ]; then

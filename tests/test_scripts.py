@@ -19,7 +19,7 @@ def test_experiments_script_resumes_skips_and_applies_variants(tmp_path):
     (tmp_path / "WN18RR_v2" / "last.pt").write_bytes(b"")
     (tmp_path / "citeseer_T20").mkdir()                 # stopped before its first checkpoint
     out = _dry(tmp_path, "cora", "WN18RR_v2", "citeseer_T20", "WN18RR_v1_T16",
-               "fb237_v4_budget")
+               "fb237_v4_budget", "wn18rr_qs")
     assert out.returncode == 0, out.stderr
     lines = dict(line.split(": ", 1) for line in out.stdout.strip().splitlines())
     assert lines["cora"].startswith("done")
@@ -30,6 +30,7 @@ def test_experiments_script_resumes_skips_and_applies_variants(tmp_path):
     assert "--set model.time_steps=20" in cite
     assert "--set model.time_steps=16" in lines["WN18RR_v1_T16"]
     assert "--set train.num_epoch=2 --set train.valid_interval=1" in lines["fb237_v4_budget"]
+    assert "-c tasks/query_sized/wn18rr.yaml" in lines["wn18rr_qs"]
     assert not (tmp_path / "WN18RR_v1_T16").exists()      # a dry run creates nothing
     assert "summary" not in lines                          # no run directory to summarise
     # at the end, the runs that exist in one table (grsnn summary)
@@ -41,7 +42,8 @@ def test_experiments_script_resumes_skips_and_applies_variants(tmp_path):
 
 
 def test_experiments_script_refuses_unknown_names(tmp_path):
-    for name, needle in (("nosuch", "no config"), ("cora_budget", "no budget")):
+    for name, needle in (("nosuch", "no config"), ("cora_budget", "no budget"),
+                         ("fb237_v1_qs", "no config")):
         out = _dry(tmp_path, name)
         assert out.returncode == 2 and needle in out.stderr
 

@@ -1,5 +1,5 @@
 """Query-sized training: a batch of queries of a query-driven circuit simulated, with
-gradients, on the nodes their waves reached only.
+gradients, on the nodes each query's wave reached only.
 
 With ``drive="reached"`` a node no message has reached has no input, no bias and zero
 state, so it never fires and its readout is zero. Its gradient is zero too when the
@@ -8,26 +8,31 @@ surrogate derivative vanishes at rest: a surrogate of compact support ``w <= V_t
 at 0, so the gradient of an unreached node's spikes stops at its own surrogate and
 reaches nothing else. The spike readout of such a node (``readout="spikes"``) is
 therefore a constant, and the whole computation, logits and every gradient, is that of
-the circuit restricted to the reached nodes and the edges among them.
+each query's circuit restricted to the nodes it reaches and the edges among them.
 
 :func:`candidate_features` finds the reached nodes of every query without gradient
-(:func:`~grsnn.nn.reached.simulate_reached`, memory and work proportional to them), runs
-the differentiable simulation on the subgraph they induce, and checks the result: if any
-source of the subgraph sends a spike in time along an edge that leaves it (the estimate
-missed a node, e.g. by a rounding difference at a threshold), it says so and the caller
-runs the whole graph instead, so the result is always the dense one.
+(:func:`~grsnn.nn.reached.simulate_reached`, memory and work proportional to them), and
+runs the differentiable simulation on the disjoint union of the subgraphs they induce:
+query ``b``'s copy of a node only carries query ``b``'s neurons, and its edges carry the
+relation types ``b * R + r``, so that every copy has its own query's delays and relation
+weights. The work is the sum of the queries' reaches, not the batch size times the union
+of them. It then checks the result: if any node of a copy sends a spike in time along an
+edge that leaves the copy (the estimate missed a node, e.g. by a rounding difference at
+a threshold), it says so and the caller runs the whole graph instead, so the result is
+always the dense one.
 """
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
 
+from ..functional import build_plan
 from .reached import simulate_reached
 
-__all__ = ["supports_query_sized", "reached_union", "candidate_features", "all_scores"]
+__all__ = ["supports_query_sized", "reached_sets", "candidate_features", "all_scores"]
 
 
 def supports_query_sized(model) -> Optional[str]:
@@ -40,6 +45,8 @@ def supports_query_sized(model) -> Optional[str]:
         return "needs sum aggregation and no LayerNorm"
     if model.readout != "spikes":
         return "needs the spike readout (readout='spikes')"
+    if not conv.use_delay and model.weight_generator is not None:
+        return "does not support query-dependent relation weights without delays"
     support = getattr(conv.surrogate, "support", math.inf)
     if not support <= conv.v_threshold:
         return (f"needs a surrogate whose gradient vanishes at rest (support <= v_threshold "
@@ -47,20 +54,20 @@ def supports_query_sized(model) -> Optional[str]:
     return None
 
 
-def reached_union(model, data, h_index: Tensor, r_index: Tensor) -> Tensor:
-    """The sorted ids of the nodes reached by any of the queries ``(h, r, ?)`` (their
-    sources included), without gradient, one query at a time on the reached nodes."""
+def reached_sets(model, data, h_index: Tensor, r_index: Tensor) -> List[Tensor]:
+    """The sorted ids of the nodes each query ``(h, r, ?)`` reaches (its source included),
+    without gradient, one query at a time on the reached nodes."""
     with torch.no_grad():
         plan = model.plan(data)
         q = model.scaled_query(r_index)
         z, w = model.relation_parameters(q)
-        found = [h_index]
+        out = []
         for b in range(h_index.numel()):
             ids, _ = simulate_reached(model.conv, h_index[b:b + 1], q[b:b + 1], plan,
                                       None if z is None else z[:, b],
                                       None if w is None else w[:, b])
-            found.append(ids)
-        return torch.unique(torch.cat(found))
+            out.append(torch.unique(torch.cat([h_index[b:b + 1], ids])))
+        return out
 
 
 def _leaks(model, frames, sub_src: Tensor, sub_rel: Tensor, delta: Tensor) -> bool:
@@ -72,64 +79,107 @@ def _leaks(model, frames, sub_src: Tensor, sub_rel: Tensor, delta: Tensor) -> bo
         return False
     steps = len(frames)
     pairs = torch.unique(torch.stack([sub_src, sub_rel]), dim=1)
-    fired = torch.stack([f[pairs[0]] for f in frames]).ne(0)       # [T, P, C]
-    fired = fired.to(torch.uint8).cummax(0).values                 # spiked by step i
-    last = (steps - 2) - delta.index_select(0, pairs[1]).long()    # [P, C] latest sending step
-    ok = last >= 0
-    got = fired.gather(0, last.clamp(min=0).unsqueeze(0)).squeeze(0).bool()
-    return bool((got & ok).any())
+    senders = torch.unique(pairs[0])
+    # the first spike step of every sending neuron (steps: none)
+    first = torch.full((senders.numel(), frames[0].size(1)), steps, dtype=torch.long,
+                       device=sub_src.device)
+    for t in range(steps - 2, -1, -1):          # a spike at T - 1 arrives too late
+        first.masked_fill_(frames[t].index_select(0, senders).ne(0), t)
+    row = torch.searchsorted(senders, pairs[0].contiguous())
+    arrive = first.index_select(0, row) + 1 + delta.index_select(0, pairs[1]).long()
+    return bool((arrive <= steps - 1).any())
 
 
 class _Subgraph(NamedTuple):
-    nodes: Tensor      # [M] the reached nodes (sorted global ids)
-    local: Tensor      # [N] their row in the subgraph, -1 for the others
-    enc: Tensor        # [B, M + 1, D] spike readout; row M (unreached) is zero
-    rate: Tensor       # firing rate of the whole circuit (differentiable scalar)
-    q: Tensor          # [B, D] the scaled queries
+    nodes: List[Tensor]  # per query, the reached nodes (sorted global ids)
+    offset: Tensor       # [B + 1] where each query's copy starts in the block graph
+    enc: Tensor          # [M + 1, D] spike readout of the copies; row M (unreached): zero
+    rate: Tensor         # firing rate of the whole circuit (differentiable scalar)
+    q: Tensor            # [B, D] the scaled queries
+
+
+def _per_query(z: Optional[Tensor], own: Optional[Tensor], batch: int) -> Optional[Tensor]:
+    """``[B * R, D]``: query ``b``'s ``[R, D]`` parameters at rows ``b * R + r`` (from the
+    generated ``z`` ``[R, B, D]``, else the layer's own ``own`` ``[R, D]``)."""
+    if z is not None:
+        return z.transpose(0, 1).reshape(-1, z.size(-1))
+    return None if own is None else own.repeat(batch, 1)
 
 
 def _simulate(model, data, h_index: Tensor, r_index: Tensor) -> Optional[_Subgraph]:
-    """The queries' circuit on the subgraph they reach; ``None`` if a spike leaves it."""
-    n = int(data.num_nodes)
-    nodes = reached_union(model, data, h_index, r_index)
-    model.query_sized_nodes = nodes.numel()
-    local = torch.full((n,), -1, dtype=torch.long, device=nodes.device)
-    local[nodes] = torch.arange(nodes.numel(), device=nodes.device)
+    """The queries' circuits on the subgraphs they reach; ``None`` if a spike leaves one."""
+    n, batch = int(data.num_nodes), h_index.numel()
+    conv = model.conv
+    sets = reached_sets(model, data, h_index, r_index)
+    sizes = torch.tensor([x.numel() for x in sets], device=h_index.device)
+    offset = torch.cat([sizes.new_zeros(1), torch.cumsum(sizes, 0)])
+    total = int(offset[-1])
+    model.query_sized_nodes = total
     src, dst = data.edge_index
     etype = getattr(data, "edge_type", None)
+    etype = torch.zeros_like(src) if etype is None else etype
     weight = getattr(data, "edge_weight", None)
-    ls, ld = local[src], local[dst]
-    inside = (ls >= 0) & (ld >= 0)
-    leaving = (ls >= 0) & (ld < 0)
-    sub_index = torch.stack([ls[inside], ld[inside]])
-    sub_type = None if etype is None else etype[inside]
-    sub_weight = None if weight is None else weight[inside]
+    rels = conv.num_relations
+    keep_src, keep_dst, keep_type, keep_w = [], [], [], []
+    out_src, out_type = [], []
+    for b, ids in enumerate(sets):
+        local = torch.full((n,), -1, dtype=torch.long, device=ids.device)
+        local[ids] = torch.arange(ids.numel(), device=ids.device) + offset[b]
+        ls, ld = local[src], local[dst]
+        inside = (ls >= 0) & (ld >= 0)
+        leaving = (ls >= 0) & (ld < 0)
+        keep_src.append(ls[inside])
+        keep_dst.append(ld[inside])
+        keep_type.append(etype[inside] + b * rels)
+        if weight is not None:
+            keep_w.append(weight[inside])
+        out_src.append(ls[leaving])
+        out_type.append(etype[leaving] + b * rels)
+    sub_index = torch.stack([torch.cat(keep_src), torch.cat(keep_dst)])
+    sub_type = torch.cat(keep_type)
+    sub_weight = torch.cat(keep_w) if weight is not None else None
 
     q = model.scaled_query(r_index)
-    batch, dim = q.size(0), model.hidden_dim
-    beta = q.new_zeros(nodes.numel(), batch, dim)
-    beta[local[h_index], torch.arange(batch, device=q.device)] = q
+    dim = model.hidden_dim
+    beta = q.new_zeros(total, dim)
+    source = torch.stack([torch.searchsorted(ids, h_index[b:b + 1])[0]
+                          for b, ids in enumerate(sets)]) + offset[:-1]
+    beta[source] = q
     z, w = model.relation_parameters(q)
-    conv = model.conv
+    if z is None and w is None:          # every query has the layer's own synapses
+        sub_type = sub_type % rels
+        num_types = rels
+    else:
+        z = _per_query(z, conv.delay_logit, batch)
+        w = _per_query(w, conv.relation_weight, batch)
+        num_types = batch * rels
+    plan = build_plan(sub_index, total, sub_type, num_types, sub_weight,
+                      group=conv.fused, dtype=conv.lin.weight.dtype)
     frames = conv.simulate(beta, sub_index, sub_type, edge_weight=sub_weight,
-                           delay_logits=z, relation_weights=w)
+                           delay_logits=z, relation_weights=w, plan=plan)
     with torch.no_grad():
-        delta = conv._synapses(z, w, batch, q.device).delta
-        rel = (torch.zeros_like(src) if etype is None else etype)[leaving]
-        if _leaks(model, frames, ls[leaving], rel, delta):
+        delta = conv._synapses(z, w, 1, q.device).delta
+        if _leaks(model, frames, torch.cat(out_src), torch.cat(out_type) % num_types, delta):
             return None
     rate = torch.stack([s.sum() for s in frames]).mean() / (n * batch * dim)
-    enc = model.readout_parts(frames)[0].view(nodes.numel(), batch, dim).transpose(0, 1)
-    enc = torch.cat([enc, enc.new_zeros(batch, 1, dim)], 1)
-    return _Subgraph(nodes, local, enc, rate, q)
+    enc = model.readout_parts(frames)[0]
+    enc = torch.cat([enc, enc.new_zeros(1, dim)])
+    return _Subgraph(sets, offset, enc, rate, q)
+
+
+def _positions(sub: _Subgraph, cand: Tensor) -> Tensor:
+    """``[B, n]`` rows of ``sub.enc`` of the candidates (the zero row where unreached)."""
+    pos = torch.full_like(cand, int(sub.offset[-1]))
+    for b, ids in enumerate(sub.nodes):
+        at = torch.searchsorted(ids, cand[b]).clamp_(max=ids.numel() - 1)
+        hit = ids[at] == cand[b]
+        pos[b] = torch.where(hit, at + sub.offset[b], pos[b])
+    return pos
 
 
 def _features(model, data, sub: _Subgraph, cand: Tensor) -> Tensor:
     """``[B, n, F]`` readout features of the candidates ``cand`` ``[B, n]``."""
-    dim = model.hidden_dim
-    pos = sub.local[cand]
-    pos = torch.where(pos >= 0, pos, sub.nodes.numel())
-    parts = [sub.enc.gather(1, pos.unsqueeze(-1).expand(-1, -1, dim)),
+    parts = [sub.enc[_positions(sub, cand)],
              sub.q.unsqueeze(1).expand(-1, cand.size(1), -1)]
     if model.prior is not None:
         prior = model.degree_features(model.relation_degrees(data).to(sub.q.dtype))
@@ -154,7 +204,7 @@ def candidate_features(model, data, h_index: Tensor, r_index: Tensor, cand: Tens
 def all_scores(model, data, h_index: Tensor, r_index: Tensor
                ) -> Optional[Tuple[Tensor, Tensor]]:
     """Scores ``[B, N]`` of every node as the tail of ``(h, r, ?)`` (those of
-    :meth:`GRSNN.score_all`) and the firing rate, from the reached subgraph: without the
+    :meth:`GRSNN.score_all`) and the firing rate, from the reached subgraphs: without the
     degree prior every unreached node of a query has the same features, so the MLP runs
     on the reached nodes and one row per query. ``None`` as :func:`candidate_features`."""
     sub = _simulate(model, data, h_index, r_index)
@@ -164,8 +214,10 @@ def all_scores(model, data, h_index: Tensor, r_index: Tensor
     if model.prior is not None:
         cand = torch.arange(n, device=h_index.device).expand(batch, n)
         return model.score(_features(model, data, sub, cand)), sub.rate
-    own = model.score(torch.cat([sub.enc, sub.q.unsqueeze(1).expand(-1, sub.enc.size(1), -1)],
-                                dim=-1))                     # [B, M + 1]
-    scores = own[:, -1:].expand(batch, n).clone()
-    scores[:, sub.nodes] = own[:, :-1]
+    rows = sub.offset[1:] - sub.offset[:-1]
+    query = torch.repeat_interleave(torch.arange(batch, device=h_index.device), rows)
+    reached = model.score(torch.cat([sub.enc[:-1], sub.q[query]], dim=-1))
+    unreached = model.score(torch.cat([sub.enc[-1:].expand(batch, -1), sub.q], dim=-1))
+    scores = unreached.unsqueeze(1).expand(batch, n).clone()
+    scores[query, torch.cat(sub.nodes)] = reached
     return scores, sub.rate
