@@ -78,7 +78,9 @@ def _leaks(model, frames, sub_src: Tensor, sub_rel: Tensor, delta: Tensor) -> bo
     if sub_src.numel() == 0:
         return False
     steps = len(frames)
-    pairs = torch.unique(torch.stack([sub_src, sub_rel]), dim=1)
+    num_types = delta.size(0)
+    key = torch.unique(sub_src * num_types + sub_rel)     # distinct (source, relation) pairs
+    pairs = torch.stack([key // num_types, key % num_types])
     senders = torch.unique(pairs[0])
     # the first spike step of every sending neuron (steps: none)
     first = torch.full((senders.numel(), frames[0].size(1)), steps, dtype=torch.long,
