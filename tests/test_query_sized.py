@@ -11,6 +11,13 @@ from grsnn.functional import Sigmoid, Triangle
 from grsnn.nn import GRSNN
 
 
+@pytest.fixture(autouse=True)
+def _no_crossover(monkeypatch):
+    """The tiny graphs here are half reached: compare the subgraph path itself (the
+    crossover to the whole graph has its own test)."""
+    monkeypatch.setattr(qs, "CROSSOVER", 1.0)
+
+
 def _graph(seed=0, n=40, e=70, rel=3):
     """A sparse random multi-relational graph with inverse edges (two components: nodes
     0..n/2-1 and n/2..n-1, so some candidates are never reached)."""
@@ -113,7 +120,7 @@ def test_a_missed_node_falls_back_to_the_whole_graph(monkeypatch):
     small = copy.deepcopy(dense)
     small.query_sized = True
     batch = _batch(data, [0, 3], [1, 4])
-    monkeypatch.setattr(qs, "reached_sets", lambda m, d, h, r: [x.view(1) for x in h])
+    monkeypatch.setattr(qs, "reached_sets", lambda m, d, h, r, budget: [x.view(1) for x in h])
     _same(_run(dense, data, batch), _run(small, data, batch))
     assert small.query_sized_fallbacks == 1
 
@@ -202,3 +209,19 @@ def test_training_steps_on_a_task_config():
     assert model.query_sized_fallbacks == 0
     assert 0 < model.query_sized_nodes < graph.num_nodes
     assert any(p.grad is not None and p.grad.ne(0).any() for p in model.parameters())
+
+
+def test_a_batch_that_reaches_too_much_runs_on_the_whole_graph(monkeypatch):
+    """Above the crossover the dense pass is cheaper: the search stops early, the whole
+    graph runs, results unchanged."""
+    data = _graph()
+    dense = _model()
+    small = copy.deepcopy(dense)
+    small.query_sized = True
+    batch = _batch(data, [0, 3], [1, 4])
+    monkeypatch.setattr(qs, "CROSSOVER", 0.05)        # 2 queries x 40 nodes: budget 4
+    _same(_run(dense, data, batch), _run(small, data, batch))
+    assert small.query_sized_fallbacks == 1 and small.query_sized_nodes == 0
+    assert qs.reached_sets(small, data, batch[:, 0, 0], batch[:, 0, 2], budget=4) is None
+    full = qs.reached_sets(small, data, batch[:, 0, 0], batch[:, 0, 2])
+    assert sum(x.numel() for x in full) > 4

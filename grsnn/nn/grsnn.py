@@ -99,7 +99,8 @@ class GRSNN(nn.Module):
         query_sized (bool): :meth:`forward` simulates each batch on the nodes its
             queries' waves reach only (:mod:`grsnn.nn.query_sized`): the same logits and
             gradients as the whole graph, with work and memory proportional to the
-            reached nodes. Needs ``drive="reached"``, sum aggregation, no LayerNorm,
+            reached nodes (the whole graph where they reach more than a quarter of
+            it). Needs ``drive="reached"``, sum aggregation, no LayerNorm,
             ``readout="spikes"`` and a surrogate whose gradient vanishes at rest
             (``surrogate="triangle"``). :meth:`score_all` does the same (default
             ``False``).
@@ -165,7 +166,8 @@ class GRSNN(nn.Module):
         self.track_rate = bool(track_rate)
         self._rates: list = []
         self.query_sized = bool(query_sized)
-        #: batches of :meth:`forward` that fell back to the whole graph (query_sized)
+        #: batches run on the whole graph although ``query_sized`` (their queries reached
+        #: more than ``query_sized.CROSSOVER`` of it, or the reach estimate missed a node)
         self.query_sized_fallbacks = 0
         #: nodes of the subgraph of the last query-sized batch (0: none yet)
         self.query_sized_nodes = 0

@@ -32,7 +32,8 @@ from torch import Tensor
 from ..functional import build_plan
 from .reached import simulate_reached
 
-__all__ = ["supports_query_sized", "reached_sets", "candidate_features", "all_scores"]
+__all__ = ["CROSSOVER", "supports_query_sized", "reached_sets", "candidate_features",
+           "all_scores"]
 
 
 def supports_query_sized(model) -> Optional[str]:
@@ -54,19 +55,37 @@ def supports_query_sized(model) -> Optional[str]:
     return None
 
 
-def reached_sets(model, data, h_index: Tensor, r_index: Tensor) -> List[Tensor]:
+#: the whole graph is simulated instead when the queries of a batch reach more than this
+#: share of its node-columns (batch size x nodes) together: a subgraph that large costs
+#: more than the dense pass (``benchmarks/firing_rate.py --query-sized``)
+CROSSOVER = 0.25
+
+
+def reached_sets(model, data, h_index: Tensor, r_index: Tensor,
+                 budget: Optional[int] = None) -> Optional[List[Tensor]]:
     """The sorted ids of the nodes each query ``(h, r, ?)`` reaches (its source included),
-    without gradient, one query at a time on the reached nodes."""
+    without gradient, one query at a time on the reached nodes; ``None`` as soon as they
+    reach more than ``budget`` nodes together, or one of them more than ``2 * budget / B``
+    (so that a batch of far-reaching queries gives up after its first search)."""
     with torch.no_grad():
         plan = model.plan(data)
         q = model.scaled_query(r_index)
         z, w = model.relation_parameters(q)
-        out = []
-        for b in range(h_index.numel()):
-            ids, _ = simulate_reached(model.conv, h_index[b:b + 1], q[b:b + 1], plan,
-                                      None if z is None else z[:, b],
-                                      None if w is None else w[:, b])
-            out.append(torch.unique(torch.cat([h_index[b:b + 1], ids])))
+        out: List[Tensor] = []
+        used = 0
+        batch = h_index.numel()
+        for b in range(batch):
+            left = None if budget is None else min(budget - used, 2 * budget // batch)
+            got = simulate_reached(model.conv, h_index[b:b + 1], q[b:b + 1], plan,
+                                   None if z is None else z[:, b],
+                                   None if w is None else w[:, b], max_nodes=left)
+            if got is None:
+                return None
+            ids = torch.unique(torch.cat([h_index[b:b + 1], got[0]]))
+            used += ids.numel()
+            if budget is not None and (used > budget or ids.numel() > 2 * budget // batch):
+                return None
+            out.append(ids)
         return out
 
 
@@ -109,10 +128,14 @@ def _per_query(z: Optional[Tensor], own: Optional[Tensor], batch: int) -> Option
 
 
 def _simulate(model, data, h_index: Tensor, r_index: Tensor) -> Optional[_Subgraph]:
-    """The queries' circuits on the subgraphs they reach; ``None`` if a spike leaves one."""
+    """The queries' circuits on the subgraphs they reach; ``None`` if they reach more than
+    :data:`CROSSOVER` of the node-columns or a spike leaves a subgraph."""
     n, batch = int(data.num_nodes), h_index.numel()
     conv = model.conv
-    sets = reached_sets(model, data, h_index, r_index)
+    sets = reached_sets(model, data, h_index, r_index, int(CROSSOVER * batch * n))
+    if sets is None:
+        model.query_sized_nodes = 0
+        return None
     sizes = torch.tensor([x.numel() for x in sets], device=h_index.device)
     offset = torch.cat([sizes.new_zeros(1), torch.cumsum(sizes, 0)])
     total = int(offset[-1])
@@ -195,8 +218,9 @@ def candidate_features(model, data, h_index: Tensor, r_index: Tensor, cand: Tens
     queries ``(h, r, ?)``, those of :meth:`GRSNN.node_features` gathered at ``cand``,
     computed on the subgraph the queries reach; and the firing rate of the whole circuit
     (a differentiable scalar, the mean over steps, all nodes, queries and neurons).
-    ``None`` if a spike leaves the estimated subgraph in time (then only the whole graph
-    gives the exact result)."""
+    ``None`` if the queries reach more than :data:`CROSSOVER` of the batch's node-columns
+    (the whole graph is cheaper) or a spike leaves the estimated subgraph in time (then
+    only the whole graph gives the exact result)."""
     sub = _simulate(model, data, h_index, r_index)
     if sub is None:
         return None

@@ -107,7 +107,8 @@ def _grow(ids: Tensor, dst: Tensor, agg: Tensor, state: NeuronState, beta: Tenso
 
 def simulate_reached(conv: SpikingDelayConv, ids: Tensor, beta: Tensor, plan: DelayPlan,
                      delay_logits: Optional[Tensor] = None,
-                     relation_weights: Optional[Tensor] = None, return_state: bool = False):
+                     relation_weights: Optional[Tensor] = None, return_state: bool = False,
+                     max_nodes: Optional[int] = None):
     """One query's circuit on the reached nodes only.
 
     Args:
@@ -118,6 +119,7 @@ def simulate_reached(conv: SpikingDelayConv, ids: Tensor, beta: Tensor, plan: De
         delay_logits, relation_weights: ``[R, D]`` for this query, as in
             :meth:`SpikingDelayConv.forward`.
         return_state: also return the final :class:`LIFState` of the reached nodes.
+        max_nodes: stop and return ``None`` as soon as more nodes than this are reached.
 
     Returns:
         ``(ids, frames)``: the reached nodes in the order reached, and ``T`` spike frames;
@@ -136,6 +138,8 @@ def simulate_reached(conv: SpikingDelayConv, ids: Tensor, beta: Tensor, plan: De
     for _ in range(1, conv.time_steps):
         dst, agg = _arrivals(plan, ids, state.hist, syn.delta, syn.weight)
         ids, agg, state, beta = _grow(ids, dst, agg, state, beta)
+        if max_nodes is not None and ids.numel() > max_nodes:
+            return None
         x = agg
         if conv.self_connection:
             prev = torch.cat([frames[-1], agg.new_zeros(ids.numel() - frames[-1].size(0),
