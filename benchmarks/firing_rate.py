@@ -34,16 +34,25 @@ a real training batch of ``grsnn train`` timed after a warm-up, times the batche
 epoch; validation not included) with the dense engine and with ``propagation="auto"``,
 in interleaved rounds. ``--epochs none`` skips this part.
 
+Then the event-driven engine at node level, query-sized training (``GRSNN(query_sized=
+True)``, docs/method.md section 11: the query-driven circuit simulated, with gradients,
+on the nodes each query reaches): training batches (forward and backward of the model's
+loss, 8 queries) against the same circuit on the whole graph, on a generated graph of N
+nodes in K equal components, with the circuit set to flood what it reaches, so that a
+query reaches (and activates the pairs of) ``1/K`` of the graph; K = 20 is 5% active
+pairs, K = 1 full firing (where the batch runs on the whole graph, above the crossover).
+
 Run:  python benchmarks/firing_rate.py [--datasets fb15k237,wn18rr] [--rates 0.001,...,full]
           [--rounds 3] [--queries 0 (= the task's batch)] [--threads 1] [--data-root DIR]
-          [--epochs wn18rr,fb15k237 | none]
+          [--epochs wn18rr,fb15k237 | none] [--query-sized 20000:20,4,1 | none]
       python benchmarks/firing_rate.py --runs RUN,RUN,... [--rounds 3]
 ``--runs`` prints only the firing-rate trade-off of trained run directories (the runs of
 ``scripts/ablation.sh <split> rate<w> <epochs>``): test metric, firing rate of the trained
 circuit, and seconds per training epoch from its weights, dense against auto.
 The last line reads
 ``event-driven vs dense, forward+backward: <r>x at 5% active pairs, <s>x at full firing``
-(the auto mode, on the first data set; 5% must be among the rates).
+(query-sized training at K = 20 and K = 1; with ``--query-sized none``, the pair-level
+auto mode on the first data set, 5% among the rates).
 """
 from __future__ import annotations
 
@@ -244,6 +253,77 @@ def trade_off(runs: list, rounds: int) -> None:
               f"{med['dense'] / med['auto']:>5.2f}x", flush=True)
 
 
+def reach_graph(num_nodes: int, components: int, relations: int, gen) -> "Data":
+    """A graph of ``components`` equal random components (3 edges per node each, relation
+    types at random, inverse edges added): a query's wave reaches at most its own
+    component, ``1 / components`` of the nodes."""
+    from torch_geometric.data import Data
+    size = num_nodes // components
+    src = torch.randint(0, size, (3 * size * components,), generator=gen)
+    dst = torch.randint(0, size, (3 * size * components,), generator=gen)
+    shift = torch.arange(components).repeat_interleave(3 * size) * size
+    src, dst = src + shift, dst + shift
+    typ = torch.randint(0, relations, (src.numel(),), generator=gen)
+    return Data(edge_index=torch.cat([torch.stack([src, dst]), torch.stack([dst, src])], 1),
+                edge_type=torch.cat([typ, typ + relations]), num_nodes=size * components)
+
+
+def flooding_model(relations: int, query_sized: bool):
+    """The query-driven circuit (D = 32, T = 10, K = 4, triangle surrogate) set so that
+    its wave floods what it reaches: the source fires at once, every delay is 0 and a
+    reached neuron fires at every step (positive synapses, a bias above threshold)."""
+    from grsnn.nn import GRSNN
+    torch.manual_seed(0)
+    model = GRSNN(2 * relations, hidden_dim=32, drive="reached", surrogate="triangle",
+                  query_sized=query_sized)
+    with torch.no_grad():
+        model.query.weight.fill_(3.0)
+        model.delay_generator.weight.zero_()
+        model.delay_generator.bias.fill_(-8.0)
+        model.conv.lin.weight.uniform_(0.0, 0.2)
+        model.conv.lin.bias.fill_(4.0)
+    return model
+
+
+def query_sized(spec: str, rounds: int, queries: int, gen) -> dict:
+    """Training batches (forward + backward of GRSNN's loss) of the query-driven circuit on
+    the whole graph against query-sized (``GRSNN(query_sized=True)``), at controlled
+    reach: ``spec`` is ``N:K1,K2,...``, a graph of N nodes in K equal components for each
+    K, so that every query reaches ``1/K`` of the nodes (and of the active pairs)."""
+    import grsnn.nn.query_sized as qs
+    nodes, counts = spec.split(":")
+    nodes = int(nodes)
+    batch = queries or 8
+    print(f"query-sized vs whole graph: training batch of {batch} queries x 33 candidates "
+          f"(forward + backward), the query-driven circuit flooding what it reaches "
+          f"(crossover {qs.CROSSOVER:.0%} of the node-columns)")
+    print(f"{'components':>10} {'reached':>8} {'whole s':>8} {'query-sized s':>14} "
+          f"{'speed-up':>9}")
+    rows = []
+    for k in map(int, counts.split(",")):
+        data = reach_graph(nodes, k, 4, gen)
+        models = {"whole": flooding_model(4, False), "qs": flooding_model(4, True)}
+        heads = torch.randint(0, data.num_nodes, (batch, 1), generator=gen)
+        tails = torch.randint(0, data.num_nodes, (batch, 33), generator=gen)
+        rel = torch.randint(0, 8, (batch, 1), generator=gen)
+        rows_t = torch.stack([heads.expand_as(tails), tails, rel.expand_as(tails)], -1)
+        times = {m: [] for m in models}
+        for rnd in range(rounds + 1):
+            for name, model in models.items():
+                model.zero_grad()
+                t0 = time.perf_counter()
+                model(data, rows_t).logsumexp(-1).sum().backward()
+                if rnd:
+                    times[name].append(time.perf_counter() - t0)
+        qsm = models["qs"]
+        share = qsm.query_sized_nodes / (batch * data.num_nodes) if qsm.query_sized_nodes else 1.0
+        med = {m: statistics.median(t) for m, t in times.items()}
+        rows.append((k, share, med["whole"], med["qs"], med["whole"] / med["qs"]))
+        print(f"{k:>10} {share:>7.1%} {med['whole']:>8.3f} {med['qs']:>14.3f} "
+              f"{med['whole'] / med['qs']:>8.2f}x", flush=True)
+    return {"rows": rows}
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default="fb15k237,wn18rr")
@@ -256,6 +336,9 @@ def main(argv=None) -> None:
     p.add_argument("--epochs", default="wn18rr,fb15k237",
                    help="task configs (tasks/kg_completion/<name>.yaml) whose seconds per "
                         "epoch are measured, or 'none'")
+    p.add_argument("--query-sized", default="20000:20,4,1", metavar="N:K1,K2,...",
+                   help="query-sized training against the whole graph on N nodes in K "
+                        "components (reach 1/K), or 'none'; K = 20 and 1 give the last line")
     p.add_argument("--runs", default=None,
                    help="trained run directories (comma-separated) for the firing-rate "
                         "trade-off table; with it, only that table is printed")
@@ -268,6 +351,12 @@ def main(argv=None) -> None:
     rates = [r if r == "full" else float(r) for r in args.rates.split(",")]
     if 0.05 not in rates or "full" not in rates:
         raise SystemExit("firing_rate.py: --rates must include 0.05 and full")
+    if args.query_sized != "none":
+        parts = args.query_sized.split(":")
+        if (len(parts) != 2 or not parts[0].isdigit()
+                or not {"20", "1"} <= set(parts[1].split(","))):
+            raise SystemExit("firing_rate.py: --query-sized must be N:K1,K2,... with K = 20 "
+                             "and K = 1 among the components")
     gen = torch.Generator().manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} "
           f"interleaved rounds after one warm-up, medians")
@@ -280,8 +369,16 @@ def main(argv=None) -> None:
         for name in args.epochs.split(","):
             epoch_seconds(name, max(1, args.rounds), args.data_root)
     by_rate = {row[0]: row for row in first["rows"]}
-    print(f"event-driven vs dense, forward+backward: {by_rate[0.05][5]:.2f}x at 5% active "
-          f"pairs, {by_rate['full'][5]:.2f}x at full firing")
+    pair_line = (f"forward+backward: {by_rate[0.05][5]:.2f}x at 5% active pairs, "
+                 f"{by_rate['full'][5]:.2f}x at full firing")
+    if args.query_sized == "none":
+        print(f"event-driven vs dense, {pair_line}")
+        return
+    print(f"pair-level push (auto) vs dense, {pair_line}")
+    res = query_sized(args.query_sized, args.rounds, args.queries, gen)
+    by_k = {row[0]: row for row in res["rows"]}
+    print(f"event-driven vs dense, forward+backward: {by_k[20][4]:.2f}x at 5% active pairs, "
+          f"{by_k[1][4]:.2f}x at full firing")
 
 
 if __name__ == "__main__":

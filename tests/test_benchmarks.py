@@ -92,7 +92,7 @@ def test_gnn_defaults_builds_its_tables_from_the_recorded_runs(run_python, tmp_p
 def test_firing_rate_prints_dense_event_auto_and_the_floor(run_python):
     out = run_python("benchmarks/firing_rate.py", "--datasets", "gen:300:1500:6,fb237_v1",
                      "--rates", "0.01,0.05,full", "--rounds", "1", "--queries", "1",
-                     "--epochs", "fb237_v1")
+                     "--epochs", "fb237_v1", "--query-sized", "2000:20,1")
     assert "gen:300:1500:6: 300 nodes, 1500 edges" in out
     assert "fb237_v1: 1594 nodes, 8490 edges" in out
     num = r"(\d+\.\d+)"
@@ -107,6 +107,10 @@ def test_firing_rate_prints_dense_event_auto_and_the_floor(run_python):
                       r"of (\d+) queries, \d+ edges\): dense (\d+) s \([\d.]+ h\), auto (\d+) s "
                       r"\([\d.]+ h\), [\d.]+x$", out, re.M)
     assert epoch and int(epoch.group(1)) > 1 and int(epoch.group(3)) > 0, out
+    assert re.search(r"^pair-level push \(auto\) vs dense, forward\+backward: \d+\.\d\dx at "
+                     r"5% active pairs", out, re.M), out
+    reach = re.findall(r"^ +(\d+) +([\d.]+)% +([\d.]+) +([\d.]+) +([\d.]+)x$", out, re.M)
+    assert [(k, float(share)) for k, share, *_ in reach] == [("20", 5.0), ("1", 100.0)], out
     assert re.fullmatch(r"event-driven vs dense, forward\+backward: \d+\.\d\dx at 5% active "
                         r"pairs, \d+\.\d\dx at full firing", out.strip().splitlines()[-1])
 
