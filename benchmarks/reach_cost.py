@@ -105,10 +105,12 @@ def main(argv=None) -> None:
     paper = statistics.median(times[args.levers[0]])
     print(f"{args.config}: {per_epoch} batches of {batch_size} per epoch, "
           f"{args.rounds} interleaved rounds, {torch.get_num_threads()} threads")
-    print(f"{'levers':<32}{'s/batch':>9}{'ratio':>8}{'s/epoch':>9}  subgraph nodes (median)")
+    print(f"{'levers':<32}{'s/batch':>9}{'ratio':>8}{'s/epoch':>9}  query-sized: nodes simulated "
+          f"(median, the queries' reaches summed; 0: whole graph)")
     for levers, ts in times.items():
         med = statistics.median(ts)
-        sub = (f"  {statistics.median(nodes[levers]):.0f} of {num_nodes}" if nodes[levers]
+        sub = (f"  {statistics.median(nodes[levers]):.0f} of {batch_size} x {num_nodes}"
+               if nodes[levers]
                else "")
         print(f"{levers:<32}{med:>9.3f}{med / paper:>7.2f}x{med * per_epoch:>9.0f}{sub}")
 

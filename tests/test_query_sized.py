@@ -125,18 +125,17 @@ def test_a_missed_node_falls_back_to_the_whole_graph(monkeypatch):
     assert small.query_sized_fallbacks == 1
 
 
-def test_leak_check_on_a_chain_by_hand():
-    """0 -> 1 -> 2 with delay 0: a spike of node 0 at step 0 reaches 1 at step 1 and
-    (if 1 fires at step 1) 2 at step 2. With T = 3 a spike at step 0 along 1 -> 2 counts
-    (arrives at 1 <= T - 1 = 2); a spike at step 1 with delay 1 arrives at 3: too late."""
-    model = _model(time_steps=3)
-    frames = [torch.tensor([[1.0]]), torch.tensor([[0.0]]), torch.tensor([[0.0]])]
+def test_leak_check_by_hand():
+    """One sender (node 0) with an edge leaving its subgraph, T = 3 (steps 0, 1, 2): a
+    spike sent at step i with delay d arrives at i + 1 + d and leaks if that is <= 2."""
     src, rel = torch.tensor([0]), torch.tensor([0])
-    delta0 = torch.zeros(6, 1, dtype=torch.uint8)
-    assert qs._leaks(model, frames, src, rel, delta0)
-    late = [torch.tensor([[0.0]]), torch.tensor([[1.0]]), torch.tensor([[0.0]])]
-    assert qs._leaks(model, late, src, rel, delta0)          # sent at 1, arrives at 2
-    assert not qs._leaks(model, late, src, rel, delta0 + 1)  # sent at 1, arrives at 3
+    d0 = torch.zeros(6, 1, dtype=torch.uint8)
+    at = [[torch.tensor([[float(t == i)]]) for t in range(3)] for i in range(3)]
+    assert qs._leaks(at[0], src, rel, d0)            # arrives at 1
+    assert qs._leaks(at[1], src, rel, d0)            # arrives at 2
+    assert not qs._leaks(at[1], src, rel, d0 + 1)    # arrives at 3: after the horizon
+    assert not qs._leaks(at[2], src, rel, d0)        # the last step's spike never arrives
+    assert not qs._leaks([torch.zeros(1, 1)] * 3, src, rel, d0)      # silent
 
 
 def test_triangle_surrogate_by_hand():

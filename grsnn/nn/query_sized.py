@@ -89,7 +89,7 @@ def reached_sets(model, data, h_index: Tensor, r_index: Tensor,
         return out
 
 
-def _leaks(model, frames, sub_src: Tensor, sub_rel: Tensor, delta: Tensor) -> bool:
+def _leaks(frames, sub_src: Tensor, sub_rel: Tensor, delta: Tensor) -> bool:
     """Whether any subgraph node ``sub_src`` (local ids) sends a spike that arrives within
     the horizon along an edge of relation ``sub_rel`` leaving the subgraph (``delta``: the
     integer delays ``[R, C]``). A message sent at step ``i`` with delay ``d`` arrives at
@@ -184,7 +184,7 @@ def _simulate(model, data, h_index: Tensor, r_index: Tensor) -> Optional[_Subgra
                            delay_logits=z, relation_weights=w, plan=plan)
     with torch.no_grad():
         delta = conv._synapses(z, w, 1, q.device).delta
-        if _leaks(model, frames, torch.cat(out_src), torch.cat(out_type) % num_types, delta):
+        if _leaks(frames, torch.cat(out_src), torch.cat(out_type) % num_types, delta):
             return None
     rate = torch.stack([s.sum() for s in frames]).mean() / (n * batch * dim)
     enc = model.readout_parts(frames)[0]
