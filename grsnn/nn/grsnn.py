@@ -99,8 +99,8 @@ class GRSNN(nn.Module):
         query_sized (bool): :meth:`forward` simulates each batch on the nodes its
             queries' waves reach only (:mod:`grsnn.nn.query_sized`): the same logits and
             gradients as the whole graph, with work and memory proportional to the
-            reached nodes (the whole graph where they reach more than a quarter of
-            it). Needs ``drive="reached"``, sum aggregation, no LayerNorm,
+            reached nodes (the whole graph where they reach more than half of it).
+            Needs ``drive="reached"``, sum aggregation, no LayerNorm,
             ``readout="spikes"`` and a surrogate whose gradient vanishes at rest
             (``surrogate="triangle"``). :meth:`score_all` does the same (default
             ``False``).

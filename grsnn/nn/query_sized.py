@@ -56,9 +56,10 @@ def supports_query_sized(model) -> Optional[str]:
 
 
 #: the whole graph is simulated instead when the queries of a batch reach more than this
-#: share of its node-columns (batch size x nodes) together: a subgraph that large costs
-#: more than the dense pass (``benchmarks/firing_rate.py --query-sized``)
-CROSSOVER = 0.25
+#: share of its node-columns (batch size x nodes) together: measured
+#: (``benchmarks/firing_rate.py --query-sized``, docs/benchmarks.md), query-sized training
+#: is 1.4x faster than the whole graph at half the node-columns and 0.6x at all of them
+CROSSOVER = 0.5
 
 
 def reached_sets(model, data, h_index: Tensor, r_index: Tensor,
