@@ -151,7 +151,8 @@ def test_triangle_surrogate_by_hand():
                                        ({"readout": "state"}, "readout"),
                                        ({"layer_norm": True}, "LayerNorm"),
                                        ({"surrogate": Triangle(3.0)}, "support"),
-                                       ({"delay": False}, "without delays")])
+                                       ({"delay": False}, "without delays"),
+                                       ({"fused": False}, "fused")])
 def test_circuits_that_cannot_train_query_sized_are_refused(kw, words):
     with pytest.raises(ValueError, match=words):
         _model(query_sized=True, **kw)
@@ -224,3 +225,14 @@ def test_a_batch_that_reaches_too_much_runs_on_the_whole_graph(monkeypatch):
     assert qs.reached_sets(small, data, batch[:, 0, 0], batch[:, 0, 2], budget=4) is None
     full = qs.reached_sets(small, data, batch[:, 0, 0], batch[:, 0, 2])
     assert sum(x.numel() for x in full) > 4
+
+
+def test_unfused_circuit_scores_queries_on_the_whole_graph():
+    """The reach search needs pairs sorted by source (the grouped plan): an unfused
+    query-driven circuit scores one query with score_all's scores."""
+    data = _graph()
+    model = _model(fused=False)
+    with torch.no_grad():
+        a = model.score_query(data, 0, 1)
+        b = model.score_all(data, torch.tensor([0]), torch.tensor([1]))[0]
+    torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -38,19 +38,21 @@ def _ranges(start: Tensor, count: Tensor) -> Tensor:
 
 def supports_reached(conv: SpikingDelayConv) -> bool:
     """Whether unreached nodes of ``conv``'s circuit carry no state, so that
-    :func:`simulate_reached` applies: ``drive="reached"``, sum aggregation, no LayerNorm
-    (and no explanation hooks)."""
+    :func:`simulate_reached` applies: ``drive="reached"``, sum aggregation, no LayerNorm,
+    the grouped plan (``fused``; and no explanation hooks)."""
     return _at_rest_unreached(conv) and not conv.explain
 
 
 def _at_rest_unreached(conv: SpikingDelayConv) -> bool:
-    return conv.drive == "reached" and conv.aggregate_fn == "sum" and conv.norm is None
+    # the search for a node's pairs needs the grouped plan (pairs sorted by source)
+    return (conv.drive == "reached" and conv.aggregate_fn == "sum" and conv.norm is None
+            and conv.fused)
 
 
 def _check(conv: SpikingDelayConv) -> None:
     if not _at_rest_unreached(conv):
-        raise ValueError("simulate_reached needs drive='reached', sum aggregation and no "
-                         "LayerNorm (otherwise unreached nodes carry state)")
+        raise ValueError("simulate_reached needs drive='reached', sum aggregation, no "
+                         "LayerNorm (otherwise unreached nodes carry state) and fused=True")
     if torch.is_grad_enabled():
         raise RuntimeError("simulate_reached is for inference: run it under torch.no_grad()")
 

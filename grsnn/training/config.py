@@ -303,6 +303,8 @@ def _check_query_sized(model: Dict[str, Any], where: str) -> None:
              if model.get(k) != v]
     if model.get("v_threshold", 2.0) < 1.0:
         wrong.append(f"model.v_threshold={model['v_threshold']} (the triangle's width is 1)")
+    if not model.get("fused", True):
+        wrong.append("model.fused=false")
     if not model.get("delay", True) and model.get("dependent") and model.get("relation_weight"):
         wrong.append("model.delay=false with query-dependent relation weights")
     if wrong:
