@@ -435,12 +435,9 @@ class GRSNN(nn.Module):
         leaves it, or with explanation hooks)."""
         if self.query_sized and not self.conv.explain:
             from .query_sized import candidate_features
-            out = candidate_features(self, data, h_index, r_index, cand)
+            out = self._on_reached(candidate_features(self, data, h_index, r_index, cand))
             if out is not None:
-                if self.track_rate:
-                    self._rates.append(out[1])
-                return out[0]
-            self.query_sized_fallbacks += 1
+                return out
         feat = self.node_features(data, h_index, r_index)
         return feat.gather(1, cand.unsqueeze(-1).expand(-1, -1, feat.size(-1)))
 
@@ -467,10 +464,18 @@ class GRSNN(nn.Module):
         self._rates = []
         if self.query_sized and not self.conv.explain:
             from .query_sized import all_scores
-            out = all_scores(self, data, h_index, r_index)
+            out = self._on_reached(all_scores(self, data, h_index, r_index))
             if out is not None:
-                if self.track_rate:
-                    self._rates.append(out[1])
-                return out[0]
-            self.query_sized_fallbacks += 1
+                return out
         return self.score(self.node_features(data, h_index, r_index))
+
+    def _on_reached(self, out: Optional[Tuple[Tensor, Tensor]]) -> Optional[Tensor]:
+        """The result of a query-sized computation, ``(value, firing rate)``: record the
+        rate (``track_rate``) and return the value; ``None`` (the whole graph must run):
+        count the fallback."""
+        if out is None:
+            self.query_sized_fallbacks += 1
+            return None
+        if self.track_rate:
+            self._rates.append(out[1])
+        return out[0]
