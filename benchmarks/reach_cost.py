@@ -34,7 +34,7 @@ LEVERS = {"paper": [], "reached": ["model.drive=reached"], "state": ["model.read
           "degree": ["model.degree_prior=true"], "fast": ["model.delay_init=-3"],
           "pna": ["model.aggregate=pna"], "triangle": ["model.surrogate=triangle"],
           "qs": ["model.query_sized=true"], "auto": ["model.propagation=auto"],
-          "whole": ["model.query_sized=false"]}
+          "whole": ["model.query_sized=false"], "bg": ["model.background=true"]}
 
 
 def overrides(levers: str) -> list:

@@ -17,7 +17,8 @@
 # circuit is sparse; same results, other seconds per epoch), triangle
 # (model.surrogate=triangle: a surrogate gradient of compact support), qs
 # (model.query_sized=true: train on the subgraph the queries reach; needs reached+triangle;
-# same results, other seconds per epoch).
+# same results, other seconds per epoch), bg (model.background=true: every candidate's
+# readout in the circuit run once per graph without a query, bias-driven).
 # The first argument names the paper's configuration tasks/paper/kg_completion/<split>.yaml
 # or tasks/paper/link_prediction/<name>.yaml, which every lever starts from.
 # Runs go to $RUNS/ablation/<split>/<levers>[_s<seed>]/
@@ -48,6 +49,7 @@ for lever in "${parts[@]}"; do
     auto) sets+=(--set model.propagation=auto) ;;
     triangle) sets+=(--set model.surrogate=triangle) ;;
     qs) sets+=(--set model.query_sized=true) ;;
+    bg) sets+=(--set model.background=true) ;;
     *) echo "ablation.sh: unknown lever $lever" >&2; exit 2 ;;
   esac
 done

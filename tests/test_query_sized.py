@@ -78,6 +78,7 @@ def _same(a, b):
 
 
 @pytest.mark.parametrize("kw", [{}, {"degree_prior": True}, {"dependent": False},
+                                {"background": True, "degree_prior": True},
                                 {"delay": False, "relation_weight": False},
                                 {"self_connection": True, "track_rate": True}])
 def test_same_logits_and_gradients_as_the_whole_graph(kw):
@@ -158,7 +159,7 @@ def test_circuits_that_cannot_train_query_sized_are_refused(kw, words):
         _model(query_sized=True, **kw)
 
 
-@pytest.mark.parametrize("kw", [{}, {"degree_prior": True}])
+@pytest.mark.parametrize("kw", [{}, {"degree_prior": True}, {"background": True}])
 def test_score_all_same_scores_and_gradients(kw):
     """Every node scored (evaluation): the unreached nodes share one score per query."""
     data = _graph(seed=4)

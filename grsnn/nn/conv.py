@@ -215,12 +215,17 @@ class SpikingDelayConv(MessagePassing):
                  edge_type: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None,
                  delay_logits: Optional[Tensor] = None,
                  relation_weights: Optional[Tensor] = None,
-                 plan: Optional[DelayPlan] = None, return_state: bool = False):
+                 plan: Optional[DelayPlan] = None, return_state: bool = False,
+                 drive: Optional[str] = None):
         """Same as :meth:`forward` but returns the ``T`` spike frames as a list of
         ``[N, B * D]`` tensors (a readout can consume them one by one, so the whole
         train is never stacked). ``return_state=True`` returns ``(frames, state)`` with the
         :class:`~grsnn.functional.LIFState` ``(c, u)`` after the last step: the synaptic
-        current and the (reset) membrane potential, ``[N, B * D]`` each (differentiable)."""
+        current and the (reset) membrane potential, ``[N, B * D]`` each (differentiable).
+        ``drive`` overrides the layer's ``drive`` for this run (``None``: the layer's)."""
+        drive = self.drive if drive is None else drive
+        if drive not in DRIVES:
+            raise ValueError(f"drive must be one of {DRIVES}, got {drive!r}")
         if beta.dim() == 2:
             beta = beta.unsqueeze(1)
         num_nodes, batch, dim = beta.shape
@@ -242,7 +247,7 @@ class SpikingDelayConv(MessagePassing):
             traces[steps - 1].copy_(state.trace.frame)
         # query-driven drive: the nodes (per batch column) the input has reached so far
         reached = ((beta.view(num_nodes, batch, dim) != 0).any(-1)
-                   if self.drive == "reached" else None)
+                   if drive == "reached" else None)
         for t in range(1, steps):
             window = SpikeWindow(state.hist, spikes[::-1][:width],
                                  None if traces is None else traces[steps - t: steps - t + width])

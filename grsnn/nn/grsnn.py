@@ -104,6 +104,11 @@ class GRSNN(nn.Module):
             ``readout="spikes"`` and a surrogate whose gradient vanishes at rest
             (``surrogate="triangle"``). :meth:`score_all` does the same (default
             ``False``).
+        background (bool): also give the scoring MLP every candidate's readout in the
+            same circuit run once per graph without a query, bias-driven everywhere
+            (:meth:`background_features`): a query-independent description of its
+            neighbourhood, for the candidates a query-driven wave does not reach, which
+            are otherwise told apart by the degree prior alone (default ``False``).
 
     Example:
         >>> from torch_geometric.data import Data
@@ -124,7 +129,8 @@ class GRSNN(nn.Module):
                  fused: bool = True, compiled: bool = False, drive: str = "always",
                  readout: str = "spikes", degree_prior: bool = False,
                  delay_init: Optional[float] = None, propagation: str = "dense",
-                 track_rate: bool = False, query_sized: bool = False) -> None:
+                 track_rate: bool = False, query_sized: bool = False,
+                 background: bool = False) -> None:
         super().__init__()
         if num_relations < 1:
             raise ValueError(f"num_relations must be >= 1, got {num_relations}")
@@ -151,8 +157,12 @@ class GRSNN(nn.Module):
         self.delay_generator = nn.Linear(hidden_dim, size) if dependent and delay else None
         self.weight_generator = (nn.Linear(hidden_dim, size)
                                  if dependent and relation_weight else None)
-        feat = (4 if readout == "state" else 2) * hidden_dim + (hidden_dim if degree_prior else 0)
+        self.background = bool(background)
+        feat = ((4 if readout == "state" else 2) * hidden_dim
+                + (hidden_dim if degree_prior else 0) + (hidden_dim if background else 0))
         self.prior = nn.Linear(num_relations, hidden_dim) if degree_prior else None
+        # the query vector of the background circuit (its delays and relation weights)
+        self.background_query = nn.Embedding(1, hidden_dim) if background else None
         # the largest count per relation seen in training (-1: none yet); evaluation
         # clamps the counts of a new graph into that range (see relation_degrees)
         self.register_buffer("degree_range", torch.full((num_relations,), -1.0))
@@ -182,8 +192,9 @@ class GRSNN(nn.Module):
         """Re-initialise every parameter (query embedding N(0, 1))."""
         self.conv.reset_parameters()
         self.query.reset_parameters()
-        for mod in (self.delay_generator, self.weight_generator, self.prior, *self.mlp):
-            if isinstance(mod, nn.Linear):
+        for mod in (self.delay_generator, self.weight_generator, self.prior,
+                    self.background_query, *self.mlp):
+            if isinstance(mod, (nn.Linear, nn.Embedding)):
                 mod.reset_parameters()
         self._init_delays()
 
@@ -354,10 +365,46 @@ class GRSNN(nn.Module):
         parts = [x.view(n, -1, d).transpose(0, 1) for x in parts]
         q = self.scaled_query(r_index)
         parts.append(q.unsqueeze(1).expand_as(parts[0]))
-        if self.prior is not None:
-            prior = self.degree_features(self.relation_degrees(data).to(q.dtype))  # [N, D]
-            parts.append(prior.unsqueeze(0).expand(parts[0].size(0), -1, -1))
+        for extra in self.node_priors(data, q.dtype):                          # [N, D]
+            parts.append(extra.unsqueeze(0).expand(parts[0].size(0), -1, -1))
         return torch.cat(parts, dim=-1)
+
+    def node_priors(self, data, dtype: torch.dtype) -> List[Tensor]:
+        """The query-independent features ``[N, D]`` of every node the scoring MLP also
+        reads: the degree prior (:meth:`relation_degrees` mapped by ``prior``) and the
+        background readout (:meth:`background_features`), those switched on."""
+        out = []
+        if self.prior is not None:
+            out.append(self.degree_features(self.relation_degrees(data).to(dtype)))
+        if self.background_query is not None:
+            out.append(self.background_features(data).to(dtype))
+        return out
+
+    def background_features(self, data) -> Tensor:
+        """``[N, D]``: every node's spike readout :math:`\\sum_t \\kappa_t s_v[t]` in
+        the same circuit run once on the whole graph without a query, its bias driving
+        every neuron at every step (``drive="always"``, whatever the model's ``drive``)
+        and its delays and relation weights those of a learned query vector
+        (``background_query``). A description of each node's multi-hop neighbourhood
+        that does not depend on the query: what tells apart the candidates a
+        query-driven wave does not reach (with ``background=True``)."""
+        if self.background_query is None:
+            raise ValueError("background_features needs a model with background=True")
+        n = int(data.num_nodes)
+        zero = torch.zeros(1, dtype=torch.long, device=self.kappa.device)
+        q = self.background_query(zero) * (self.v_threshold / 2) + self.v_threshold / 2
+        z, w = self.relation_parameters(q)
+        frames = self.conv.simulate(q.new_zeros(n, 1, self.hidden_dim), data.edge_index,
+                                    getattr(data, "edge_type", None),
+                                    edge_weight=getattr(data, "edge_weight", None),
+                                    delay_logits=z, relation_weights=w,
+                                    plan=None if self.conv.explain else self.plan(data),
+                                    drive="always")
+        kappa = self.kappa.tolist()
+        enc = kappa[0] * frames[0]
+        for k, s in zip(kappa[1:], frames[1:]):
+            enc = enc + k * s
+        return enc
 
     def readout_parts(self, frames, u: Optional[Tensor] = None) -> List[Tensor]:
         """The spike-train features of each node from its frames ``T x [M, C]``:
@@ -447,10 +494,12 @@ class GRSNN(nn.Module):
         Under ``torch.no_grad()`` a query-driven circuit (``drive="reached"``, sum
         aggregation, no LayerNorm) simulates only the nodes the query's wave reaches
         (:func:`grsnn.nn.reached.reached_scores`: memory proportional to them, not to
-        the graph); otherwise one :meth:`score_all` run. Both give the same scores up to
+        the graph; not with ``background``, a whole-graph run); otherwise one
+        :meth:`score_all` run. Both give the same scores up to
         the last bits (see :func:`~grsnn.nn.reached.reached_scores`)."""
         from .reached import reached_scores, supports_reached
-        if not torch.is_grad_enabled() and supports_reached(self.conv) and not self.symmetric:
+        if (not torch.is_grad_enabled() and supports_reached(self.conv) and not self.symmetric
+                and self.background_query is None):
             self._rates = []
             return reached_scores(self, data, int(head), int(relation))
         device = self.kappa.device

@@ -213,9 +213,7 @@ def _features(model, data, sub: _Subgraph, cand: Tensor) -> Tensor:
     """``[B, n, F]`` readout features of the candidates ``cand`` ``[B, n]``."""
     parts = [sub.enc[_positions(sub, cand)],
              sub.q.unsqueeze(1).expand(-1, cand.size(1), -1)]
-    if model.prior is not None:
-        prior = model.degree_features(model.relation_degrees(data).to(sub.q.dtype))
-        parts.append(prior[cand])
+    parts += [extra[cand] for extra in model.node_priors(data, sub.q.dtype)]
     return torch.cat(parts, dim=-1)
 
 
@@ -238,13 +236,13 @@ def all_scores(model, data, h_index: Tensor, r_index: Tensor
                ) -> Optional[Tuple[Tensor, Tensor]]:
     """Scores ``[B, N]`` of every node as the tail of ``(h, r, ?)`` (those of
     :meth:`GRSNN.score_all`) and the firing rate, from the reached subgraphs: without the
-    degree prior every unreached node of a query has the same features, so the MLP runs
+    degree prior and the background every unreached node of a query has the same features, so the MLP runs
     on the reached nodes and one row per query. ``None`` as :func:`candidate_features`."""
     sub = _simulate(model, data, h_index, r_index)
     if sub is None:
         return None
     n, batch = int(data.num_nodes), h_index.numel()
-    if model.prior is not None:
+    if model.prior is not None or model.background_query is not None:
         cand = torch.arange(n, device=h_index.device).expand(batch, n)
         return model.score(_features(model, data, sub, cand)), sub.rate
     rows = sub.offset[1:] - sub.offset[:-1]

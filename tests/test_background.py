@@ -1,0 +1,119 @@
+"""The background readout (GRSNN(background=True)): every node's readout in the circuit
+run once per graph without a query, bias-driven everywhere."""
+import copy
+import math
+
+import pytest
+import torch
+from torch_geometric.data import Data
+
+from grsnn.nn import GRSNN
+
+
+def _graph():
+    g = torch.Generator().manual_seed(5)
+    src = torch.randint(0, 12, (30,), generator=g)
+    dst = torch.randint(0, 12, (30,), generator=g)
+    typ = torch.randint(0, 2, (30,), generator=g)
+    edge_index = torch.cat([torch.stack([src, dst]), torch.stack([dst, src])], 1)
+    # nodes 12..15 are isolated: nothing but the bias drives them
+    return Data(edge_index=edge_index, edge_type=torch.cat([typ, typ + 2]), num_nodes=16)
+
+
+def _model(bias=(0.2, 0.6), **kw):
+    """A small query-driven circuit whose biases (drawn in ``bias``) make the background
+    fire within its steps."""
+    args = dict(num_relations=4, hidden_dim=5, time_steps=8, drive="reached",
+                surrogate="triangle", relation_weight=True, delay_bound=2,
+                v_threshold=1.0, background=True)
+    args.update(kw)
+    torch.manual_seed(0)
+    model = GRSNN(**args).double()
+    with torch.no_grad():
+        model.conv.lin.bias.uniform_(*bias)
+    return model
+
+
+def _readout(model, trains):
+    """The spike readout sum_t kappa_t s[t] of trains [T, N, 1, D] (the model's kappa:
+    rho^t normalised to sum 1, checked here against the formula)."""
+    t = trains.size(0)
+    kappa = model.kappa.to(trains.dtype)
+    by_hand = torch.tensor([model.readout_decay ** i for i in range(t)], dtype=trains.dtype)
+    torch.testing.assert_close(kappa, by_hand / by_hand.sum(), rtol=1e-6, atol=0)
+    return torch.einsum("t,tnd->nd", kappa, trains[:, :, 0])
+
+
+@pytest.mark.parametrize("dependent", [True, False])
+def test_background_is_the_bias_driven_circuit_without_a_query(dependent):
+    """The same as the paper's circuit (drive='always') run without injection, with the
+    query relation's embedding set to the background query vector."""
+    data = _graph()
+    model = _model(dependent=dependent)
+    paper = copy.deepcopy(model)
+    paper.conv.drive = "always"
+    with torch.no_grad():
+        paper.query.weight[1] = model.background_query.weight[0]
+    trains = paper.spikes(data, torch.tensor([0]), torch.tensor([1]), inject=False)
+    expect = _readout(model, trains)
+    got = model.background_features(data)
+    torch.testing.assert_close(got, expect, rtol=1e-12, atol=1e-12)
+    # the test means something: the bias drives spikes, not everywhere alike
+    assert got.ne(0).any() and not torch.allclose(got[0], got[12])
+    # the isolated nodes are driven by the bias alone: all alike
+    torch.testing.assert_close(got[12:], got[12:13].expand(4, -1))
+
+
+def test_isolated_neuron_spikes_by_hand():
+    """An isolated node, one neuron driven only by its bias b: the LIF dynamics by hand
+    (c[t] = a c[t-1] + b, u[t] = a u[t-1] + c[t], spike and reset at V_th) give the
+    spike train the background readout is made of."""
+    data = Data(edge_index=torch.zeros(2, 0, dtype=torch.long),
+                edge_type=torch.zeros(0, dtype=torch.long), num_nodes=1)
+    model = _model(hidden_dim=1, num_relations=2)
+    with torch.no_grad():
+        model.conv.lin.weight.zero_()
+        model.conv.lin.bias.fill_(0.4)
+    trains = model.conv.simulate(torch.zeros(1, 1, 1, dtype=torch.float64),
+                                 data.edge_index, data.edge_type, drive="always")
+    got = [float(s.detach()) for s in trains]
+    assert got == _lif_by_hand(model, 0.4), (got, _lif_by_hand(model, 0.4))
+    assert sum(got) >= 1
+    expect = _readout(model, torch.tensor(got, dtype=torch.float64).view(-1, 1, 1, 1))
+    torch.testing.assert_close(model.background_features(data), expect)
+
+
+def _lif_by_hand(model, b):
+    a = math.exp(-1.0 / model.conv.tau)
+    c = u = 0.0
+    out = [0.0]                                   # t = 0: u = beta = 0, no spike
+    for _ in range(1, model.time_steps):
+        c = a * c + math.e / model.conv.tau * b   # the input current: the bias alone
+        u = a * u + c
+        s = 1.0 if u >= model.v_threshold else 0.0
+        u = u * (1 - s)
+        out.append(s)
+    return out
+
+
+def test_query_driven_circuit_is_silent_where_the_background_fires():
+    data = _graph()
+    model = _model()
+    with torch.no_grad():
+        trains = model.spikes(data, torch.tensor([13]), torch.tensor([0]))
+        assert trains[:, :12].eq(0).all()          # the wave from 13 reaches nothing else
+        assert model.background_features(data)[:12].ne(0).any()
+
+
+def test_background_learns_and_scores_unreached_candidates_apart():
+    data = _graph()
+    model = _model(hidden_dim=6, time_steps=6)
+    batch = torch.tensor([[[13, 0, 0], [13, 5, 0], [13, 14, 0]]])   # none reachable
+    logits = model(data, batch)
+    assert logits[0, 0] != logits[0, 1]             # told apart by the background
+    logits.sum().backward()
+    assert model.background_query.weight.grad.ne(0).any()
+    plain = _model(background=False)
+    with torch.no_grad():
+        flat = plain(data, batch)
+    assert flat[0, 0] == flat[0, 1]                 # without it: one score for both
