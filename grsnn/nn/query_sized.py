@@ -236,8 +236,9 @@ def all_scores(model, data, h_index: Tensor, r_index: Tensor
                ) -> Optional[Tuple[Tensor, Tensor]]:
     """Scores ``[B, N]`` of every node as the tail of ``(h, r, ?)`` (those of
     :meth:`GRSNN.score_all`) and the firing rate, from the reached subgraphs: without the
-    degree prior and the background every unreached node of a query has the same features, so the MLP runs
-    on the reached nodes and one row per query. ``None`` as :func:`candidate_features`."""
+    degree prior and the background every unreached node of a query has the same features,
+    so the MLP runs on the reached nodes and one row per query. ``None`` as
+    :func:`candidate_features`."""
     sub = _simulate(model, data, h_index, r_index)
     if sub is None:
         return None
