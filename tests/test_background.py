@@ -117,3 +117,47 @@ def test_background_learns_and_scores_unreached_candidates_apart():
     with torch.no_grad():
         flat = plain(data, batch)
     assert flat[0, 0] == flat[0, 1]                 # without it: one score for both
+
+
+def test_evaluation_caches_the_background_until_the_graph_or_a_parameter_changes():
+    data = _graph()
+    model = _model().eval()
+    fresh = _model().background_features(data).detach()          # train mode: no cache
+    with torch.no_grad():
+        first = model.background_features(data)
+        assert model.background_features(data) is first             # cached
+        torch.testing.assert_close(first, fresh, rtol=0, atol=0)
+        # an optimizer step (in place) invalidates it
+        model.background_query.weight.add_(0.5)
+        moved = model.background_features(data)
+        assert moved is not first and not torch.equal(moved, first)
+        ref = copy.deepcopy(model).train()
+    torch.testing.assert_close(moved, ref.background_features(data).detach(),
+                               rtol=0, atol=0)
+    with torch.no_grad():
+        # another graph, with the same sizes, is simulated afresh
+        other = Data(edge_index=data.edge_index.flip(0), edge_type=data.edge_type,
+                     num_nodes=16)
+        flipped = model.background_features(other)
+        assert flipped is not moved
+        torch.testing.assert_close(flipped, ref.background_features(other),
+                                   rtol=0, atol=0)
+    # with gradients on, nothing is cached: the result carries its graph
+    out = model.background_features(data)
+    assert out.requires_grad and out is not moved
+
+
+def test_a_used_model_deep_copies_and_pickles_without_its_graph_caches():
+    import pickle
+    data = _graph()
+    model = _model().eval()
+    with torch.no_grad():
+        before = model.score_all(data, torch.tensor([0, 3]), torch.tensor([1, 2]))
+    assert model._plan is not None and model._background is not None
+    for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert twin._plan is None and twin._background is None
+        with torch.no_grad():
+            torch.testing.assert_close(
+                twin.score_all(data, torch.tensor([0, 3]), torch.tensor([1, 2])), before,
+                rtol=0, atol=0)
+    assert model._plan is not None                      # the original keeps its caches
