@@ -6,7 +6,7 @@ against every entity) are profiled after a warm-up batch; the operators with the
 self CPU time are printed with their share of the total. The compiled neuron step shows as
 ``CompiledFunction`` / ``Torch-Compiled Region`` rows.
 
-Run:  python benchmarks/profile_batch.py [--config kg_completion/WN18RR_v2] [--data-root DIR]
+Run:  python benchmarks/profile_batch.py [--config paper/kg_completion/WN18RR_v2] [--data-root DIR]
           [--top 15] [--eval-queries 32] [--timed N] [--warmup N] [--no-train]
           [--set model.compiled=false ...] [--device cuda]
 """
@@ -64,7 +64,7 @@ def table(prof, top: int) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--config", default="kg_completion/WN18RR_v2")
+    p.add_argument("--config", default="paper/kg_completion/WN18RR_v2")
     p.add_argument("--data-root", default=None)
     p.add_argument("--glibc-default", action="store_true",
                    help="leave glibc's mmap/trim thresholds at their defaults (baseline)")

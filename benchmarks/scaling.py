@@ -2,8 +2,8 @@
 
 For each data set (GraIL fb237_v1..v4 and WN18RR_v1..v4 from the shipped files, WN18RR and
 FB15k-237 from the data root, Cora and CiteSeer link prediction), one training batch of the
-data set's own task config (``tasks/kg_completion/*.yaml``, ``tasks/link_prediction/*.yaml``:
-queries per batch, negatives, linear scale; easy-edge removal and strict negatives included) is timed after a warm-up, and the seconds per batch and per
+data set's paper configuration (``tasks/paper/kg_completion/*.yaml``,
+``tasks/paper/link_prediction/*.yaml``, the whole-graph circuit: queries per batch, negatives, linear scale; easy-edge removal and strict negatives included) is timed after a warm-up, and the seconds per batch and per
 query are printed with the number of edges. A least-squares line through the per-query times
 and its R^2 tell how linear the cost is; ``--plot PATH`` writes the figure (matplotlib).
 ``s/epoch`` is the training time of one epoch predicted from the batch time (batches per
@@ -33,10 +33,10 @@ from grsnn.training.checkpoints import load_model  # noqa: E402
 from grsnn.training.memory import keep_freed_memory  # noqa: E402
 from grsnn.training.trainer import accumulate_gradients, micro_rows  # noqa: E402
 
-SETS = [(f"fb237_v{i}", f"kg_completion/fb237_v{i}") for i in range(1, 5)] + \
-       [(f"WN18RR_v{i}", f"kg_completion/WN18RR_v{i}") for i in range(1, 5)] + \
-       [("wn18rr", "kg_completion/wn18rr"), ("fb15k237", "kg_completion/fb15k237"),
-        ("cora", "link_prediction/cora"), ("citeseer", "link_prediction/citeseer")]
+SETS = [(f"fb237_v{i}", f"paper/kg_completion/fb237_v{i}") for i in range(1, 5)] + \
+       [(f"WN18RR_v{i}", f"paper/kg_completion/WN18RR_v{i}") for i in range(1, 5)] + \
+       [("wn18rr", "paper/kg_completion/wn18rr"), ("fb15k237", "paper/kg_completion/fb15k237"),
+        ("cora", "paper/link_prediction/cora"), ("citeseer", "paper/link_prediction/citeseer")]
 # link prediction runs 2 circuits per row and 1 + n rows per positive: timed, not fitted
 LINK_SETS = ("cora", "citeseer")
 

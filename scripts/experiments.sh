@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run (or continue) the paper's experiments one after another: a finished run
+# Run (or continue) the experiments one after another: a finished run
 # (results.json present) is skipped, an interrupted one resumes from its last.pt,
 # a new one starts. Stop it at any moment; run it again to go on.
 #
@@ -18,7 +18,9 @@
 # A suffix "_T<k>" runs the same protocol with k time steps (--set model.time_steps=k):
 #   cora_T20, citeseer_T20, WN18RR_v1_T16 are the horizon diagnostics of docs/RESULTS.md.
 # A suffix "_qs" runs tasks/query_sized/<name>.yaml (the query-driven circuit trained on
-#   the nodes each batch reaches, docs/method.md section 11): wn18rr_qs.
+#   the nodes each batch reaches, docs/method.md section 11): wn18rr_qs. A suffix "_paper"
+#   runs the paper's exact configuration (tasks/paper/): WN18RR_v1_paper, cora_paper.
+# A run that has a last.pt resumes with its own config.yaml.
 # Runs go to $RUNS/<name>/ (default runs/); output to $RUNS/<name>.out. One job at
 # a time, 2 threads (OMP_NUM_THREADS=1 to run two side by side). The project's own record of these runs is kept in results/ (committed,
 # so that a run stopped at the end of a working session resumes in the next one):
@@ -46,6 +48,9 @@ for name in "${names[@]}"; do
   if [[ "$base" =~ ^(.+)_qs$ ]]; then
     base="${BASH_REMATCH[1]}"
     family=query_sized
+  elif [[ "$base" =~ ^(.+)_paper$ ]]; then
+    base="${BASH_REMATCH[1]}"
+    family=paper
   fi
   if [[ "$base" =~ ^(.+)_T([1-9][0-9]*)$ ]]; then
     base="${BASH_REMATCH[1]}"
@@ -62,25 +67,33 @@ for name in "${names[@]}"; do
     *_budget) echo "error: no budget defined for $name" >&2; exit 2 ;;
   esac
   case "$base" in
-    cora|citeseer|pubmed) config="tasks/link_prediction/$base.yaml" ;;
-    *) config="tasks/kg_completion/$base.yaml" ;;
+    cora|citeseer|pubmed) kind=link_prediction ;;
+    *) kind=kg_completion ;;
   esac
-  [ -z "$family" ] || config="tasks/$family/$base.yaml"
+  case "$family" in
+    paper) config="tasks/paper/$kind/$base.yaml" ;;
+    query_sized) config="tasks/query_sized/$base.yaml" ;;
+    *) config="tasks/$kind/$base.yaml" ;;
+  esac
   [ -f "$config" ] || { echo "error: no config $config" >&2; exit 2; }
   out="$runs/$name"
   if [ -f "$out/results.json" ]; then
     echo "$name: done ($out/results.json)"
     continue
   fi
+  # a run resumes with its own config.yaml (what it started with, whatever the task's
+  # config says now); a new one starts from the task's config
+  source=(-c "$config")
   flags=()
   if [ -f "$out/last.pt" ]; then
+    source=()
     flags=(--resume)
   elif [ -d "$out" ]; then
     flags=(--force)        # stopped before its first checkpoint: nothing to keep
   fi
-  echo "$name: $(date +%H:%M:%S) grsnn train -c $config --out $out ${budget[*]:-} ${flags[*]:-}"
+  echo "$name: $(date +%H:%M:%S) grsnn train ${source[*]:-} --out $out ${budget[*]:-} ${flags[*]:-}"
   [ -z "$dry" ] || continue
-  .venv/bin/grsnn train -c "$config" --out "$out" --quiet "${budget[@]}" "${flags[@]}" \
+  .venv/bin/grsnn train "${source[@]}" --out "$out" --quiet "${budget[@]}" "${flags[@]}" \
     >> "$runs/$name.out" 2>&1
   echo "$name: finished $(date +%H:%M:%S)"
 done

@@ -19,12 +19,17 @@ def test_experiments_script_resumes_skips_and_applies_variants(tmp_path):
     (tmp_path / "WN18RR_v2" / "last.pt").write_bytes(b"")
     (tmp_path / "citeseer_T20").mkdir()                 # stopped before its first checkpoint
     out = _dry(tmp_path, "cora", "WN18RR_v2", "citeseer_T20", "WN18RR_v1_T16",
-               "fb237_v4_budget", "wn18rr_qs")
+               "fb237_v4_budget", "wn18rr_qs", "WN18RR_v4_paper", "cora_paper")
     assert out.returncode == 0, out.stderr
     lines = dict(line.split(": ", 1) for line in out.stdout.strip().splitlines())
     assert lines["cora"].startswith("done")
     wn2 = lines["WN18RR_v2"].split(" ", 1)[1].split()
-    assert wn2[-1] == "--resume" and "tasks/kg_completion/WN18RR_v2.yaml" in wn2
+    # a run resumes with its own config.yaml, whatever the task's config says now
+    assert wn2[-1] == "--resume" and "-c" not in wn2
+    assert wn2[wn2.index("--out") + 1] == str(tmp_path / "WN18RR_v2")
+    assert "-c tasks/paper/kg_completion/WN18RR_v4.yaml" in lines["WN18RR_v4_paper"]
+    assert "-c tasks/paper/link_prediction/cora.yaml" in lines["cora_paper"]
+    assert "-c tasks/kg_completion/WN18RR_v1.yaml" in lines["WN18RR_v1_T16"]
     cite = lines["citeseer_T20"]
     assert "tasks/link_prediction/citeseer.yaml" in cite and cite.endswith("--force")
     assert "--set model.time_steps=20" in cite
