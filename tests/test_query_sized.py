@@ -237,3 +237,36 @@ def test_unfused_circuit_scores_queries_on_the_whole_graph():
         a = model.score_query(data, 0, 1)
         b = model.score_all(data, torch.tensor([0]), torch.tensor([1]))[0]
     torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("query_sized", [False, True])
+def test_symmetric_forward_computes_the_node_priors_once(query_sized):
+    """Both directions of a symmetric forward read one background simulation and one
+    degree prior; logits and gradients are those of two separate computations."""
+    data = _graph(seed=2)
+    model = _model(symmetric=True, background=True, degree_prior=True)
+    model.query_sized = query_sized
+    ref = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(3)
+    heads = torch.randint(0, 40, (2, 9), generator=g)
+    batch = torch.stack([heads, torch.full_like(heads, 5), torch.full_like(heads, 1)], -1)
+    batch[1, :, 1] = 30
+    batches = [batch, batch[:, :, [1, 0, 2]]]      # shared tails, then shared heads
+    calls = []
+    inner = model.background_features
+    model.background_features = lambda d: calls.append(1) or inner(d)
+    got = [_run(model, data, b) for b in batches]
+    assert len(calls) == 2 and model._priors is None          # once per forward
+
+    def two_computations(m, d, b):          # the forward without the memo
+        h, t, r = m.to_tail_queries(b)
+        feat = m._features_at(d, h[:, 0], r[:, 0], t)
+        if (t == t[:, :1]).all():
+            inv = m._features_at(d, t[:, 0], r[:, 0], h)
+        else:
+            inv = m._features_at(d, t.reshape(-1), r.reshape(-1),
+                                 h.reshape(-1, 1)).view(*t.shape, -1)
+        return m.score((feat + inv) / 2)
+    ref.forward = lambda d, b: two_computations(ref, d, b)
+    for b, out in zip(batches, got):
+        assert _same(out, _run(ref, data, b)) >= 3

@@ -174,6 +174,7 @@ class GRSNN(nn.Module):
                              persistent=False)
         self._plan: Optional[tuple] = None
         self._background: Optional[tuple] = None
+        self._priors: Optional[dict] = None          # node_priors memo, within one forward
         self.track_rate = bool(track_rate)
         self._rates: list = []
         self.query_sized = bool(query_sized)
@@ -195,6 +196,7 @@ class GRSNN(nn.Module):
         state = self.__dict__.copy()
         state["_plan"] = None
         state["_background"] = None
+        state["_priors"] = None
         return state
 
     def reset_parameters(self) -> None:
@@ -382,11 +384,16 @@ class GRSNN(nn.Module):
         """The query-independent features ``[N, D]`` of every node the scoring MLP also
         reads: the degree prior (:meth:`relation_degrees` mapped by ``prior``) and the
         background readout (:meth:`background_features`), those switched on."""
+        memo = self._priors
+        if memo is not None and memo.get("data") is data and memo.get("dtype") == dtype:
+            return memo["out"]          # the same forward's other direction (symmetric)
         out = []
         if self.prior is not None:
             out.append(self.degree_features(self.relation_degrees(data).to(dtype)))
         if self.background_query is not None:
             out.append(self.background_features(data).to(dtype))
+        if memo is not None:
+            memo.update(data=data, dtype=dtype, out=out)
         return out
 
     def background_features(self, data) -> Tensor:
@@ -492,14 +499,18 @@ class GRSNN(nn.Module):
         h, t, r = self.to_tail_queries(batch)
         if not ((h == h[:, :1]).all() and (r == r[:, :1]).all()):
             raise ValueError("every row of batch must share its head (or its tail) and relation")
-        feat = self._features_at(data, h[:, 0], r[:, 0], t)
-        if self.symmetric:
-            if (t == t[:, :1]).all():     # one circuit from each row's shared tail
-                inv = self._features_at(data, t[:, 0], r[:, 0], h)
-            else:                         # one circuit from every candidate tail
-                inv = self._features_at(data, t.reshape(-1), r.reshape(-1),
-                                        h.reshape(-1, 1)).view(*t.shape, -1)
-            feat = (feat + inv) / 2
+        self._priors = {}        # both directions read the node priors of one computation
+        try:
+            feat = self._features_at(data, h[:, 0], r[:, 0], t)
+            if self.symmetric:
+                if (t == t[:, :1]).all():     # one circuit from each row's shared tail
+                    inv = self._features_at(data, t[:, 0], r[:, 0], h)
+                else:                         # one circuit from every candidate tail
+                    inv = self._features_at(data, t.reshape(-1), r.reshape(-1),
+                                            h.reshape(-1, 1)).view(*t.shape, -1)
+                feat = (feat + inv) / 2
+        finally:
+            self._priors = None
         return self.score(feat)
 
     def _features_at(self, data, h_index: Tensor, r_index: Tensor, cand: Tensor) -> Tensor:
