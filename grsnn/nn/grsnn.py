@@ -15,6 +15,12 @@ __all__ = ["GRSNN", "READOUTS", "first_spike_code"]
 READOUTS = ("spikes", "state")
 
 
+def _versions(tensors) -> tuple:
+    """What tells a cache that tensors it holds (by identity) were changed in place:
+    their version counters, storage addresses and dtypes (``-1`` for ``None``)."""
+    return tuple(-1 if x is None else (x._version, x.data_ptr(), x.dtype) for x in tensors)
+
+
 def first_spike_code(frames) -> Tensor:
     r"""Per neuron, :math:`1 - t_0 / T` for its first spike at step :math:`t_0` (``0``
     if it never fires), as :math:`\sum_t (1 - t/T)\,s[t]\prod_{t'<t}(1 - s[t'])` so
@@ -273,7 +279,7 @@ class GRSNN(nn.Module):
         """Grouped graph structure of ``data`` (cached while the graph is unchanged)."""
         tensors = (data.edge_index, getattr(data, "edge_type", None),
                    getattr(data, "edge_weight", None))
-        versions = tuple(-1 if x is None else x._version for x in tensors)
+        versions = _versions(tensors)
         num_nodes = int(data.num_nodes)
         # the cache holds the tensors, so their memory cannot be reused by another graph
         if self._plan is not None:
@@ -406,8 +412,9 @@ class GRSNN(nn.Module):
         query-driven wave does not reach (with ``background=True``).
 
         In evaluation (``eval()`` mode, gradients off) the result is cached while the
-        graph's tensors, every parameter and the readout kernel are unchanged, so a test split run
-        in chunks simulates the background once."""
+        graph's tensors, every parameter and the readout kernel are unchanged (as
+        :meth:`plan` caches the graph's structure), so a test split run in chunks
+        simulates the background once."""
         if self.background_query is None:
             raise ValueError("background_features needs a model with background=True")
         key = None
@@ -415,8 +422,7 @@ class GRSNN(nn.Module):
             tensors = (data.edge_index, getattr(data, "edge_type", None),
                        getattr(data, "edge_weight", None),
                        *self.parameters(), self.kappa)
-            key = (tuple(-1 if x is None else (x._version, x.data_ptr(), x.dtype)
-                         for x in tensors), int(data.num_nodes), self.conv.explain)
+            key = (_versions(tensors), int(data.num_nodes), self.conv.explain)
             if self._background is not None:
                 old, old_key, enc = self._background
                 # the cache holds the tensors, so their memory cannot be reused by others
