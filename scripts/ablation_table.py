@@ -1,8 +1,10 @@
 """Markdown table of the reach ablation runs written by scripts/ablation.sh.
 
     python scripts/ablation_table.py results/ablation/WN18RR_v1/*
+    python scripts/ablation_table.py results/WN18RR_v1 results/WN18RR_v1_qs_degree_bg
 
-One row per run directory: its levers, the test metrics (Hits@10 against 50 negatives,
+One row per run directory (an ablation run, or a full run once `bash
+scripts/run_reports.sh <run>` has written its reports): its levers, the test metrics (Hits@10 against 50 negatives,
 realistic and pessimistic, or AUROC), MRR, the tie share, what the answers at each range
 of hop distances cost (share x (1 - metric), summed over the range's groups), the
 firing rate of 64 test queries and the mean seconds per training epoch from log.txt.
@@ -34,11 +36,20 @@ def _breakdown(path: Path):
     return rows
 
 
+def _by_distance(run: Path) -> Path:
+    """The run's by-distance report: by_distance.txt (scripts/ablation.sh) or
+    test_by_distance.txt (scripts/run_reports.sh)."""
+    for name in ("by_distance.txt", "test_by_distance.txt"):
+        if (run / name).is_file():
+            return run / name
+    return run / "by_distance.txt"
+
+
 def row(run: Path) -> list:
     test = json.loads((run / "results.json").read_text())["test"]
     kg = "hits@10_50" in test
     metric = "hits@10_50" if kg else "auroc"
-    groups = _breakdown(run / "by_distance.txt")
+    groups = _breakdown(_by_distance(run))
     col = "hits@10_50" if kg else "auroc_vs_all_negatives"
     share = "share" if kg else "positives"
     cost = []
@@ -61,8 +72,8 @@ def row(run: Path) -> list:
 
 def main(runs) -> None:
     runs = [Path(r) for r in runs
-            if all((Path(r) / f).is_file() for f in ("results.json", "by_distance.txt",
-                                                     "stats.txt"))]
+            if all(f.is_file() for f in (Path(r) / "results.json", _by_distance(Path(r)),
+                                         Path(r) / "stats.txt"))]
     head = ["levers", "test metric", "pessimistic", "MRR / AP", "tied", "missed 1-3 hops",
             "missed 4-9 hops", "missed >9 / no path", "firing rate", "logged s / epoch"]
     print("| " + " | ".join(head) + " |")

@@ -1,6 +1,7 @@
 """scripts/experiments.sh: which command each experiment name runs (DRY_RUN, no training)."""
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,3 +77,43 @@ def test_ablation_script_maps_levers_to_config_overrides():
     bad = _ablation("WN18RR_v1", "paper+bogus")
     assert bad.returncode == 2 and "unknown lever bogus" in bad.stderr
     assert _ablation("nosuch", "paper").returncode == 2
+
+
+def _fake_run(path: Path, by_distance_name: str) -> Path:
+    path.mkdir(parents=True)
+    (path / "results.json").write_text(
+        '{"test": {"hits@10_50": 0.9, "pessimistic.hits@10_50": 0.85, "mrr": 0.5,'
+        ' "tied_fraction": 0.1}}')
+    (path / by_distance_name).write_text(
+        "test.mrr: 0.5\n\nby hop distance (horizon 9 hops):\n"
+        "      group   share     mrr  hits@10_50  tied_fraction\n"
+        "        all  1.0000  0.5000      0.9000         0.1000\n"
+        "          1  0.5000  0.9000      1.0000         0.0000\n"
+        "          5  0.3000  0.3000      0.8000         0.1000\n"
+        "unreachable  0.2000  0.1000      0.6000         0.4000\n")
+    (path / "stats.txt").write_text("firing rate (all steps): 0.0123\n")
+    (path / "log.txt").write_text(
+        "x epoch 1: mean loss 0.5 over 10 batches, 100.0 s\n"
+        "x epoch 2: mean loss 0.4 over 10 batches, 50.0 s\n")
+    return path
+
+
+def test_ablation_table_reads_ablation_and_full_runs(tmp_path):
+    a = _fake_run(tmp_path / "ablation_run", "by_distance.txt")
+    b = _fake_run(tmp_path / "full_run", "test_by_distance.txt")
+    (tmp_path / "unfinished").mkdir()                     # no reports: left out
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "ablation_table.py"),
+                          str(a), str(b), str(tmp_path / "unfinished")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| ")][1:]
+    assert [r.split(" | ")[0] for r in rows] == ["| ablation_run", "| full_run"]
+    # missed = share x (1 - Hits@10 (50)): 1-3 hops 0, 4-9 hops 0.3 x 0.2, none 0.2 x 0.4
+    expect = "| 0.900 | 0.850 | 0.500 | 0.100 | 0.000 | 0.060 | 0.080 | 0.0123 | 75 |"
+    assert all(r.endswith(expect) for r in rows), rows
+
+
+def test_run_reports_refuses_a_run_without_checkpoint(tmp_path):
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "run_reports.sh"), str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "best.pt not found" in out.stderr
