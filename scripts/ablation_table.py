@@ -4,10 +4,11 @@
     python scripts/ablation_table.py results/WN18RR_v1 results/WN18RR_v1_qs_degree_bg
 
 One row per run directory (an ablation run, or a full run once `bash
-scripts/run_reports.sh <run>` has written its reports): its levers, the test metrics (Hits@10 against 50 negatives,
-realistic and pessimistic, or AUROC), MRR, the tie share, what the answers at each range
-of hop distances cost (share x (1 - metric), summed over the range's groups), the
-firing rate of 64 test queries and the mean seconds per training epoch from log.txt.
+scripts/run_reports.sh <run>` has written its reports): its levers, the test metrics
+(Hits@10 against 50 negatives, realistic and pessimistic, or AUROC), MRR, the tie share,
+what the answers at each range of hop distances cost (share x (1 - metric), summed over
+the range's groups), the firing rate of 64 test queries and the mean seconds per training
+epoch from log.txt.
 """
 from __future__ import annotations
 
