@@ -8,7 +8,8 @@ scripts/run_reports.sh <run>` has written its reports): its levers, the test met
 (Hits@10 against 50 negatives, realistic and pessimistic, or AUROC), MRR, the tie share,
 what the answers at each range of hop distances cost (share x (1 - metric), summed over
 the range's groups), the firing rate of 64 test queries and the mean seconds per training
-epoch from log.txt.
+epoch from log.txt. The test metrics are those the by-distance report printed (the
+current evaluation of best.pt), else those results.json kept from the end of training.
 """
 from __future__ import annotations
 
@@ -46,8 +47,16 @@ def _by_distance(run: Path) -> Path:
     return run / "by_distance.txt"
 
 
-def row(run: Path) -> list:
+def _test_metrics(run: Path) -> dict:
+    """The test metrics: those the by-distance report printed (today's evaluation of
+    best.pt), else the ones results.json kept from the end of training."""
     test = json.loads((run / "results.json").read_text())["test"]
+    printed = re.findall(r"^test\.(\S+): ([-0-9.e]+)$", _by_distance(run).read_text(), re.M)
+    return {**test, **{k: float(v) for k, v in printed}}
+
+
+def row(run: Path) -> list:
+    test = _test_metrics(run)
     kg = "hits@10_50" in test
     metric = "hits@10_50" if kg else "auroc"
     groups = _breakdown(_by_distance(run))

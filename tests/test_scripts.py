@@ -82,10 +82,10 @@ def test_ablation_script_maps_levers_to_config_overrides():
 def _fake_run(path: Path, by_distance_name: str) -> Path:
     path.mkdir(parents=True)
     (path / "results.json").write_text(
-        '{"test": {"hits@10_50": 0.9, "pessimistic.hits@10_50": 0.85, "mrr": 0.5,'
-        ' "tied_fraction": 0.1}}')
+        '{"test": {"hits@10_50": 0.9, "pessimistic.hits@10_50": 0.7, "mrr": 0.4,'
+        ' "tied_fraction": 0.1}}')       # mrr and pessimistic: the report's figures win
     (path / by_distance_name).write_text(
-        "test.mrr: 0.5\n\nby hop distance (horizon 9 hops):\n"
+        "test.mrr: 0.5\ntest.pessimistic.hits@10_50: 0.85\n\nby hop distance (horizon 9 hops):\n"
         "      group   share     mrr  hits@10_50  tied_fraction\n"
         "        all  1.0000  0.5000      0.9000         0.1000\n"
         "          1  0.5000  0.9000      1.0000         0.0000\n"
