@@ -12,7 +12,8 @@
 # (model.degree_prior=true: the candidate's incoming edges per relation), fast
 # (model.delay_init=-3: every delay starts at 0), pna (model.aggregate=pna: mean, max,
 # min and standard deviation of the delayed spikes with degree scalers), T<k> (model.time_steps=k), lambda<x>
-# (model.linear_scale=x: the synaptic gain), rate<w> (task.firing_rate_weight=w: the
+# (model.linear_scale=x: the synaptic gain), tau<x> (model.tau=x: the neurons' time
+# constant; a smaller one makes a single arrival cross the threshold sooner), rate<w> (task.firing_rate_weight=w: the
 # firing-rate penalty), auto (model.propagation=auto: the event-driven engine where the
 # circuit is sparse; same results, other seconds per epoch), triangle
 # (model.surrogate=triangle: a surrogate gradient of compact support), qs
@@ -45,6 +46,7 @@ for lever in "${parts[@]}"; do
     pna) sets+=(--set model.aggregate=pna) ;;
     T[1-9]*) sets+=(--set "model.time_steps=${lever#T}") ;;
     lambda[0-9]*) sets+=(--set "model.linear_scale=${lever#lambda}") ;;
+    tau[0-9]*) sets+=(--set "model.tau=${lever#tau}") ;;
     rate[0-9]*) sets+=(--set "task.firing_rate_weight=${lever#rate}") ;;
     auto) sets+=(--set model.propagation=auto) ;;
     triangle) sets+=(--set model.surrogate=triangle) ;;

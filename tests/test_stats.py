@@ -93,3 +93,46 @@ def test_stats_print_the_measured_cpu_time_per_query_beside_the_energy():
     energy = next(i for i, x in enumerate(lines) if x.startswith("energy per query"))
     assert re.fullmatch(r"measured time per query on this machine: CPU [0-9.e+-]+ ms "
                         r"\(wall [0-9.e+-]+ ms, \d+ threads\)", lines[energy + 1])
+
+
+def test_background_circuit_is_counted_apart_against_brute_force():
+    from grsnn.reports.firing_stats import format_circuit_stats
+    torch.manual_seed(2)
+    n, rels = 10, 2
+    ei = torch.randint(0, n, (2, 30))
+    data = Data(edge_index=ei, edge_type=torch.randint(0, rels, (30,)), num_nodes=n)
+    model = GRSNN(rels, hidden_dim=3, time_steps=7, background=True, drive="reached")
+    with torch.no_grad():
+        model.conv.lin.bias.fill_(3.0)         # a bias that makes the background fire
+    h, r = torch.tensor([0, 4]), torch.tensor([0, 1])
+    stats = circuit_stats(model, data, h, r)
+    bg = stats["background"]
+    trains = model.background_spike_trains(data).double()                     # [T, N, D]
+    T = trains.size(0)
+    # the trains are the run background_features reads
+    kappa = model.kappa.double()
+    want_enc = (kappa.view(-1, 1, 1) * trains).sum(0)
+    assert torch.allclose(model.background_features(data).double(), want_enc, atol=1e-6)
+    delays = model.background_delays()                                         # [R, D]
+    assert delays.shape == (rels, 3)
+    want = 0.0
+    for (u, _), rho in zip(data.edge_index.t().tolist(), data.edge_type.tolist()):
+        for k in range(3):
+            d = int(delays[rho, k])
+            want += sum(trains[t - 1 - d, u, k].item() for t in range(1 + d, T))
+    assert want > 0
+    assert bg["delivered_spikes"] == want
+    assert bg["spikes"] == trains.sum().item() > 0
+    assert bg["firing_rate"] == pytest.approx(trains.mean().item())
+    assert bg["acs"] == 3 * want and bg["macs"] == 0
+    assert bg["energy_uj"] == pytest.approx(3 * want * 0.9e-6)
+    # bias-driven everywhere: the background fires where the query-driven circuit is silent
+    assert bg["firing_rate"] > stats["firing_rate"]
+    text = format_circuit_stats(stats, "test")
+    assert "background circuit (run once per graph" in text
+    assert f"delivered along edges: {want:.0f}" in text.split("background circuit")[1]
+    plain = circuit_stats(GRSNN(rels, hidden_dim=3, time_steps=7), data, h, r)
+    assert "background" not in plain
+    assert "background circuit" not in format_circuit_stats(plain, "test")
+    with pytest.raises(ValueError, match="background=True"):
+        GRSNN(rels, hidden_dim=3).background_spike_trains(data)

@@ -265,15 +265,18 @@ class GRSNN(nn.Module):
 
     def integer_delays(self, r_index: Tensor) -> Tensor:
         """Integer delays per query: ``[B, R, D]`` long in ``{0..K}``."""
-        r_index = r_index.view(-1)
         with torch.no_grad():
-            z, _ = self.relation_parameters(self.scaled_query(r_index))
-            if z is None:
-                if self.conv.delay_logit is None:
-                    return torch.zeros(r_index.numel(), self.num_relations, self.hidden_dim,
-                                       dtype=torch.long, device=r_index.device)
-                z = self.conv.delay_logit.unsqueeze(1).expand(-1, r_index.numel(), -1)
-            return self.conv.integer_delays(z).transpose(0, 1)
+            return self._delays_of(self.scaled_query(r_index.view(-1)))
+
+    def _delays_of(self, q: Tensor) -> Tensor:
+        """Integer delays ``[B, R, D]`` of the circuits of scaled query vectors ``q``."""
+        z, _ = self.relation_parameters(q)
+        if z is None:
+            if self.conv.delay_logit is None:
+                return torch.zeros(q.size(0), self.num_relations, self.hidden_dim,
+                                   dtype=torch.long, device=q.device)
+            z = self.conv.delay_logit.unsqueeze(1).expand(-1, q.size(0), -1)
+        return self.conv.integer_delays(z).transpose(0, 1)
 
     def plan(self, data) -> DelayPlan:
         """Grouped graph structure of ``data`` (cached while the graph is unchanged)."""
@@ -428,22 +431,47 @@ class GRSNN(nn.Module):
                 # the cache holds the tensors, so their memory cannot be reused by others
                 if old_key == key and all(a is b for a, b in zip(old, tensors)):
                     return enc
-        n = int(data.num_nodes)
-        zero = torch.zeros(1, dtype=torch.long, device=self.kappa.device)
-        q = self.background_query(zero) * (self.v_threshold / 2) + self.v_threshold / 2
-        z, w = self.relation_parameters(q)
-        frames = self.conv.simulate(q.new_zeros(n, 1, self.hidden_dim), data.edge_index,
-                                    getattr(data, "edge_type", None),
-                                    edge_weight=getattr(data, "edge_weight", None),
-                                    delay_logits=z, relation_weights=w,
-                                    plan=None if self.conv.explain else self.plan(data),
-                                    drive="always")
+        frames = self._background_frames(data)
         kappa = self.kappa.tolist()
         enc = kappa[0] * frames[0]
         for k, s in zip(kappa[1:], frames[1:]):
             enc = enc + k * s
         self._background = None if key is None else (tensors, key, enc)
         return enc
+
+    def _background_query(self) -> Tensor:
+        """The scaled query vector ``[1, D]`` of the background circuit."""
+        zero = torch.zeros(1, dtype=torch.long, device=self.kappa.device)
+        return self.background_query(zero) * (self.v_threshold / 2) + self.v_threshold / 2
+
+    def _background_frames(self, data) -> List[Tensor]:
+        """The ``T`` spike frames ``[N, D]`` of the background circuit (no cache)."""
+        n = int(data.num_nodes)
+        q = self._background_query()
+        z, w = self.relation_parameters(q)
+        return self.conv.simulate(q.new_zeros(n, 1, self.hidden_dim), data.edge_index,
+                                  getattr(data, "edge_type", None),
+                                  edge_weight=getattr(data, "edge_weight", None),
+                                  delay_logits=z, relation_weights=w,
+                                  plan=None if self.conv.explain else self.plan(data),
+                                  drive="always")
+
+    def background_spike_trains(self, data) -> Tensor:
+        """The background circuit's spike trains as booleans ``[T, N, D]`` (no gradient),
+        for analysis: the run :meth:`background_features` reads (``background=True``)."""
+        if self.background_query is None:
+            raise ValueError("background_spike_trains needs a model with background=True")
+        with torch.no_grad():
+            frames = self._background_frames(data)
+            return torch.stack(frames).view(len(frames), int(data.num_nodes),
+                                            self.hidden_dim).bool()
+
+    def background_delays(self) -> Tensor:
+        """The background circuit's integer delays ``[R, D]`` (long, in ``{0..K}``)."""
+        if self.background_query is None:
+            raise ValueError("background_delays needs a model with background=True")
+        with torch.no_grad():
+            return self._delays_of(self._background_query())[0]
 
     def readout_parts(self, frames, u: Optional[Tensor] = None) -> List[Tensor]:
         """The spike-train features of each node from its frames ``T x [M, C]``:

@@ -41,7 +41,8 @@ from ..functional import build_plan
 from ..nn import GRSNN
 
 __all__ = ["circuit_stats", "format_circuit_stats", "spiking_gnn_stats", "delivered_spikes",
-           "source_reach", "operation_counts", "query_time", "ENERGY_AC_PJ", "ENERGY_MAC_PJ"]
+           "background_stats", "source_reach", "operation_counts", "query_time",
+           "ENERGY_AC_PJ", "ENERGY_MAC_PJ"]
 
 ENERGY_AC_PJ = 0.9
 ENERGY_MAC_PJ = 4.6
@@ -266,6 +267,43 @@ def circuit_stats(model: GRSNN, data, h_index: Tensor, r_index: Tensor) -> Dict[
         "energy_constants_pj": {"accumulate": ENERGY_AC_PJ, "multiply_accumulate": ENERGY_MAC_PJ},
         "reach_by_distance": source_reach(model, data, h_index, r_index, spikes),
         **query_time(model, data, h_index, r_index),
+        **({"background": background_stats(model, data, plan)}
+           if getattr(model, "background_query", None) is not None else {}),
+    }
+
+
+@torch.no_grad()
+def background_stats(model: GRSNN, data, plan=None) -> Dict[str, Any]:
+    """The same counts for the background circuit of a ``background=True`` model (run
+    once per graph without a query, bias-driven, and shared by every query on that
+    graph): firing rate per step and over all steps, spikes, delivered spikes,
+    operations and energy of that one run.
+
+    Example:
+        >>> from torch_geometric.data import Data
+        >>> data = Data(edge_index=torch.tensor([[0, 1], [1, 0]]),
+        ...             edge_type=torch.tensor([0, 0]), num_nodes=2)
+        >>> bg = background_stats(GRSNN(1, hidden_dim=4, background=True), data)
+        >>> len(bg["firing_rate_per_step"]), bg["spikes"] >= bg["delivered_spikes"] >= 0
+        (10, True)
+    """
+    model.eval()
+    spikes = model.background_spike_trains(data).float()                  # [T, N, D]
+    steps, n, d = spikes.shape
+    if plan is None:
+        plan = build_plan(data.edge_index, n, getattr(data, "edge_type", None),
+                          model.num_relations)
+    delivered = delivered_spikes(spikes, plan, model.background_delays()).sum().view(1)
+    ops = operation_counts(model, delivered, spikes[:-1].sum().view(1), n, plan.dst.numel())
+    pj = ops["snn_ac"] * ENERGY_AC_PJ + ops["snn_mac"] * ENERGY_MAC_PJ
+    return {
+        "firing_rate_per_step": spikes.mean(dim=(1, 2)).tolist(),
+        "firing_rate": spikes.mean().item(),
+        "spikes": spikes.sum().item(),
+        "delivered_spikes": delivered.item(),
+        "acs": ops["snn_ac"].item(),
+        "macs": ops["snn_mac"].item(),
+        "energy_uj": pj.item() * 1e-6,
     }
 
 
@@ -296,4 +334,22 @@ def format_circuit_stats(stats: Dict[str, Any], split: str) -> str:
         "reach of the query by hop distance from its source (informed: the spike train "
         "differs from the node's train without the source's current):",
         format_breakdown(s["reach_by_distance"], ["fired", "first_spike", "informed"]),
+        *_format_background(s.get("background"), s["snn_energy_uj_per_query"]),
     ])
+
+
+def _format_background(bg: Optional[Dict[str, Any]], query_uj: float) -> List[str]:
+    """The lines of :func:`background_stats` (none without a background circuit)."""
+    if bg is None:
+        return []
+    ratio = bg["energy_uj"] / query_uj if query_uj > 0 else float("inf")
+    return [
+        "",
+        "background circuit (run once per graph without a query, shared by all its queries; "
+        "not in the figures above):",
+        "firing rate per time step: " + " ".join(f"{x:.4f}" for x in bg["firing_rate_per_step"]),
+        f"firing rate (all steps): {bg['firing_rate']:.4f}",
+        f"spikes: {bg['spikes']:.0f}; delivered along edges: {bg['delivered_spikes']:.0f}",
+        f"operations: {bg['acs']:.4g} AC + {bg['macs']:.4g} MAC; energy {bg['energy_uj']:.4g} uJ "
+        f"(the spiking energy of {ratio:.3g} queries)",
+    ]
