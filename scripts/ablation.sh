@@ -13,7 +13,8 @@
 # (model.delay_init=-3: every delay starts at 0), pna (model.aggregate=pna: mean, max,
 # min and standard deviation of the delayed spikes with degree scalers), T<k> (model.time_steps=k), lambda<x>
 # (model.linear_scale=x: the synaptic gain), tau<x> (model.tau=x: the neurons' time
-# constant; a smaller one makes a single arrival cross the threshold sooner), rate<w> (task.firing_rate_weight=w: the
+# constant; a smaller one makes a single arrival cross the threshold sooner), K<k>
+# (model.delay_bound=k: the largest synaptic delay), rate<w> (task.firing_rate_weight=w: the
 # firing-rate penalty), auto (model.propagation=auto: the event-driven engine where the
 # circuit is sparse; same results, other seconds per epoch), triangle
 # (model.surrogate=triangle: a surrogate gradient of compact support), qs
@@ -47,6 +48,7 @@ for lever in "${parts[@]}"; do
     T[1-9]*) sets+=(--set "model.time_steps=${lever#T}") ;;
     lambda[0-9]*) sets+=(--set "model.linear_scale=${lever#lambda}") ;;
     tau[0-9]*) sets+=(--set "model.tau=${lever#tau}") ;;
+    K[0-9]*) sets+=(--set "model.delay_bound=${lever#K}") ;;
     rate[0-9]*) sets+=(--set "task.firing_rate_weight=${lever#rate}") ;;
     auto) sets+=(--set model.propagation=auto) ;;
     triangle) sets+=(--set model.surrogate=triangle) ;;

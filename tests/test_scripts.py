@@ -61,14 +61,15 @@ def _ablation(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_ablation_script_maps_levers_to_config_overrides():
-    out = _ablation("WN18RR_v1", "reached+state+degree+fast+T16+lambda3+tau1.5", "2")
+    out = _ablation("WN18RR_v1", "reached+state+degree+fast+T16+lambda3+tau1.5+K2", "2")
     assert out.returncode == 0, out.stderr
     cmd = out.stdout.strip()
     assert cmd.startswith("grsnn train -c tasks/paper/kg_completion/WN18RR_v1.yaml "
-                          "--out /runs/ablation/WN18RR_v1/reached+state+degree+fast+T16+lambda3+tau1.5")
+                          "--out /runs/ablation/WN18RR_v1/reached+state+degree+fast+T16+lambda3+tau1.5+K2")
     for pair in ("train.num_epoch=2", "train.seed=0", "model.drive=reached",
                  "model.readout=state", "model.degree_prior=true", "model.delay_init=-3",
-                 "model.time_steps=16", "model.linear_scale=3", "model.tau=1.5"):
+                 "model.time_steps=16", "model.linear_scale=3", "model.tau=1.5",
+                 "model.delay_bound=2"):
         assert f"--set {pair}" in cmd, pair
     assert "--set model.aggregate=pna" in _ablation("WN18RR_v1", "pna", "8").stdout
     rate = _ablation("fb237_v1", "auto+rate0.1", "4").stdout
