@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 RANGES = (("1-3", lambda g: g.isdigit() and 1 <= int(g) <= 3),
-          ("4-9", lambda g: g.isdigit() and 4 <= int(g)),
-          (">9, none", lambda g: not g.isdigit()))
+          ("4-9", lambda g: g.isdigit() and 4 <= int(g) <= 9),
+          (">9, none", lambda g: not g.isdigit() or int(g) > 9))
 
 
 def _breakdown(path: Path):
@@ -34,7 +34,8 @@ def _breakdown(path: Path):
     for x in lines[start:]:
         if len(x) != len(head):
             break
-        rows[x[0]] = {k: float(v) for k, v in zip(head[1:], x[1:])}
+        # "-": a group without positives has no AUROC
+        rows[x[0]] = {k: float("nan") if v == "-" else float(v) for k, v in zip(head[1:], x[1:])}
     return rows
 
 
@@ -65,14 +66,14 @@ def row(run: Path) -> list:
     cost = []
     for _, pick in RANGES:
         miss = sum(r[share] * (1 - r[col]) for g, r in groups.items()
-                   if g != "all" and pick(g) and col in r)
+                   if g != "all" and pick(g) and col in r and r[col] == r[col])
         cost.append(f"{miss:.3f}")
     stats = (run / "stats.txt").read_text()
     rate = re.search(r"firing rate \(all steps\): ([0-9.]+)", stats)
     epochs = [float(x) for x in re.findall(r"epoch \d+: mean loss [0-9.]+ over \d+ batches, "
                                             r"([0-9.]+) s", (run / "log.txt").read_text())]
     pess = test.get("pessimistic." + metric)
-    tied = test.get("tied_fraction", test.get("pessimistic.auroc"))
+    tied = test.get("tied_fraction")
     return [run.name, f"{test[metric]:.3f}", "-" if pess is None else f"{pess:.3f}",
             f"{test.get('mrr', test.get('ap', 0)):.3f}",
             "-" if tied is None else f"{tied:.3f}", *cost,

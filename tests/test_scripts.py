@@ -114,6 +114,26 @@ def test_ablation_table_reads_ablation_and_full_runs(tmp_path):
     assert all(r.endswith(expect) for r in rows), rows
 
 
+def test_ablation_table_reads_a_long_horizon_link_prediction_run(tmp_path):
+    run = _fake_run(tmp_path / "cora_T20", "by_distance.txt")
+    (run / "results.json").write_text('{"test": {"auroc": 0.9, "pessimistic.auroc": 0.89,'
+                                      ' "ap": 0.91}}')
+    (run / "by_distance.txt").write_text(
+        "test.auroc: 0.9\n\nby hop distance (horizon 19 hops):\n"
+        "      group  positives  negatives  auroc_vs_all_negatives  tied_with_a_negative\n"
+        "        all     1.0000     1.0000                  0.9000                0.0100\n"
+        "          2     0.5000     0.1000                  1.0000                0.0000\n"
+        "          9     0.3000     0.3000                  0.5000                0.0000\n"
+        "         10     0.2000     0.3000                  0.7000                0.0000\n"
+        "         11     0.0000     0.3000                       -                     -\n")
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "ablation_table.py"), str(run)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    row = [line for line in out.stdout.splitlines() if line.startswith("| ")][-1]
+    # no tie share recorded: "-"; 4-9 hops 0.3 x 0.5; beyond 9 hops 0.2 x 0.3 (11: no positives)
+    assert row.endswith("| 0.900 | 0.890 | 0.910 | - | 0.000 | 0.150 | 0.060 | 0.0123 | 75 |"), row
+
+
 def test_run_reports_refuses_a_run_without_checkpoint(tmp_path):
     out = subprocess.run(["bash", str(ROOT / "scripts" / "run_reports.sh"), str(tmp_path)],
                          capture_output=True, text=True, timeout=60)
