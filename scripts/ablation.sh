@@ -20,7 +20,9 @@
 # (model.surrogate=triangle: a surrogate gradient of compact support), qs
 # (model.query_sized=true: train on the subgraph the queries reach; needs reached+triangle;
 # same results, other seconds per epoch), bg (model.background=true: every candidate's
-# readout in the circuit run once per graph without a query, bias-driven).
+# readout in the circuit run once per graph without a query, bias-driven), pair
+# (model.background_pair=true: the product of the source's and the candidate's background
+# readouts; needs bg).
 # The first argument names the paper's configuration tasks/paper/kg_completion/<split>.yaml
 # or tasks/paper/link_prediction/<name>.yaml, which every lever starts from.
 # Runs go to $RUNS/ablation/<split>/<levers>[_s<seed>]/
@@ -54,6 +56,7 @@ for lever in "${parts[@]}"; do
     triangle) sets+=(--set model.surrogate=triangle) ;;
     qs) sets+=(--set model.query_sized=true) ;;
     bg) sets+=(--set model.background=true) ;;
+    pair) sets+=(--set model.background_pair=true) ;;
     *) echo "ablation.sh: unknown lever $lever" >&2; exit 2 ;;
   esac
 done

@@ -161,3 +161,36 @@ def test_a_used_model_deep_copies_and_pickles_without_its_graph_caches():
                 twin.score_all(data, torch.tensor([0, 3]), torch.tensor([1, 2])), before,
                 rtol=0, atol=0)
     assert model._plan is not None                      # the original keeps its caches
+
+
+def test_background_pair_feature_is_the_product_of_source_and_candidate_readouts():
+    data = _graph()
+    model = _model(hidden_dim=4, time_steps=6, background_pair=True)
+    d = model.hidden_dim
+    batch = torch.tensor([[[13, 0, 0], [13, 5, 0], [13, 14, 0]],
+                          [[2, 7, 1], [2, 12, 1], [2, 3, 1]]])
+    h, t = batch[:, 0, 0], batch[..., 1]
+    with torch.no_grad():
+        bg = model.background_features(data)
+        feat = model.node_features(data, h, batch[:, 0, 2])                  # [B, N, F]
+    assert feat.size(-1) == 4 * d                   # readout, query, background, pair
+    for b in range(2):
+        for v in t[b].tolist():
+            pair = [bg[h[b], k].item() * bg[v, k].item() for k in range(d)]
+            assert feat[b, v, 3 * d:].tolist() == pytest.approx(pair, rel=1e-12, abs=1e-15)
+            assert torch.equal(feat[b, v, 2 * d:3 * d], bg[v])
+    assert feat[..., 3 * d:].ne(0).any()
+    logits = model(data, batch)
+    logits.sum().backward()
+    assert model.mlp[0].weight.grad[:, 3 * d:].ne(0).any()     # the pair columns learn
+    with pytest.raises(ValueError, match="background_pair=True needs background=True"):
+        GRSNN(2, background_pair=True)
+
+
+def test_config_refuses_background_pair_without_background():
+    from grsnn.training.config import ConfigError, merge_config
+    with pytest.raises(ConfigError, match="model.background_pair: needs model.background=true"):
+        merge_config({"model": {"background_pair": True}})
+    cfg = merge_config({"model": {"background_pair": True, "background": True}})
+    assert cfg["model"]["background_pair"] is True
+    assert merge_config({})["model"]["background_pair"] is False

@@ -79,6 +79,7 @@ def _same(a, b):
 
 @pytest.mark.parametrize("kw", [{}, {"degree_prior": True}, {"dependent": False},
                                 {"background": True, "degree_prior": True},
+                                {"background": True, "background_pair": True},
                                 {"delay": False, "relation_weight": False},
                                 {"self_connection": True, "track_rate": True}])
 def test_same_logits_and_gradients_as_the_whole_graph(kw):
@@ -159,7 +160,8 @@ def test_circuits_that_cannot_train_query_sized_are_refused(kw, words):
         _model(query_sized=True, **kw)
 
 
-@pytest.mark.parametrize("kw", [{}, {"degree_prior": True}, {"background": True}])
+@pytest.mark.parametrize("kw", [{}, {"degree_prior": True}, {"background": True},
+                                {"background": True, "background_pair": True}])
 def test_score_all_same_scores_and_gradients(kw):
     """Every node scored (evaluation): the unreached nodes share one score per query."""
     data = _graph(seed=4)

@@ -115,6 +115,11 @@ class GRSNN(nn.Module):
             (:meth:`background_features`): a query-independent description of its
             neighbourhood, for the candidates a query-driven wave does not reach, which
             are otherwise told apart by the degree prior alone (default ``False``).
+        background_pair (bool): also give the scoring MLP the elementwise product of the
+            query source's and the candidate's background readouts,
+            :math:`\mathrm{bg}_h \odot \mathrm{bg}_v` (``D`` features): how alike the two
+            neighbourhoods are, a pair feature for the candidates the query's wave does not
+            reach (needs ``background=True``; default ``False``).
 
     Example:
         >>> from torch_geometric.data import Data
@@ -136,7 +141,7 @@ class GRSNN(nn.Module):
                  readout: str = "spikes", degree_prior: bool = False,
                  delay_init: Optional[float] = None, propagation: str = "dense",
                  track_rate: bool = False, query_sized: bool = False,
-                 background: bool = False) -> None:
+                 background: bool = False, background_pair: bool = False) -> None:
         super().__init__()
         if num_relations < 1:
             raise ValueError(f"num_relations must be >= 1, got {num_relations}")
@@ -164,8 +169,12 @@ class GRSNN(nn.Module):
         self.weight_generator = (nn.Linear(hidden_dim, size)
                                  if dependent and relation_weight else None)
         self.background = bool(background)
+        self.background_pair = bool(background_pair)
+        if self.background_pair and not self.background:
+            raise ValueError("background_pair=True needs background=True")
         feat = ((4 if readout == "state" else 2) * hidden_dim
-                + (hidden_dim if degree_prior else 0) + (hidden_dim if background else 0))
+                + (hidden_dim if degree_prior else 0) + (hidden_dim if background else 0)
+                + (hidden_dim if background_pair else 0))
         self.prior = nn.Linear(num_relations, hidden_dim) if degree_prior else None
         # the query vector of the background circuit (its delays and relation weights)
         self.background_query = nn.Embedding(1, hidden_dim) if background else None
@@ -385,9 +394,21 @@ class GRSNN(nn.Module):
         parts = [x.view(n, -1, d).transpose(0, 1) for x in parts]
         q = self.scaled_query(r_index)
         parts.append(q.unsqueeze(1).expand_as(parts[0]))
-        for extra in self.node_priors(data, q.dtype):                          # [N, D]
+        priors = self.node_priors(data, q.dtype)
+        for extra in priors:                                                    # [N, D]
             parts.append(extra.unsqueeze(0).expand(parts[0].size(0), -1, -1))
+        if self.background_pair:
+            parts.append(self.pair_features(priors[-1], h_index))
         return torch.cat(parts, dim=-1)
+
+    def pair_features(self, background: Tensor, h_index: Tensor,
+                      cand: Optional[Tensor] = None) -> Tensor:
+        """``background_pair``'s features: ``bg[h] * bg[v]`` for every query source ``h``
+        (``[B]``) and candidate ``v`` (``cand`` ``[B, n]``; every node when ``None``):
+        ``[B, n or N, D]``, from the background readouts ``background`` ``[N, D]``
+        (:meth:`background_features`)."""
+        src = background[h_index.view(-1)].unsqueeze(1)                         # [B, 1, D]
+        return src * (background.unsqueeze(0) if cand is None else background[cand])
 
     def node_priors(self, data, dtype: torch.dtype) -> List[Tensor]:
         """The query-independent features ``[N, D]`` of every node the scoring MLP also

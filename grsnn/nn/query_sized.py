@@ -209,11 +209,15 @@ def _positions(sub: _Subgraph, cand: Tensor) -> Tensor:
     return pos
 
 
-def _features(model, data, sub: _Subgraph, cand: Tensor) -> Tensor:
-    """``[B, n, F]`` readout features of the candidates ``cand`` ``[B, n]``."""
+def _features(model, data, sub: _Subgraph, cand: Tensor, h_index: Tensor) -> Tensor:
+    """``[B, n, F]`` readout features of the candidates ``cand`` ``[B, n]`` of the
+    queries from ``h_index`` ``[B]``."""
     parts = [sub.enc[_positions(sub, cand)],
              sub.q.unsqueeze(1).expand(-1, cand.size(1), -1)]
-    parts += [extra[cand] for extra in model.node_priors(data, sub.q.dtype)]
+    priors = model.node_priors(data, sub.q.dtype)
+    parts += [extra[cand] for extra in priors]
+    if model.background_pair:
+        parts.append(model.pair_features(priors[-1], h_index, cand))
     return torch.cat(parts, dim=-1)
 
 
@@ -229,7 +233,7 @@ def candidate_features(model, data, h_index: Tensor, r_index: Tensor, cand: Tens
     sub = _simulate(model, data, h_index, r_index)
     if sub is None:
         return None
-    return _features(model, data, sub, cand), sub.rate
+    return _features(model, data, sub, cand, h_index), sub.rate
 
 
 def all_scores(model, data, h_index: Tensor, r_index: Tensor
@@ -245,7 +249,7 @@ def all_scores(model, data, h_index: Tensor, r_index: Tensor
     n, batch = int(data.num_nodes), h_index.numel()
     if model.prior is not None or model.background_query is not None:
         cand = torch.arange(n, device=h_index.device).expand(batch, n)
-        return model.score(_features(model, data, sub, cand)), sub.rate
+        return model.score(_features(model, data, sub, cand, h_index)), sub.rate
     rows = sub.offset[1:] - sub.offset[:-1]
     query = torch.repeat_interleave(torch.arange(batch, device=h_index.device), rows)
     reached = model.score(torch.cat([sub.enc[:-1], sub.q[query]], dim=-1))

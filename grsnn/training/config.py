@@ -290,6 +290,8 @@ def merge_config(raw: Dict[str, Any], where: str = "") -> Dict[str, Dict[str, An
     if cfg["model"]["delay_bound"] > MAX_DELAY_BOUND:
         raise ConfigError(f"{where}model.delay_bound: must be <= {MAX_DELAY_BOUND}")
     _check_query_sized(cfg["model"], where)
+    if cfg["model"]["background_pair"] and not cfg["model"]["background"]:
+        raise ConfigError(f"{where}model.background_pair: needs model.background=true")
     return cfg
 
 
