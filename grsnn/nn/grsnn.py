@@ -259,7 +259,11 @@ class GRSNN(nn.Module):
 
     def scaled_query(self, r_index: Tensor) -> Tensor:
         """:math:`\\tilde q = (V_{th}/2) E_q[r] + V_{th}/2`, ``[B, D]``."""
-        return self.query(r_index) * (self.v_threshold / 2) + self.v_threshold / 2
+        return self._scale_query(self.query(r_index))
+
+    def _scale_query(self, raw: Tensor) -> Tensor:
+        """The injected current of a query vector ``raw``: ``(V_th / 2) raw + V_th / 2``."""
+        return raw * (self.v_threshold / 2) + self.v_threshold / 2
 
     def relation_parameters(self, q: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor]]:
         """Delay logits and relation weights ``[R, B, D]`` for scaled queries ``q``
@@ -452,18 +456,14 @@ class GRSNN(nn.Module):
                 # the cache holds the tensors, so their memory cannot be reused by others
                 if old_key == key and all(a is b for a, b in zip(old, tensors)):
                     return enc
-        frames = self._background_frames(data)
-        kappa = self.kappa.tolist()
-        enc = kappa[0] * frames[0]
-        for k, s in zip(kappa[1:], frames[1:]):
-            enc = enc + k * s
+        enc = self._spike_readout(self._background_frames(data))
         self._background = None if key is None else (tensors, key, enc)
         return enc
 
     def _background_query(self) -> Tensor:
         """The scaled query vector ``[1, D]`` of the background circuit."""
         zero = torch.zeros(1, dtype=torch.long, device=self.kappa.device)
-        return self.background_query(zero) * (self.v_threshold / 2) + self.v_threshold / 2
+        return self._scale_query(self.background_query(zero))
 
     def _background_frames(self, data) -> List[Tensor]:
         """The ``T`` spike frames ``[N, D]`` of the background circuit (no cache)."""
@@ -494,14 +494,19 @@ class GRSNN(nn.Module):
         with torch.no_grad():
             return self._delays_of(self._background_query())[0]
 
-    def readout_parts(self, frames, u: Optional[Tensor] = None) -> List[Tensor]:
-        """The spike-train features of each node from its frames ``T x [M, C]``:
-        ``[sum_t kappa_t s[t]]``, plus the first-spike code and ``u / V_th`` (``u`` the
-        final membrane) with ``readout="state"``."""
+    def _spike_readout(self, frames) -> Tensor:
+        """``sum_t kappa_t s[t]`` of the ``T`` frames."""
         kappa = self.kappa.tolist()
         enc = kappa[0] * frames[0]
         for k, s in zip(kappa[1:], frames[1:]):
             enc = enc + k * s
+        return enc
+
+    def readout_parts(self, frames, u: Optional[Tensor] = None) -> List[Tensor]:
+        """The spike-train features of each node from its frames ``T x [M, C]``:
+        ``[sum_t kappa_t s[t]]``, plus the first-spike code and ``u / V_th`` (``u`` the
+        final membrane) with ``readout="state"``."""
+        enc = self._spike_readout(frames)
         if self.readout != "state":
             return [enc]
         if u is None:
