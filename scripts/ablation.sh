@@ -22,7 +22,8 @@
 # same results, other seconds per epoch), bg (model.background=true: every candidate's
 # readout in the circuit run once per graph without a query, bias-driven), pair
 # (model.background_pair=true: the product of the source's and the candidate's background
-# readouts; needs bg).
+# readouts; needs bg), feat (model.node_features=true: the node features drive the
+# background circuit; needs bg and a data set with features).
 # The first argument names the paper's configuration tasks/paper/kg_completion/<split>.yaml
 # or tasks/paper/link_prediction/<name>.yaml, which every lever starts from.
 # Runs go to $RUNS/ablation/<split>/<levers>[_s<seed>]/
@@ -57,6 +58,7 @@ for lever in "${parts[@]}"; do
     qs) sets+=(--set model.query_sized=true) ;;
     bg) sets+=(--set model.background=true) ;;
     pair) sets+=(--set model.background_pair=true) ;;
+    feat) sets+=(--set model.node_features=true) ;;
     *) echo "ablation.sh: unknown lever $lever" >&2; exit 2 ;;
   esac
 done

@@ -83,13 +83,17 @@ def test_isolated_neuron_spikes_by_hand():
     torch.testing.assert_close(model.background_features(data), expect)
 
 
-def _lif_by_hand(model, b):
+def _lif_by_hand(model, b, beta=0.0):
+    """The spike train of one neuron with bias ``b`` and constant input current ``beta``."""
     a = math.exp(-1.0 / model.conv.tau)
-    c = u = 0.0
-    out = [0.0]                                   # t = 0: u = beta = 0, no spike
+    c = 0.0
+    u = beta                                      # t = 0: u = beta
+    s = 1.0 if u >= model.v_threshold else 0.0
+    u = u * (1 - s)
+    out = [s]
     for _ in range(1, model.time_steps):
         c = a * c + math.e / model.conv.tau * b   # the input current: the bias alone
-        u = a * u + c
+        u = a * u + c + beta
         s = 1.0 if u >= model.v_threshold else 0.0
         u = u * (1 - s)
         out.append(s)
@@ -194,3 +198,93 @@ def test_config_refuses_background_pair_without_background():
     cfg = merge_config({"model": {"background_pair": True, "background": True}})
     assert cfg["model"]["background_pair"] is True
     assert merge_config({})["model"]["background_pair"] is False
+
+
+def test_node_features_drive_isolated_neurons_by_hand():
+    """node_features: an isolated node's neuron gets the constant input current
+    beta = (V_th / 2) W x / |x| besides its bias; by hand, for two feature vectors, and
+    the all-zero vector gives the bias-driven background."""
+    data = Data(edge_index=torch.zeros(2, 0, dtype=torch.long),
+                edge_type=torch.zeros(0, dtype=torch.long), num_nodes=3,
+                x=torch.tensor([[3.0, 4.0], [0.0, -2.0], [0.0, 0.0]], dtype=torch.float64))
+    model = _model(hidden_dim=1, num_relations=2, node_features=2)
+    with torch.no_grad():
+        model.conv.lin.weight.zero_()
+        model.conv.lin.bias.fill_(0.3)
+        model.feature_encoder.weight.copy_(torch.tensor([[0.5, 1.0]]))
+    # unit features (0.6, 0.8) and (0, -1): W x = 1.1 and -1.0, times V_th / 2 = 0.5
+    betas = [0.55, -0.5, 0.0]
+    trains = [_lif_by_hand(model, 0.3, beta) for beta in betas]
+    assert len({tuple(t) for t in trains}) == 3        # three different trains
+    expect = _readout(model, torch.tensor(trains, dtype=torch.float64).t()
+                      .reshape(-1, 3, 1, 1))
+    got = model.background_features(data)
+    torch.testing.assert_close(got, expect, rtol=1e-12, atol=1e-12)
+    plain = _model(hidden_dim=1, num_relations=2)
+    with torch.no_grad():
+        plain.conv.lin.weight.zero_()
+        plain.conv.lin.bias.fill_(0.3)
+    torch.testing.assert_close(got[2], plain.background_features(data)[2])
+
+
+def test_node_features_tell_alike_neighbourhoods_apart_and_learn():
+    data = _graph()
+    data.x = torch.rand(16, 7, generator=torch.Generator().manual_seed(2),
+                        dtype=torch.float64)
+    model = _model(hidden_dim=6, time_steps=6, node_features=7, background_pair=True)
+    bg = model.background_features(data)
+    # the isolated nodes 12..15, alike without features, now differ
+    assert len({tuple(row.tolist()) for row in bg[12:]}) > 1
+    batch = torch.tensor([[[13, 0, 0], [13, 5, 0], [13, 14, 0]]])   # none reachable
+    logits = model(data, batch)
+    logits.sum().backward()
+    assert model.feature_encoder.weight.grad.ne(0).any()
+    assert model.feature_encoder.weight.shape == (6, 7)
+    # the features are read from the graph the model is given
+    with pytest.raises(ValueError, match=r"data.x must be \[16, 7\], got None"):
+        model.background_features(_graph())
+    data.x = data.x[:, :5]
+    with pytest.raises(ValueError, match=r"data.x must be \[16, 7\], got \(16, 5\)"):
+        model.background_features(data)
+    with pytest.raises(ValueError, match="node_features > 0 needs background=True"):
+        GRSNN(2, node_features=3)
+
+
+def test_evaluation_cache_follows_the_node_features():
+    data = _graph()
+    data.x = torch.rand(16, 4, generator=torch.Generator().manual_seed(3),
+                        dtype=torch.float64)
+    model = _model(node_features=4).eval()
+    with torch.no_grad():
+        first = model.background_features(data)
+        assert model.background_features(data) is first
+        data.x.mul_(-1.0)                                   # changed in place
+        flipped = model.background_features(data)
+        assert not torch.equal(flipped, first)
+        torch.testing.assert_close(flipped, copy.deepcopy(model).train()
+                                   .background_features(data), rtol=0, atol=0)
+
+
+def test_config_switches_node_features_on_for_data_sets_that_have_them():
+    from grsnn.data import LinkData
+    from grsnn.tasks import LinkPredictionTask
+    from grsnn.tasks.kg_helpers import model_arguments
+    from grsnn.training.config import ConfigError, merge_config
+    with pytest.raises(ConfigError, match="model.node_features: needs model.background=true"):
+        merge_config({"model": {"node_features": True}})
+    cfg = merge_config({"dataset": {"name": "toy"}, "task": {"name": "link_prediction"},
+                        "model": {"node_features": True, "background": True,
+                                  "hidden_dim": 4, "time_steps": 4, "compiled": False}})
+    assert merge_config({})["model"]["node_features"] is False
+    with pytest.raises(ConfigError, match="model.node_features: only link prediction"):
+        merge_config({"model": {"node_features": True, "background": True}})
+    edges = torch.tensor([[0, 1, 2], [1, 2, 3]])
+    pairs = {"train": edges, "valid": edges[:, :1], "test": edges[:, 1:]}
+    featured = LinkData("toy", 4, edges, pairs, {"valid": edges[:, :1], "test": edges[:, 1:]},
+                        x=torch.eye(4)[:, :3])
+    model = LinkPredictionTask(featured, cfg).build_model()
+    assert model.feature_dim == 3 and model.feature_encoder.weight.shape == (4, 3)
+    bare = LinkData("toy", 4, edges, pairs, {"valid": edges[:, :1], "test": edges[:, 1:]})
+    with pytest.raises(ConfigError, match="model.node_features: toy has no node features"):
+        LinkPredictionTask(bare, cfg).build_model()
+    assert model_arguments(merge_config({}))["node_features"] == 0

@@ -33,6 +33,14 @@ def _graph(seed=0, n=40, e=70, rel=3):
     return Data(edge_index=edge_index, edge_type=edge_type, num_nodes=n)
 
 
+def _with_features(data, kw):
+    """``data`` with random node features ``x`` when the model reads them."""
+    if kw.get("node_features"):
+        data.x = torch.rand(int(data.num_nodes), kw["node_features"], dtype=torch.float64,
+                            generator=torch.Generator().manual_seed(9))
+    return data
+
+
 def _model(**kw):
     args = dict(num_relations=6, hidden_dim=6, time_steps=7, drive="reached",
                 surrogate="triangle", relation_weight=True, delay_bound=2)
@@ -80,10 +88,11 @@ def _same(a, b):
 @pytest.mark.parametrize("kw", [{}, {"degree_prior": True}, {"dependent": False},
                                 {"background": True, "degree_prior": True},
                                 {"background": True, "background_pair": True},
+                                {"background": True, "node_features": 3},
                                 {"delay": False, "relation_weight": False},
                                 {"self_connection": True, "track_rate": True}])
 def test_same_logits_and_gradients_as_the_whole_graph(kw):
-    data = _graph()
+    data = _with_features(_graph(), kw)
     dense = _model(**kw)
     small = copy.deepcopy(dense)
     small.query_sized = True
@@ -161,10 +170,12 @@ def test_circuits_that_cannot_train_query_sized_are_refused(kw, words):
 
 
 @pytest.mark.parametrize("kw", [{}, {"degree_prior": True}, {"background": True},
-                                {"background": True, "background_pair": True}])
+                                {"background": True, "background_pair": True},
+                                {"background": True, "background_pair": True,
+                                 "node_features": 3}])
 def test_score_all_same_scores_and_gradients(kw):
     """Every node scored (evaluation): the unreached nodes share one score per query."""
-    data = _graph(seed=4)
+    data = _with_features(_graph(seed=4), kw)
     dense = _model(**kw)
     small = copy.deepcopy(dense)
     small.query_sized = True

@@ -91,7 +91,7 @@ def test_model_section_is_grsnn_signature():
     for key, default in params.items():
         expected = MODEL_OVERRIDES[key][1] if key in MODEL_OVERRIDES else default
         assert model[key] == expected and type(model[key]) is type(expected), key
-    assert set(MODEL_OVERRIDES) == {"surrogate", "compiled"}
+    assert set(MODEL_OVERRIDES) == {"surrogate", "compiled", "node_features"}
     typed = Config.from_dict({"model": {"time_steps": 12}})
     assert isinstance(typed.model, ModelConfig) and typed.model.time_steps == 12
     assert typed.to_dict() == load_config_dict({"model": {"time_steps": 12}})

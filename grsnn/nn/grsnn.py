@@ -120,6 +120,13 @@ class GRSNN(nn.Module):
             :math:`\mathrm{bg}_h \odot \mathrm{bg}_v` (``D`` features): how alike the two
             neighbourhoods are, a pair feature for the candidates the query's wave does not
             reach (needs ``background=True``; default ``False``).
+        node_features (int): the width ``F`` of the node features ``data.x``
+            (``[N, F]``) that drive the background circuit: each node's input current is
+            :math:`(V_{th}/2)\,W \hat x_v`, :math:`\hat x_v` its features scaled to unit
+            length and :math:`W` a learnt ``[D, F]`` map (drawn from N(0, 1)), so that
+            its background readout describes its own features and their spread over its
+            neighbourhood, not only its structure (needs ``background=True``; ``0``, the
+            default: no features, the background is bias-driven alone).
 
     Example:
         >>> from torch_geometric.data import Data
@@ -141,7 +148,8 @@ class GRSNN(nn.Module):
                  readout: str = "spikes", degree_prior: bool = False,
                  delay_init: Optional[float] = None, propagation: str = "dense",
                  track_rate: bool = False, query_sized: bool = False,
-                 background: bool = False, background_pair: bool = False) -> None:
+                 background: bool = False, background_pair: bool = False,
+                 node_features: int = 0) -> None:
         super().__init__()
         if num_relations < 1:
             raise ValueError(f"num_relations must be >= 1, got {num_relations}")
@@ -172,6 +180,14 @@ class GRSNN(nn.Module):
         self.background_pair = bool(background_pair)
         if self.background_pair and not self.background:
             raise ValueError("background_pair=True needs background=True")
+        if node_features < 0:
+            raise ValueError(f"node_features must be >= 0, got {node_features}")
+        if node_features and not self.background:
+            raise ValueError("node_features > 0 needs background=True")
+        self.feature_dim = int(node_features)   # the method node_features is the readout's
+        # the background circuit's input current from the node features
+        self.feature_encoder = (nn.Linear(node_features, hidden_dim, bias=False)
+                                if node_features else None)
         feat = ((4 if readout == "state" else 2) * hidden_dim
                 + (hidden_dim if degree_prior else 0) + (hidden_dim if background else 0)
                 + (hidden_dim if background_pair else 0))
@@ -203,6 +219,7 @@ class GRSNN(nn.Module):
             why = supports_query_sized(self)
             if why is not None:
                 raise ValueError(f"query_sized=True {why}")
+        self._init_features()
         self._init_delays()
 
     def __getstate__(self):
@@ -222,7 +239,14 @@ class GRSNN(nn.Module):
                     self.background_query, *self.mlp):
             if isinstance(mod, (nn.Linear, nn.Embedding)):
                 mod.reset_parameters()
+        self._init_features()
         self._init_delays()
+
+    def _init_features(self) -> None:
+        """Draw the feature map ``W`` from N(0, 1): a unit-length feature vector then
+        gives each channel a current of about unit spread (before ``V_th / 2``)."""
+        if self.feature_encoder is not None:
+            nn.init.normal_(self.feature_encoder.weight)
 
     def _init_delays(self) -> None:
         """Apply ``delay_init`` (no-op when it is ``None``)."""
@@ -448,7 +472,7 @@ class GRSNN(nn.Module):
         key = None
         if not self.training and not torch.is_grad_enabled():
             tensors = (data.edge_index, getattr(data, "edge_type", None),
-                       getattr(data, "edge_weight", None),
+                       getattr(data, "edge_weight", None), getattr(data, "x", None),
                        *self.parameters(), self.kappa)
             key = (_versions(tensors), int(data.num_nodes), self.conv.explain)
             if self._background is not None:
@@ -470,12 +494,26 @@ class GRSNN(nn.Module):
         n = int(data.num_nodes)
         q = self._background_query()
         z, w = self.relation_parameters(q)
-        return self.conv.simulate(q.new_zeros(n, 1, self.hidden_dim), data.edge_index,
+        return self.conv.simulate(self._background_current(data, q), data.edge_index,
                                   getattr(data, "edge_type", None),
                                   edge_weight=getattr(data, "edge_weight", None),
                                   delay_logits=z, relation_weights=w,
                                   plan=None if self.conv.explain else self.plan(data),
                                   drive="always")
+
+    def _background_current(self, data, q: Tensor) -> Tensor:
+        r"""The background circuit's input current ``[N, 1, D]``: zero, or
+        :math:`(V_{th}/2)\,W \hat x_v` from the node features (``node_features``)."""
+        n = int(data.num_nodes)
+        if self.feature_encoder is None:
+            return q.new_zeros(n, 1, self.hidden_dim)
+        x = getattr(data, "x", None)
+        if x is None or x.dim() != 2 or x.shape != (n, self.feature_dim):
+            got = None if x is None else tuple(x.shape)
+            raise ValueError(f"the model reads node features: data.x must be "
+                             f"[{n}, {self.feature_dim}], got {got}")
+        unit = nn.functional.normalize(x.to(q.dtype), dim=-1)
+        return (self.feature_encoder(unit) * (self.v_threshold / 2)).unsqueeze(1)
 
     def background_spike_trains(self, data) -> Tensor:
         """The background circuit's spike trains as booleans ``[T, N, D]`` (no gradient),

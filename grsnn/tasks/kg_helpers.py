@@ -7,9 +7,13 @@ head; :func:`remove_easy_edges` drops a batch's query edges from the message-pas
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
+
+from ..training.config import ConfigError
 
 __all__ = ["TripleIndex", "corrupt_heads", "remove_easy_edges", "self_adversarial_loss",
            "model_arguments", "firing_rate_penalty"]
@@ -93,7 +97,7 @@ def remove_easy_edges(graph: Data, heads: Tensor, tails: Tensor, rels: Tensor,
                                (tails * n + heads) * r2 + rels + num_relations])
     keep = ~torch.isin(edge_key, query_key)
     return Data(edge_index=graph.edge_index[:, keep], edge_type=graph.edge_type[keep],
-                num_nodes=n)
+                num_nodes=n, x=graph.x)
 
 
 def self_adversarial_loss(logits: Tensor, temperature: float) -> Tensor:
@@ -111,18 +115,26 @@ def self_adversarial_loss(logits: Tensor, temperature: float) -> Tensor:
     return ((bce[:, 0] + (weight * bce[:, 1:]).sum(-1)) / 2).mean()
 
 
-def model_arguments(cfg: dict) -> dict:
+def model_arguments(cfg: dict, feature_dim: Optional[int] = None) -> dict:
     """Keyword arguments of :class:`~grsnn.nn.GRSNN` for ``cfg``: the ``model`` section,
     with ``track_rate=True`` when ``task.firing_rate_weight`` is set (the regulariser reads
-    :attr:`~grsnn.nn.GRSNN.firing_rate`).
+    :attr:`~grsnn.nn.GRSNN.firing_rate`), and ``node_features`` the width ``feature_dim``
+    of the data set's node features when ``model.node_features`` is on (0 when off).
 
     Example:
         >>> model_arguments({"model": {"hidden_dim": 8}, "task": {"firing_rate_weight": 0.1}})
         {'hidden_dim': 8, 'track_rate': True}
+        >>> model_arguments({"model": {"node_features": True}, "task": {}}, feature_dim=5)
+        {'node_features': 5}
     """
     kwargs = dict(cfg["model"])
     if cfg["task"].get("firing_rate_weight", 0.0):
         kwargs["track_rate"] = True
+    if "node_features" in kwargs:
+        if kwargs["node_features"] and feature_dim is None:
+            name = cfg.get("dataset", {}).get("name") or "this data set"
+            raise ConfigError(f"model.node_features: {name} has no node features")
+        kwargs["node_features"] = int(feature_dim) if kwargs["node_features"] else 0
     return kwargs
 
 

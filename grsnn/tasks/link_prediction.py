@@ -32,7 +32,8 @@ __all__ = ["LinkPredictionTask", "relational_graph"]
 
 
 def relational_graph(data: LinkData) -> Data:
-    """Both directions of every training edge plus a self loop per node, all relation 0.
+    """Both directions of every training edge plus a self loop per node, all relation 0
+    (with the data set's node features as ``x``, ``None`` if it has none).
 
     Example:
         >>> from grsnn.data import LinkData
@@ -44,7 +45,7 @@ def relational_graph(data: LinkData) -> Data:
     loops = torch.arange(data.num_nodes)
     ei = torch.stack([torch.cat([u, v, loops]), torch.cat([v, u, loops])])
     return Data(edge_index=ei, edge_type=torch.zeros(ei.size(1), dtype=torch.long),
-                num_nodes=data.num_nodes)
+                num_nodes=data.num_nodes, x=data.x)
 
 
 class LinkPredictionTask(Task):
@@ -69,7 +70,8 @@ class LinkPredictionTask(Task):
         return 2 + self.cfg["task"]["num_negative"]
 
     def build_model(self) -> GRSNN:
-        kwargs = model_arguments(self.cfg)
+        kwargs = model_arguments(
+            self.cfg, None if self.data.x is None else int(self.data.x.size(1)))
         kwargs.update(dependent=False, symmetric=True)
         return GRSNN(1, **kwargs)
 

@@ -5,7 +5,7 @@
 The ``model`` section is made from the signature of :class:`~grsnn.nn.GRSNN`: every keyword
 argument of a plain type (``bool``, ``int``, ``float``, ``str``, optionally ``None``) is a
 key with the argument's default, so a new model argument is a config key without an edit
-here. :data:`MODEL_OVERRIDES` names the two keys whose config form differs on purpose.
+here. :data:`MODEL_OVERRIDES` names the three keys whose config form differs on purpose.
 
 A validated configuration is handed around, and stored in checkpoints, as a plain
 ``section -> key -> value`` dict (:func:`merge_config`); :class:`Config` is its typed form.
@@ -121,9 +121,12 @@ class TrainConfig:
 #: ``model`` keys whose config form differs from :class:`~grsnn.nn.GRSNN`'s Python default,
 #: on purpose: the surrogate is named in YAML (any callable in Python, where ``None`` means
 #: the sigmoid), and configured runs ``torch.compile`` the neuron step (it falls back to
-#: eager if compiling fails); a model built in Python stays eager unless asked.
+#: eager if compiling fails); a model built in Python stays eager unless asked. A config
+#: switches the node features on (``model.node_features: true``) and the task gives the model
+#: their width, which a Python caller passes (``GRSNN(..., node_features=F)``).
 MODEL_OVERRIDES: Dict[str, Tuple[type, Any]] = {"surrogate": (str, "sigmoid"),
-                                                 "compiled": (bool, True)}
+                                                 "compiled": (bool, True),
+                                                 "node_features": (bool, False)}
 # value rules of model keys (their types and defaults come from the signature)
 _MODEL_RULES: Dict[str, Dict[str, Any]] = {
     "hidden_dim": {"positive": True}, "time_steps": {"positive": True},
@@ -292,6 +295,11 @@ def merge_config(raw: Dict[str, Any], where: str = "") -> Dict[str, Dict[str, An
     _check_query_sized(cfg["model"], where)
     if cfg["model"]["background_pair"] and not cfg["model"]["background"]:
         raise ConfigError(f"{where}model.background_pair: needs model.background=true")
+    if cfg["model"]["node_features"] and not cfg["model"]["background"]:
+        raise ConfigError(f"{where}model.node_features: needs model.background=true")
+    if cfg["model"]["node_features"] and cfg["task"]["name"] != "link_prediction":
+        raise ConfigError(f"{where}model.node_features: only link prediction data sets have "
+                          f"node features (task.name is {cfg['task']['name']})")
     return cfg
 
 
