@@ -282,8 +282,16 @@ def test_config_switches_node_features_on_for_data_sets_that_have_them():
     pairs = {"train": edges, "valid": edges[:, :1], "test": edges[:, 1:]}
     featured = LinkData("toy", 4, edges, pairs, {"valid": edges[:, :1], "test": edges[:, 1:]},
                         x=torch.eye(4)[:, :3])
-    model = LinkPredictionTask(featured, cfg).build_model()
+    task = LinkPredictionTask(featured, cfg)
+    model = task.build_model()
     assert model.feature_dim == 3 and model.feature_encoder.weight.shape == (4, 3)
+    # the features travel with the graph of every training batch (easy edges removed)
+    graph, batch = task.make_batch(torch.tensor([0, 1]), torch.Generator().manual_seed(0))
+    assert graph.x is task.graph.x and torch.equal(graph.x, featured.x)
+    assert model(graph, batch).shape == batch.shape[:2]
+    # a model without them leaves them off the graph
+    plain = merge_config({"task": {"name": "link_prediction"}})
+    assert LinkPredictionTask(featured, plain).graph.x is None
     bare = LinkData("toy", 4, edges, pairs, {"valid": edges[:, :1], "test": edges[:, 1:]})
     with pytest.raises(ConfigError, match="model.node_features: toy has no node features"):
         LinkPredictionTask(bare, cfg).build_model()

@@ -31,9 +31,10 @@ from .kg_helpers import (TripleIndex, corrupt_heads, firing_rate_penalty, model_
 __all__ = ["LinkPredictionTask", "relational_graph"]
 
 
-def relational_graph(data: LinkData) -> Data:
-    """Both directions of every training edge plus a self loop per node, all relation 0
-    (with the data set's node features as ``x``, ``None`` if it has none).
+def relational_graph(data: LinkData, features: bool = False) -> Data:
+    """Both directions of every training edge plus a self loop per node, all relation 0;
+    with ``features`` the data set's node features as ``x`` (for ``model.node_features``;
+    otherwise they stay off the graph, which every batch copies and moves to the device).
 
     Example:
         >>> from grsnn.data import LinkData
@@ -45,7 +46,7 @@ def relational_graph(data: LinkData) -> Data:
     loops = torch.arange(data.num_nodes)
     ei = torch.stack([torch.cat([u, v, loops]), torch.cat([v, u, loops])])
     return Data(edge_index=ei, edge_type=torch.zeros(ei.size(1), dtype=torch.long),
-                num_nodes=data.num_nodes, x=data.x)
+                num_nodes=data.num_nodes, x=data.x if features else None)
 
 
 class LinkPredictionTask(Task):
@@ -55,7 +56,7 @@ class LinkPredictionTask(Task):
 
     def __init__(self, data: LinkData, cfg: Dict[str, Dict]) -> None:
         self.data, self.cfg = data, cfg
-        self.graph = relational_graph(data)
+        self.graph = relational_graph(data, bool(cfg["model"].get("node_features")))
         u, v = data.train_edges
         both = torch.stack([torch.cat([u, v]), torch.cat([v, u]),
                             torch.zeros(2 * len(u), dtype=torch.long)], 1)
