@@ -296,3 +296,33 @@ def test_config_switches_node_features_on_for_data_sets_that_have_them():
     with pytest.raises(ConfigError, match="model.node_features: toy has no node features"):
         LinkPredictionTask(bare, cfg).build_model()
     assert model_arguments(merge_config({}))["node_features"] == 0
+
+
+def test_feature_pair_is_the_product_of_the_two_ends_feature_currents():
+    data = _graph()
+    data.x = torch.rand(16, 5, generator=torch.Generator().manual_seed(4),
+                        dtype=torch.float64)
+    model = _model(hidden_dim=4, time_steps=6, node_features=5, feature_pair=True)
+    d, half = model.hidden_dim, model.v_threshold / 2
+    batch = torch.tensor([[[13, 0, 0], [13, 5, 0], [13, 14, 0]],
+                          [[2, 7, 1], [2, 12, 1], [2, 3, 1]]])
+    h, t = batch[:, 0, 0], batch[..., 1]
+    w = model.feature_encoder.weight.detach()
+    with torch.no_grad():
+        feat = model.node_features(data, h, batch[:, 0, 2])
+    assert feat.size(-1) == 4 * d                   # readout, query, background, pair
+    for b in range(2):
+        xh = data.x[h[b]] / data.x[h[b]].norm()
+        for v in t[b].tolist():
+            xv = data.x[v] / data.x[v].norm()
+            by_hand = [half * float(w[k] @ xh) * half * float(w[k] @ xv) for k in range(d)]
+            assert feat[b, v, 3 * d:].tolist() == pytest.approx(by_hand, rel=1e-12)
+    logits = model(data, batch)
+    logits.sum().backward()
+    assert model.mlp[0].weight.grad[:, 3 * d:].ne(0).any()
+    with pytest.raises(ValueError, match="feature_pair=True needs node_features > 0"):
+        GRSNN(2, background=True, feature_pair=True)
+    from grsnn.training.config import ConfigError, merge_config
+    with pytest.raises(ConfigError, match="model.feature_pair: needs model.node_features=true"):
+        merge_config({"model": {"feature_pair": True, "background": True},
+                      "task": {"name": "link_prediction"}})

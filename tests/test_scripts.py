@@ -74,8 +74,8 @@ def test_ablation_script_maps_levers_to_config_overrides():
     assert "--set model.aggregate=pna" in _ablation("WN18RR_v1", "pna", "8").stdout
     assert "--set model.background=true --set model.background_pair=true" in _ablation(
         "cora", "bg+pair", "4").stdout
-    assert "--set model.background=true --set model.node_features=true" in _ablation(
-        "cora", "bg+feat", "4").stdout
+    assert ("--set model.background=true --set model.node_features=true "
+            "--set model.feature_pair=true") in _ablation("cora", "bg+feat+fpair", "4").stdout
     rate = _ablation("fb237_v1", "auto+rate0.1", "4").stdout
     assert "--set model.propagation=auto --set task.firing_rate_weight=0.1" in rate
     assert "tasks/paper/link_prediction/cora.yaml" in _ablation("cora", "paper").stdout

@@ -127,6 +127,11 @@ class GRSNN(nn.Module):
             its background readout describes its own features and their spread over its
             neighbourhood, not only its structure (needs ``background=True``; ``0``, the
             default: no features, the background is bias-driven alone).
+        feature_pair (bool): also give the scoring MLP the elementwise product of the
+            two ends' feature currents, :math:`W \hat x_h \odot W \hat x_v` (``D``
+            features, scaled by :math:`(V_{th}/2)^2`): the input the two ends' background
+            neurons receive, compared before any spike quantises it (needs
+            ``node_features > 0``; default ``False``).
 
     Example:
         >>> from torch_geometric.data import Data
@@ -149,7 +154,7 @@ class GRSNN(nn.Module):
                  delay_init: Optional[float] = None, propagation: str = "dense",
                  track_rate: bool = False, query_sized: bool = False,
                  background: bool = False, background_pair: bool = False,
-                 node_features: int = 0) -> None:
+                 node_features: int = 0, feature_pair: bool = False) -> None:
         super().__init__()
         if num_relations < 1:
             raise ValueError(f"num_relations must be >= 1, got {num_relations}")
@@ -188,9 +193,12 @@ class GRSNN(nn.Module):
         # the background circuit's input current from the node features
         self.feature_encoder = (nn.Linear(node_features, hidden_dim, bias=False)
                                 if node_features else None)
+        self.feature_pair = bool(feature_pair)
+        if self.feature_pair and not node_features:
+            raise ValueError("feature_pair=True needs node_features > 0")
         feat = ((4 if readout == "state" else 2) * hidden_dim
                 + (hidden_dim if degree_prior else 0) + (hidden_dim if background else 0)
-                + (hidden_dim if background_pair else 0))
+                + (hidden_dim if background_pair else 0) + (hidden_dim if feature_pair else 0))
         self.prior = nn.Linear(num_relations, hidden_dim) if degree_prior else None
         # the query vector of the background circuit (its delays and relation weights)
         self.background_query = nn.Embedding(1, hidden_dim) if background else None
@@ -425,18 +433,31 @@ class GRSNN(nn.Module):
         priors = self.node_priors(data, q.dtype)
         for extra in priors:                                                    # [N, D]
             parts.append(extra.unsqueeze(0).expand(parts[0].size(0), -1, -1))
-        if self.background_pair:
-            parts.append(self.pair_features(priors[-1], h_index))
+        parts += self.pair_parts(data, priors, h_index)
         return torch.cat(parts, dim=-1)
 
-    def pair_features(self, background: Tensor, h_index: Tensor,
-                      cand: Optional[Tensor] = None) -> Tensor:
-        """``background_pair``'s features: ``bg[h] * bg[v]`` for every query source ``h``
-        (``[B]``) and candidate ``v`` (``cand`` ``[B, n]``; every node when ``None``):
-        ``[B, n or N, D]``, from the background readouts ``background`` ``[N, D]``
-        (:meth:`background_features`)."""
-        src = background[h_index.view(-1)].unsqueeze(1)                         # [B, 1, D]
-        return src * (background.unsqueeze(0) if cand is None else background[cand])
+    def pair_parts(self, data, priors: List[Tensor], h_index: Tensor,
+                   cand: Optional[Tensor] = None) -> List[Tensor]:
+        """The pair features switched on, each ``[B, n or N, D]``: ``background_pair``'s
+        (of the background readout, the last of :meth:`node_priors` ``priors``) and
+        ``feature_pair``'s (of :meth:`feature_currents`), for the query sources ``h_index``
+        and the candidates ``cand`` (as :meth:`pair_features`)."""
+        out = []
+        if self.background_pair:
+            out.append(self.pair_features(priors[-1], h_index, cand))
+        if self.feature_pair:
+            out.append(self.pair_features(self.feature_currents(data, priors[-1].dtype),
+                                          h_index, cand))
+        return out
+
+    @staticmethod
+    def pair_features(rows: Tensor, h_index: Tensor, cand: Optional[Tensor] = None) -> Tensor:
+        """``rows[h] * rows[v]`` for every query source ``h`` (``[B]``) and candidate
+        ``v`` (``cand`` ``[B, n]``; every node when ``None``): ``[B, n or N, D]``, from
+        per-node rows ``[N, D]`` (the background readouts :meth:`background_features` for
+        ``background_pair``, the feature currents for ``feature_pair``)."""
+        src = rows[h_index.view(-1)].unsqueeze(1)                               # [B, 1, D]
+        return src * (rows.unsqueeze(0) if cand is None else rows[cand])
 
     def node_priors(self, data, dtype: torch.dtype) -> List[Tensor]:
         """The query-independent features ``[N, D]`` of every node the scoring MLP also
@@ -502,18 +523,25 @@ class GRSNN(nn.Module):
                                   drive="always")
 
     def _background_current(self, data, q: Tensor) -> Tensor:
-        r"""The background circuit's input current ``[N, 1, D]``: zero, or
-        :math:`(V_{th}/2)\,W \hat x_v` from the node features (``node_features``)."""
-        n = int(data.num_nodes)
+        """The background circuit's input current ``[N, 1, D]``: zero, or the feature
+        currents (:meth:`feature_currents`, with ``node_features``)."""
         if self.feature_encoder is None:
-            return q.new_zeros(n, 1, self.hidden_dim)
+            return q.new_zeros(int(data.num_nodes), 1, self.hidden_dim)
+        return self.feature_currents(data, q.dtype).unsqueeze(1)
+
+    def feature_currents(self, data, dtype: torch.dtype) -> Tensor:
+        r"""``[N, D]``: every node's input current in the background circuit from its
+        features, :math:`(V_{th}/2)\,W \hat x_v` (``node_features``)."""
+        if self.feature_encoder is None:
+            raise ValueError("feature_currents needs a model with node_features > 0")
+        n = int(data.num_nodes)
         x = getattr(data, "x", None)
         if x is None or x.dim() != 2 or x.shape != (n, self.feature_dim):
             got = None if x is None else tuple(x.shape)
             raise ValueError(f"the model reads node features: data.x must be "
                              f"[{n}, {self.feature_dim}], got {got}")
-        unit = nn.functional.normalize(x.to(q.dtype), dim=-1)
-        return (self.feature_encoder(unit) * (self.v_threshold / 2)).unsqueeze(1)
+        unit = nn.functional.normalize(x.to(dtype), dim=-1)
+        return self.feature_encoder(unit) * (self.v_threshold / 2)
 
     def background_spike_trains(self, data) -> Tensor:
         """The background circuit's spike trains as booleans ``[T, N, D]`` (no gradient),

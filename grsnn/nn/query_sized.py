@@ -216,8 +216,7 @@ def _features(model, data, sub: _Subgraph, cand: Tensor, h_index: Tensor) -> Ten
              sub.q.unsqueeze(1).expand(-1, cand.size(1), -1)]
     priors = model.node_priors(data, sub.q.dtype)
     parts += [extra[cand] for extra in priors]
-    if model.background_pair:
-        parts.append(model.pair_features(priors[-1], h_index, cand))
+    parts += model.pair_parts(data, priors, h_index, cand)
     return torch.cat(parts, dim=-1)
 
 
