@@ -142,3 +142,33 @@ def test_run_reports_refuses_a_run_without_checkpoint(tmp_path):
     out = subprocess.run(["bash", str(ROOT / "scripts" / "run_reports.sh"), str(tmp_path)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "best.pt not found" in out.stderr
+
+
+def test_feature_similarity_scores_pairs_by_the_features_cosine():
+    import importlib.util
+
+    import torch
+
+    from grsnn.data import LinkData
+    from grsnn.metrics import auroc_ap
+    spec = importlib.util.spec_from_file_location(
+        "feature_similarity", ROOT / "scripts" / "feature_similarity.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    # two components {0, 1, 2} and {3, 4}; node 5 alone
+    x = torch.tensor([[1.0, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 2], [0, 1, 1], [3, 0, 1]])
+    edges = torch.tensor([[0, 1, 3], [1, 2, 4]])
+    pos = torch.tensor([[0, 3], [2, 5]])            # 2 hops; unreachable
+    neg = torch.tensor([[0, 2], [4, 4]])            # unreachable both
+    data = LinkData("toy", 6, edges, {"test": pos}, {"test": neg}, x=x)
+    rows = {r["group"]: r for r in mod.cosine_breakdown(data)}
+    cos = torch.nn.functional.cosine_similarity
+    by_hand = auroc_ap(cos(x[pos[0]], x[pos[1]]), cos(x[neg[0]], x[neg[1]]))
+    assert rows["all"]["auroc"] == by_hand["auroc"]
+    assert rows["2"]["positives"] == 0.5 and rows["unreachable"]["negatives"] == 1.0
+    # the unreachable positive (3, 5): cosine 1/sqrt(10), between the negatives' 0 and
+    # 1/sqrt(2)
+    assert rows["unreachable"]["auroc_vs_all_negatives"] == 0.5
+    import pytest
+    with pytest.raises(ValueError, match="toy has no node features"):
+        mod.cosine_breakdown(LinkData("toy", 6, edges, {"test": pos}, {"test": neg}))
