@@ -512,7 +512,6 @@ class GRSNN(nn.Module):
 
     def _background_frames(self, data) -> List[Tensor]:
         """The ``T`` spike frames ``[N, D]`` of the background circuit (no cache)."""
-        n = int(data.num_nodes)
         q = self._background_query()
         z, w = self.relation_parameters(q)
         return self.conv.simulate(self._background_current(data, q), data.edge_index,

@@ -130,11 +130,13 @@ def model_arguments(cfg: dict, feature_dim: Optional[int] = None) -> dict:
     kwargs = dict(cfg["model"])
     if cfg["task"].get("firing_rate_weight", 0.0):
         kwargs["track_rate"] = True
-    if "node_features" in kwargs:
-        if kwargs["node_features"] and feature_dim is None:
+    if kwargs.get("node_features"):
+        if feature_dim is None:
             name = cfg.get("dataset", {}).get("name") or "this data set"
             raise ConfigError(f"model.node_features: {name} has no node features")
-        kwargs["node_features"] = int(feature_dim) if kwargs["node_features"] else 0
+        kwargs["node_features"] = int(feature_dim)
+    elif "node_features" in kwargs:
+        kwargs["node_features"] = 0
     return kwargs
 
 
