@@ -317,7 +317,12 @@ def test_feature_pair_is_the_product_of_the_two_ends_feature_currents():
             xv = data.x[v] / data.x[v].norm()
             by_hand = [half * float(w[k] @ xh) * half * float(w[k] @ xv) for k in range(d)]
             assert feat[b, v, 3 * d:].tolist() == pytest.approx(by_hand, rel=1e-12)
+    calls = []
+    inner = model.feature_currents
+    model.feature_currents = lambda *a: calls.append(1) or inner(*a)
     logits = model(data, batch)
+    # once per forward: the background and both scoring directions share it
+    assert len(calls) == 1
     logits.sum().backward()
     assert model.mlp[0].weight.grad[:, 3 * d:].ne(0).any()
     with pytest.raises(ValueError, match="feature_pair=True needs node_features > 0"):

@@ -446,7 +446,7 @@ class GRSNN(nn.Module):
         if self.background_pair:
             out.append(self.pair_features(priors[-1], h_index, cand))
         if self.feature_pair:
-            out.append(self.pair_features(self.feature_currents(data, priors[-1].dtype),
+            out.append(self.pair_features(self._currents_once(data, priors[-1].dtype),
                                           h_index, cand))
         return out
 
@@ -526,7 +526,19 @@ class GRSNN(nn.Module):
         currents (:meth:`feature_currents`, with ``node_features``)."""
         if self.feature_encoder is None:
             return q.new_zeros(int(data.num_nodes), 1, self.hidden_dim)
-        return self.feature_currents(data, q.dtype).unsqueeze(1)
+        return self._currents_once(data, q.dtype).unsqueeze(1)
+
+    def _currents_once(self, data, dtype: torch.dtype) -> Tensor:
+        """:meth:`feature_currents`, computed once per forward (kept in the node-prior
+        memo, which both scoring directions and the background circuit share)."""
+        memo = self._priors
+        if memo is not None and memo.get("currents_of") is data and \
+                memo.get("currents_dtype") == dtype:
+            return memo["currents"]
+        out = self.feature_currents(data, dtype)
+        if memo is not None:
+            memo.update(currents_of=data, currents_dtype=dtype, currents=out)
+        return out
 
     def feature_currents(self, data, dtype: torch.dtype) -> Tensor:
         r"""``[N, D]``: every node's input current in the background circuit from its
