@@ -14,9 +14,9 @@ T=10, tau=4, V_th=2, K=4, linear_scale 0.1, dependent query-conditioned delays, 
 column 0 positive ((c): of the sum of the outputs). Time: one warm-up batch, then the median
 of --repeats batches (--repeats-baseline for (b)); both default to 1 so that every variant
 runs the same sequence of batches and the peak memory compares like with like (glibc's
-adaptive allocator keeps freed blocks, so a process's peak RSS creeps up with every batch). Memory: each variant runs in a fresh
-subprocess (--worker a|b|c); peak RSS (ru_maxrss, reset through /proc/self/clear_refs)
-minus the RSS after data loading and model construction, in MiB.
+adaptive allocator keeps freed blocks, so a process's peak RSS creeps up with every batch).
+Memory: each variant runs in a fresh subprocess (--worker a|b|c); peak RSS (ru_maxrss, reset
+through /proc/self/clear_refs) minus the RSS after data loading and model construction, in MiB.
 
 Run:  python benchmarks/engine.py [--data-root DIR] [--queries 5] [--candidates 257]
           [--repeats 1] [--repeats-baseline 1] [--variants a,b,c] [--max-edges M]
@@ -25,7 +25,17 @@ Run:  python benchmarks/engine.py [--data-root DIR] [--queries 5] [--candidates 
       python benchmarks/engine.py --check   # (b) reproduces (a): float64 logits and grads
 The data root defaults to $GRSNN_DATA_ROOT, else ../shared/datasets beside the repository.
 """
-import argparse, contextlib, json, math, os, resource, statistics, subprocess, sys, time, warnings
+import argparse
+import contextlib
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -246,8 +256,8 @@ def check() -> int:
             model.conv.lin.weight.mul_(gain)
         base = PerEdgeBaseline(model)
         outs, grads = [], []
-        for run, mods in [(lambda: model(data, batch), (model.delay_generator, model.conv.lin)),
-                          (lambda: base(ei, et, n, batch), (base.delay_generator, base.lin))]:
+        for run, mods in [(lambda m=model: m(data, batch), (model.delay_generator, model.conv.lin)),
+                          (lambda b=base: b(ei, et, n, batch), (base.delay_generator, base.lin))]:
             out = run()
             nn.functional.binary_cross_entropy_with_logits(out, target).backward()
             outs.append(out.detach())
@@ -259,8 +269,9 @@ def check() -> int:
         diffs = ", ".join(f"{(x - y).abs().max().item():.1e}" for x, y in zip(*grads))
         print(f"linear_scale {scale}, W x {gain}: firing rate {st.double().mean().item():.4f}, "
               f"{int(st.any(0).any(-1).sum())} (node, query) pairs fired; max |logit diff| "
-              f"{(outs[0] - outs[1]).abs().max().item():.1e}\n  grads delay_generator.weight, .bias,"
-              f" lin.weight, .bias: |g| {norms}; max |diff| {diffs}: {'PASS' if good else 'FAIL'}")
+              f"{(outs[0] - outs[1]).abs().max().item():.1e}\n  grads delay_generator.weight, "
+              f".bias, lin.weight, .bias: |g| {norms}; max |diff| {diffs}: "
+              f"{'PASS' if good else 'FAIL'}")
         ok &= good
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1

@@ -253,7 +253,7 @@ def trade_off(runs: list, rounds: int) -> None:
               f"{med['dense'] / med['auto']:>5.2f}x", flush=True)
 
 
-def reach_graph(num_nodes: int, components: int, relations: int, gen) -> "Data":
+def reach_graph(num_nodes: int, components: int, relations: int, gen):
     """A graph of ``components`` equal random components (3 edges per node each, relation
     types at random, inverse edges added): a query's wave reaches at most its own
     component, ``1 / components`` of the nodes."""

@@ -2,9 +2,10 @@
 measured in the same run (interleaved, so machine noise hits every configuration alike).
 
 For one of the paper's task configs (tasks/paper/), every lever of scripts/ablation.sh is
-built with the same seed and the same batches; each round times one training batch (sampling, forward, backward) of
-every configuration in turn. Prints the median seconds per batch, the ratio to ``paper``
-and the implied seconds per epoch (batches per epoch x median).
+built with the same seed and the same batches; each round times one training batch
+(sampling, forward, backward) of every configuration in turn. Prints the median seconds
+per batch, the ratio to ``paper`` and the implied seconds per epoch (batches per epoch x
+median).
 
 Run:  python benchmarks/reach_cost.py [--config kg_completion/WN18RR_v1] [--rounds 12]
           [--config-file results/<run>/config.yaml --checkpoint results/<run>/last.pt]

@@ -3,9 +3,11 @@
 For each data set (GraIL fb237_v1..v4 and WN18RR_v1..v4 from the shipped files, WN18RR and
 FB15k-237 from the data root, Cora and CiteSeer link prediction), one training batch of the
 data set's paper configuration (``tasks/paper/kg_completion/*.yaml``,
-``tasks/paper/link_prediction/*.yaml``, the whole-graph circuit: queries per batch, negatives, linear scale; easy-edge removal and strict negatives included) is timed after a warm-up, and the seconds per batch and per
-query are printed with the number of edges. A least-squares line through the per-query times
-and its R^2 tell how linear the cost is; ``--plot PATH`` writes the figure (matplotlib).
+``tasks/paper/link_prediction/*.yaml``, the whole-graph circuit: queries per batch,
+negatives, linear scale; easy-edge removal and strict negatives included) is timed after a
+warm-up, and the seconds per batch and per query are printed with the number of edges. A
+least-squares line through the per-query times and its R^2 tell how linear the cost is;
+``--plot PATH`` writes the figure (matplotlib).
 ``s/epoch`` is the training time of one epoch predicted from the batch time (batches per
 epoch x seconds per batch; validation not included).
 
@@ -102,7 +104,8 @@ def main() -> int:
     only = set(args.only.split(",")) if args.only else None
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     rows = []
-    print(f"{'data set':12s} {'edges':>9s} {'nodes':>7s} {'batch':>5s} {'pass':>5s} {'s/batch':>8s} {'s/query':>8s} {'batches':>7s} {'s/epoch':>8s}")
+    print(f"{'data set':12s} {'edges':>9s} {'nodes':>7s} {'batch':>5s} {'pass':>5s} "
+          f"{'s/batch':>8s} {'s/query':>8s} {'batches':>7s} {'s/epoch':>8s}")
     for name, config in SETS:
         if only and name not in only:
             continue

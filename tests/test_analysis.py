@@ -105,7 +105,8 @@ def test_kg_breakdown_groups_the_rankings_of_evaluate(tmp_path):
 
 def test_link_prediction_breakdown(tmp_path):
     train = torch.tensor([[0, 1, 2, 5], [1, 2, 3, 6]])
-    pos = {"train": train, "valid": torch.tensor([[0], [2]]), "test": torch.tensor([[0, 4], [3, 5]])}
+    pos = {"train": train, "valid": torch.tensor([[0], [2]]),
+           "test": torch.tensor([[0, 4], [3, 5]])}
     neg = {"valid": torch.tensor([[1], [6]]), "test": torch.tensor([[1, 0], [6, 5]])}
     data = LinkData("toy", 7, train, pos, neg)
     cfg = merge_config({"dataset": {"name": "toy"},

@@ -3,7 +3,6 @@ command line and the engine. Each input ends in a clear error or a correct answe
 traceback from deep inside and never a partial write."""
 import math
 import string
-from pathlib import Path
 
 import pytest
 import torch

@@ -77,7 +77,7 @@ def test_reach_cost_prints_ratios_against_the_paper(run_python):
 
 def test_gnn_defaults_builds_its_tables_from_the_recorded_runs(run_python, tmp_path):
     md = tmp_path / "tables.md"
-    out = run_python("benchmarks/gnn_defaults.py", "--table-only", "--markdown", str(md))
+    run_python("benchmarks/gnn_defaults.py", "--table-only", "--markdown", str(md))
     text = md.read_text()
     assert "Default arguments (width 64, 2 layers" in text
     rows = re.findall(r"^\| (node classification|link prediction), (Cora|CiteSeer) \| \w+ \| "

@@ -265,7 +265,8 @@ def test_help_and_argument_errors_answer_without_importing_torch():
             "        grsnn.cli.main(argv)\n"
             "    except SystemExit as exc:\n"
             "        assert exc.code in (0, 2), (argv, exc.code)\n"
-            "heavy = [m for m in ('torch', 'torch_geometric', 'networkx', 'yaml') if m in sys.modules]\n"
+            "heavy = [m for m in ('torch', 'torch_geometric', 'networkx', 'yaml')\n"
+            "         if m in sys.modules]\n"
             "assert not heavy, heavy\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     assert res.returncode == 0, res.stderr

@@ -34,11 +34,11 @@ def test_shards_cover_the_items_once_and_keep_groups(monkeypatch, n, group):
     for world in (1, 2, 3):
         cuts = []
         for r in range(world):
-            monkeypatch.setattr(dist, "world_size", lambda: world)
+            monkeypatch.setattr(dist, "world_size", lambda w=world: w)
             monkeypatch.setattr(dist, "rank", lambda r=r: r)
             cuts.append(dist.shard(n, group))
         assert cuts[0][0] == 0 and cuts[-1][1] == n
-        for (a, b), (c, d) in zip(cuts, cuts[1:]):
+        for (_, b), (c, _) in zip(cuts, cuts[1:]):
             assert b == c                               # contiguous, in rank order
         for lo, hi in cuts:
             assert lo % group == 0 and (hi % group == 0 or hi == n)
@@ -68,8 +68,9 @@ def test_two_processes_match_one_process(tmp_path):
     # distributed evaluation of a checkpoint gathers the same metrics
     e1 = _run(["eval", "--checkpoint", str(one / "best.pt"), "--quiet"])
     e2 = _run(["eval", "--checkpoint", str(one / "best.pt"), "--quiet"], nproc=2)
-    parse = lambda text: {line.split(": ")[0]: float(line.split(": ")[1])
-                          for line in text.splitlines() if line.startswith("test.")}
+    def parse(text):
+        return {line.split(": ")[0]: float(line.split(": ")[1])
+                for line in text.splitlines() if line.startswith("test.")}
     m1, m2 = parse(e1), parse(e2)
     assert m1 and m1.keys() == m2.keys()
     for k in m1:

@@ -89,7 +89,7 @@ def test_auto_pushes_below_the_crossover_and_pulls_above():
         calls = []
         orig = torch.sparse.mm
 
-        def spy(csr, dense, *args):
+        def spy(csr, dense, *args, calls=calls, orig=orig):
             calls.append(csr.size(1))
             return orig(csr, dense, *args)
         torch.sparse.mm = spy
@@ -134,7 +134,7 @@ def test_chain_circuit_pushes_only_the_wave():
         import grsnn.nn.conv as conv_mod
         orig = conv_mod.propagate_spikes
 
-        def spy(*args, **kw):
+        def spy(*args, stats=stats, orig=orig, **kw):
             ws = args[3] if len(args) > 3 else kw.get("workspace")
             ws.setdefault("active_pairs", stats)
             return orig(*args, **kw)

@@ -58,7 +58,8 @@ def test_sigkill_at_any_moment_then_resume_gives_the_uninterrupted_result(tmp_pa
     got = json.loads((tmp_path / "run" / "results.json").read_text())
     assert got == want, f"killed at epoch {state['epoch']} step {state['step']}"
     # a validation that ran before the kill but after the checkpoint is not recorded twice
-    assert _epochs(tmp_path / "run" / "metrics.jsonl") == _epochs(tmp_path / "ref" / "metrics.jsonl")
+    assert (_epochs(tmp_path / "run" / "metrics.jsonl")
+            == _epochs(tmp_path / "ref" / "metrics.jsonl"))
 
 
 def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -108,7 +109,7 @@ def test_same_seed_same_metrics_other_seed_other_run(tmp_path):
                           tmp_path / name, progress=False)
         return trainer.fit(), trainer.model.state_dict()
 
-    (a, wa), (b, wb), (c, wc) = run("a", 7), run("b", 7), run("c", 8)
+    (a, wa), (b, wb), (_, wc) = run("a", 7), run("b", 7), run("c", 8)
     assert a == b                                       # bit for bit
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert any(not torch.equal(wa[k], wc[k]) for k in wa)
@@ -137,7 +138,8 @@ def test_yaml_tags_that_would_run_code_are_refused(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="evil.yaml: not valid YAML"):
         load_config(evil)
     with pytest.raises(ConfigError):
-        apply_overrides(merge_config({}), ["train.seed=!!python/object/apply:os.system ['touch pwned']"])
+        apply_overrides(merge_config({}),
+                        ["train.seed=!!python/object/apply:os.system ['touch pwned']"])
     assert not (tmp_path / "pwned").exists()
 
 

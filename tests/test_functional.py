@@ -42,7 +42,7 @@ def test_two_node_circuit_membrane_is_sum_of_shifted_kernels():
     s, c, u = lif_init(beta, 0.0, lambda x: heaviside(x - thr))
     frames, hist = [s], push_history(torch.zeros(2, 1, dtype=torch.uint8), s)
     u1 = [u[1].item()]
-    for t in range(1, T):
+    for _ in range(1, T):
         a = delayed_propagate(plan, hist, frames[::-1][:5],
                               torch.full((1, 1), delta, dtype=torch.uint8))
         s, c, u = lif_step(w * a, c, u, beta, TAU, 0.0, lambda x: heaviside(x - thr))

@@ -135,7 +135,7 @@ def test_tiny_kg_learns_compositional_queries():
     model = GRSNN(6, hidden_dim=16, linear_scale=1.0)
     opt = torch.optim.Adam(model.parameters(), lr=5e-3)
     n = data.num_nodes
-    for step in range(300):
+    for _ in range(300):
         idx = torch.randint(0, len(train), (8,))
         h, r, t = train[idx].t()
         logits = model.score_all(data, h, r)

@@ -114,4 +114,5 @@ def test_auroc_ap_pessimistic_and_optimistic_match_brute_force(seed):
 
 def test_bad_shapes():
     with pytest.raises(ValueError, match="shapes"):
-        filtered_ranks(torch.zeros(2, 3), torch.zeros(3, dtype=torch.long), torch.zeros(2, 3).bool())
+        filtered_ranks(torch.zeros(2, 3), torch.zeros(3, dtype=torch.long),
+                       torch.zeros(2, 3).bool())

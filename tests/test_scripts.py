@@ -65,7 +65,8 @@ def test_ablation_script_maps_levers_to_config_overrides():
     assert out.returncode == 0, out.stderr
     cmd = out.stdout.strip()
     assert cmd.startswith("grsnn train -c tasks/paper/kg_completion/WN18RR_v1.yaml "
-                          "--out /runs/ablation/WN18RR_v1/reached+state+degree+fast+T16+lambda3+tau1.5+K2")
+                          "--out /runs/ablation/WN18RR_v1/"
+                          "reached+state+degree+fast+T16+lambda3+tau1.5+K2")
     for pair in ("train.num_epoch=2", "train.seed=0", "model.drive=reached",
                  "model.readout=state", "model.degree_prior=true", "model.delay_init=-3",
                  "model.time_steps=16", "model.linear_scale=3", "model.tau=1.5",

@@ -40,7 +40,8 @@ def test_operation_counts_of_grsnn_plus_by_hand():
     plus = GRSNN(2, hidden_dim=2, time_steps=3, relation_weight=True, self_connection=True,
                  layer_norm=True, aggregate="pna")
     c = operation_counts(plus, torch.tensor([5.0]), torch.tensor([3.0]), 3, 4)
-    # spiking: sum + sum of squares 2 x 5, max/min 2 x 2 x 4 x 2, self 2 x 3, LayerNorm 2 x 3 x 2 x 2
+    # spiking: sum + sum of squares 2 x 5, max/min 2 x 2 x 4 x 2, self 2 x 3,
+    # LayerNorm 2 x 3 x 2 x 2
     assert c["snn_ac"].item() == 10 + 32 + 6 + 24
     # omega^2 (R x D), PNA finish + scalers + 12D linear 2 x 3 x 2 x (3 + 8 + 24), LayerNorm 36
     assert c["snn_mac"].item() == 4 + 420 + 36

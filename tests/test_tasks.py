@@ -221,7 +221,8 @@ def test_final_reuses_the_best_epochs_valid_metrics(tmp_path, monkeypatch):
     assert splits == ["valid", "valid", "valid", "test"]
     best = load_checkpoint(tmp_path / "run" / "best.pt")
     assert best["best_valid"] == results["valid"]
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line)
+            for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert {k: v for k, v in rows[best["epoch"] - 1].items()
             if k not in ("epoch", "split")} == results["valid"]
     # the reused metrics are what evaluating best.pt afresh gives
