@@ -90,7 +90,7 @@ def _print_examples(task, model, count: int = 3, top: int = 5) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from .data import DataError
     from .tasks import build_task
-    from .training import (ConfigError, Trainer, load_model, prepare_run_dir,
+    from .training import (ConfigError, Trainer, check_run_dir, load_model, prepare_run_dir,
                            run_checkpoint)
     from .training import distributed as dist
     if args.resume and args.out and not (args.config or args.data):
@@ -103,13 +103,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     cfg = _load_cfg(args)
     out = Path(args.out) if args.out else _default_out(args)
     _join_processes(cfg)
-    task = build_task(cfg)       # bad data fails here, before the run directory is touched
     # under torchrun only rank 0 touches the run directory; its error stops every rank
+    dist.on_main(lambda: check_run_dir(out, resume=args.resume, force=args.force))
+    task = build_task(cfg)       # bad data fails here, before the run directory is touched
+    trainer = Trainer(task, cfg, out, progress=not args.quiet)      # and a bad model here
     dist.on_main(lambda: prepare_run_dir(out, resume=args.resume, force=args.force))
     if dist.is_main():
         print(f"data: {task.data}\nrun directory: {out}"
               + (f"\nprocesses: {dist.world_size()}" if dist.is_distributed() else ""))
-    results = Trainer(task, cfg, out, progress=not args.quiet).fit(resume=args.resume)
+    results = trainer.fit(resume=args.resume)
     if not dist.is_main():
         return
     _print_results(results)

@@ -128,6 +128,26 @@ def test_malformed_triple_files(tmp_path, capsys, content, needle):
     assert needle in err and len(err.splitlines()) == 1 and "Traceback" not in err
 
 
+def test_a_model_that_cannot_be_built_leaves_no_run_directory(tmp_path, capsys, monkeypatch):
+    """An error raised while the task builds its model (after the config checks) ends the
+    command before the run directory is created or touched."""
+    from grsnn.tasks import KGCompletionTask
+    from grsnn.training import ConfigError
+
+    def refuse(self):
+        raise ConfigError("model.hidden_dim: too small for this test")
+    monkeypatch.setattr(KGCompletionTask, "build_model", refuse)
+    folder = write_kg(tmp_path / "kg")
+    out = tmp_path / "o"
+    assert main(["train", "--data", str(folder), "--out", str(out), *FAST]) == 2
+    assert "model.hidden_dim: too small" in capsys.readouterr().err
+    assert not out.exists()
+    out.mkdir()                 # --force would start this run over: it is left as it was
+    (out / "log.txt").write_text("an earlier run\n")
+    assert main(["train", "--data", str(folder), "--out", str(out), *FAST, "--force"]) == 2
+    assert (out / "log.txt").read_text() == "an earlier run\n"
+
+
 def test_missing_files_and_bad_config(tmp_path, capsys):
     folder = write_kg(tmp_path / "kg")
     (folder / "valid.txt").unlink()

@@ -12,9 +12,10 @@ from __future__ import annotations
 from .checkpoints import (CHECKPOINT_FORMAT, RunError, evaluate_checkpoint, load_checkpoint,
                           load_model, run_checkpoint, save_checkpoint)
 from .config import ConfigError, apply_overrides, dump_config, load_config, merge_config
-from .run_dir import prepare_run_dir
+from .run_dir import check_run_dir, prepare_run_dir
 from .trainer import Trainer
 
 __all__ = ["CHECKPOINT_FORMAT", "ConfigError", "RunError", "Trainer", "apply_overrides",
-           "dump_config", "evaluate_checkpoint", "load_checkpoint", "load_config", "load_model",
-           "merge_config", "prepare_run_dir", "run_checkpoint", "save_checkpoint"]
+           "check_run_dir", "dump_config", "evaluate_checkpoint", "load_checkpoint",
+           "load_config", "load_model", "merge_config", "prepare_run_dir", "run_checkpoint",
+           "save_checkpoint"]

@@ -23,8 +23,8 @@ __all__ = ["RUN_FILES", "RESUMABLE_CHANGES", "prepare_run_dir", "config_changes"
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "results.json", "log.txt")
 
 
-def prepare_run_dir(out: Path, resume: bool, force: bool) -> None:
-    """Create ``out``; refuse to reuse a non-empty one unless resuming or forced."""
+def check_run_dir(out: Path, resume: bool, force: bool) -> None:
+    """Refuse a run directory that :func:`prepare_run_dir` would refuse, touching nothing."""
     if out.exists() and not out.is_dir():
         raise RunError(f"{out}: exists and is not a directory")
     if out.exists() and any(out.iterdir()) and not (resume or force):
@@ -32,6 +32,11 @@ def prepare_run_dir(out: Path, resume: bool, force: bool) -> None:
                        f"--force to start over)")
     if resume and not (out / "last.pt").is_file():
         raise RunError(f"{out}: nothing to resume (no last.pt)")
+
+
+def prepare_run_dir(out: Path, resume: bool, force: bool) -> None:
+    """Create ``out``; refuse to reuse a non-empty one unless resuming or forced."""
+    check_run_dir(out, resume, force)
     out.mkdir(parents=True, exist_ok=True)
     if force and not resume:
         for name in RUN_FILES:
