@@ -9,7 +9,7 @@ synaptic delays the circuit learned for every relation. About three minutes on 2
 
     python examples/family_rules.py                       # train, then report
     python examples/family_rules.py --run runs/family     # report an existing run
-    python examples/family_rules.py --set train.num_epoch=1 --out /tmp/family_quick
+    python examples/family_rules.py --set train.num_epoch=1 --out runs/family_quick
 """
 from __future__ import annotations
 

@@ -78,6 +78,5 @@ if [ ! -f "$out/results.json" ]; then
     $grsnn train -c "$cfg" --out "$out" "${sets[@]}" --quiet
   fi
 fi
-$grsnn eval --checkpoint "$out/best.pt" --split test --by-distance --quiet > "$out/by_distance.txt"
-$grsnn stats --checkpoint "$out/best.pt" --queries 64 > "$out/stats.txt"
-cat "$out/by_distance.txt" "$out/stats.txt"
+bash scripts/run_reports.sh "$out" > /dev/null
+cat "$out/test_by_distance.txt" "$out/stats.txt"

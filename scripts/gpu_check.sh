@@ -30,7 +30,8 @@ mkdir -p "$OUT"
 log="$OUT/gpu_check.log"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 py="${PYTHON:-python3}"
-data=/tmp/grsnn_data
+scratch=$(mktemp -d)                 # scratch space: the unpacked data, the training run
+data="$scratch/data"
 mkdir -p "$data"
 if [[ -f .gpu/kgdata.tgz ]]; then tar xzf .gpu/kgdata.tgz -C "$data"; fi
 {
@@ -52,9 +53,9 @@ if [[ -f .gpu/kgdata.tgz ]]; then tar xzf .gpu/kgdata.tgz -C "$data"; fi
     if (( budget > 60 )); then
         echo "== fb237_v1 full protocol on the GPU for at most ${budget} s"
         timeout "$budget" "$py" -m grsnn train -c tasks/kg_completion/fb237_v1.yaml \
-            --out /tmp/fb237_v1 --quiet --force 2>&1 | tail -5
-        tail -25 /tmp/fb237_v1/log.txt 2>/dev/null
-        tar czf "$OUT/fb237_v1.tgz" -C /tmp fb237_v1 2>/dev/null
+            --out "$scratch/fb237_v1" --quiet --force 2>&1 | tail -5
+        tail -25 "$scratch/fb237_v1/log.txt" 2>/dev/null
+        tar czf "$OUT/fb237_v1.tgz" -C "$scratch" fb237_v1 2>/dev/null
     fi
     echo "== done after $(( $(date +%s) - start )) s"
 } 2>&1 | tee "$log"

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
-grsnn=.venv/bin/grsnn
+grsnn="${GRSNN:-.venv/bin/grsnn}"      # the command line of this checkout
 for run in "$@"; do
   if [ ! -f "$run/best.pt" ]; then
     echo "run_reports.sh: $run/best.pt not found" >&2

@@ -145,6 +145,29 @@ def test_run_reports_refuses_a_run_without_checkpoint(tmp_path):
     assert out.returncode == 2 and "best.pt not found" in out.stderr
 
 
+def test_run_reports_writes_both_reports_once(tmp_path):
+    """A finished run gets its by-distance report and circuit statistics; a second call
+    leaves them as they are (scripts/ablation.sh calls it after every run)."""
+    from grsnn.cli import main
+    from test_tasks import write_kg
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(write_kg(tmp_path / "kg")), "--out", str(run),
+                 "--set", "model.hidden_dim=8", "--set", "model.time_steps=6", "--set",
+                 "train.num_epoch=1", "--set", "task.num_negative=4", "--quiet"]) == 0
+    env = {**os.environ, "GRSNN": str(Path(sys.executable).with_name("grsnn")),
+           "OMP_NUM_THREADS": "1"}
+    cmd = ["bash", str(ROOT / "scripts" / "run_reports.sh"), str(run)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    by_distance, stats = run / "test_by_distance.txt", run / "stats.txt"
+    assert "hop" in by_distance.read_text() and "firing" in stats.read_text()
+    assert not list(run.glob("*.part"))
+    stamps = by_distance.stat().st_mtime_ns, stats.stat().st_mtime_ns
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and (by_distance.stat().st_mtime_ns,
+                                    stats.stat().st_mtime_ns) == stamps
+
+
 def test_feature_similarity_scores_pairs_by_the_features_cosine():
     import importlib.util
 
