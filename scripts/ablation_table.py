@@ -41,8 +41,8 @@ def _breakdown(path: Path):
 
 def _by_distance(run: Path) -> Path:
     """The run's by-distance report: test_by_distance.txt (scripts/run_reports.sh, which
-    scripts/ablation.sh calls) or by_distance.txt (the name in the ablation runs under
-    results/ made before ablation.sh called run_reports.sh)."""
+    scripts/ablation.sh calls) or by_distance.txt (the name many ablation runs under
+    results/ carry)."""
     for name in ("by_distance.txt", "test_by_distance.txt"):
         if (run / name).is_file():
             return run / name
