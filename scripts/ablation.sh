@@ -24,7 +24,9 @@
 # (model.background_pair=true: the product of the source's and the candidate's background
 # readouts; needs bg), feat (model.node_features=true: the node features drive the
 # background circuit; needs bg and a data set with features), fpair
-# (model.feature_pair=true: the product of the two ends' feature currents; needs feat).
+# (model.feature_pair=true: the product of the two ends' feature currents; needs feat),
+# fhops<k> (model.feature_hops=k: the features smoothed over k hops of the graph first;
+# needs feat).
 # The first argument names the paper's configuration tasks/paper/kg_completion/<split>.yaml
 # or tasks/paper/link_prediction/<name>.yaml, which every lever starts from.
 # Runs go to $RUNS/ablation/<split>/<levers>[_s<seed>]/
@@ -61,6 +63,7 @@ for lever in "${parts[@]}"; do
     pair) sets+=(--set model.background_pair=true) ;;
     feat) sets+=(--set model.node_features=true) ;;
     fpair) sets+=(--set model.feature_pair=true) ;;
+    fhops[0-9]*) sets+=(--set "model.feature_hops=${lever#fhops}") ;;
     *) echo "ablation.sh: unknown lever $lever" >&2; exit 2 ;;
   esac
 done

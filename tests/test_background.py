@@ -331,3 +331,82 @@ def test_feature_pair_is_the_product_of_the_two_ends_feature_currents():
     with pytest.raises(ConfigError, match="model.feature_pair: needs model.node_features=true"):
         merge_config({"model": {"feature_pair": True, "background": True},
                       "task": {"name": "link_prediction"}})
+
+
+def _dense_smoothing(edge_index, n, x, hops):
+    """A^k x with A = D^-1/2 (A + I) D^-1/2 built densely, by hand: every edge counts
+    (parallel edges add up) and every node has exactly one self loop."""
+    a = torch.zeros(n, n, dtype=x.dtype)
+    for s, d in edge_index.t().tolist():
+        a[d, s] += 1.0
+    a.fill_diagonal_(1.0)
+    deg = a.sum(1)
+    a = a / deg.sqrt().unsqueeze(1) / deg.sqrt().unsqueeze(0)
+    for _ in range(hops):
+        x = a @ x
+    return x
+
+
+@pytest.mark.parametrize("hops", [1, 2])
+def test_feature_hops_smooth_the_features_over_the_graph_given(hops):
+    """feature_hops=k: the feature currents read A^k x (GCN's normalisation), against a
+    dense matrix by hand and PyG's SGConv; the graph is the one passed, so the edge a
+    training batch removes does not carry its ends' features."""
+    from torch_geometric.nn import SGConv
+    data = _graph()
+    data.x = torch.rand(16, 5, generator=torch.Generator().manual_seed(4),
+                        dtype=torch.float64)
+    model = _model(hidden_dim=4, time_steps=6, node_features=5, feature_pair=True,
+                   feature_hops=hops)
+    smooth = GRSNN.smoothed_features(data, data.x, hops)
+    torch.testing.assert_close(smooth, _dense_smoothing(data.edge_index, 16, data.x, hops),
+                               rtol=1e-12, atol=1e-12)
+    sg = SGConv(5, 5, K=hops, bias=False).double()
+    with torch.no_grad():
+        sg.lin.weight.copy_(torch.eye(5, dtype=torch.float64))
+    torch.testing.assert_close(smooth, sg(data.x, data.edge_index), rtol=1e-12, atol=1e-12)
+    w = model.feature_encoder.weight.detach()
+    unit = smooth / smooth.norm(dim=-1, keepdim=True)
+    with torch.no_grad():
+        got = model.feature_currents(data, torch.float64)
+    torch.testing.assert_close(got, unit @ w.t() * model.v_threshold / 2, rtol=1e-12,
+                               atol=1e-12)
+    # isolated nodes keep their own features (their only neighbour is themselves)
+    torch.testing.assert_close(smooth[12:], data.x[12:], rtol=1e-12, atol=0)
+    # remove the edges between the first edge's two ends: their currents change
+    u, v = data.edge_index
+    a, b = data.edge_index[:, (u != v).nonzero()[0, 0]].tolist()
+    keep = ~(((u == a) & (v == b)) | ((u == b) & (v == a)))
+    cut = Data(edge_index=data.edge_index[:, keep], edge_type=data.edge_type[keep],
+               num_nodes=16, x=data.x)
+    with torch.no_grad():
+        after = model.feature_currents(cut, torch.float64)
+    assert not torch.allclose(after[a], got[a]) and not torch.allclose(after[b], got[b])
+    unit = _dense_smoothing(cut.edge_index, 16, data.x, hops)
+    unit = unit / unit.norm(dim=-1, keepdim=True)
+    torch.testing.assert_close(after, unit @ w.t() * model.v_threshold / 2, rtol=1e-12,
+                               atol=1e-12)
+    # without hops the currents read the features as given
+    plain = _model(hidden_dim=4, time_steps=6, node_features=5, feature_pair=True)
+    unit = data.x / data.x.norm(dim=-1, keepdim=True)
+    with torch.no_grad():
+        torch.testing.assert_close(plain.feature_currents(data, torch.float64),
+                                   unit @ w.t() * plain.v_threshold / 2, rtol=1e-12,
+                                   atol=1e-12)
+
+
+def test_feature_hops_need_node_features():
+    with pytest.raises(ValueError, match="feature_hops > 0 needs node_features > 0"):
+        GRSNN(2, background=True, feature_hops=1)
+    with pytest.raises(ValueError, match="feature_hops must be >= 0"):
+        GRSNN(2, background=True, node_features=3, feature_hops=-1)
+    from grsnn.training.config import ConfigError, merge_config
+    with pytest.raises(ConfigError, match="model.feature_hops: needs model.node_features=true"):
+        merge_config({"model": {"feature_hops": 1, "background": True},
+                      "task": {"name": "link_prediction"}})
+    cfg = merge_config({"model": {"feature_hops": 2, "node_features": True, "background": True},
+                        "task": {"name": "link_prediction"}})
+    assert cfg["model"]["feature_hops"] == 2
+    with pytest.raises(ConfigError, match="model.feature_hops"):
+        merge_config({"model": {"feature_hops": -1, "node_features": True, "background": True},
+                      "task": {"name": "link_prediction"}})

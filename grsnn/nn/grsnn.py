@@ -132,6 +132,13 @@ class GRSNN(nn.Module):
             features, scaled by :math:`(V_{th}/2)^2`): the input the two ends' background
             neurons receive, compared before any spike quantises it (needs
             ``node_features > 0``; default ``False``).
+        feature_hops (int): the node features are first smoothed over the graph the
+            circuit runs on, ``k`` steps of :math:`x \leftarrow \hat A x` with
+            :math:`\hat A = D^{-1/2}(A + I)D^{-1/2}` (GCN's normalisation, one self loop
+            per node; no parameters), so that a node's feature current also
+            describes its neighbours' features; the scoring graph of a training batch
+            (the query's own edges removed) is the one smoothed over (needs
+            ``node_features > 0``; ``0``, the default: the features as given).
 
     Example:
         >>> from torch_geometric.data import Data
@@ -154,7 +161,8 @@ class GRSNN(nn.Module):
                  delay_init: Optional[float] = None, propagation: str = "dense",
                  track_rate: bool = False, query_sized: bool = False,
                  background: bool = False, background_pair: bool = False,
-                 node_features: int = 0, feature_pair: bool = False) -> None:
+                 node_features: int = 0, feature_pair: bool = False,
+                 feature_hops: int = 0) -> None:
         super().__init__()
         if num_relations < 1:
             raise ValueError(f"num_relations must be >= 1, got {num_relations}")
@@ -196,6 +204,11 @@ class GRSNN(nn.Module):
         self.feature_pair = bool(feature_pair)
         if self.feature_pair and not node_features:
             raise ValueError("feature_pair=True needs node_features > 0")
+        if feature_hops < 0:
+            raise ValueError(f"feature_hops must be >= 0, got {feature_hops}")
+        if feature_hops and not node_features:
+            raise ValueError("feature_hops > 0 needs node_features > 0")
+        self.feature_hops = int(feature_hops)
         feat = ((4 if readout == "state" else 2) * hidden_dim
                 + (hidden_dim if degree_prior else 0) + (hidden_dim if background else 0)
                 + (hidden_dim if background_pair else 0) + (hidden_dim if feature_pair else 0))
@@ -542,7 +555,8 @@ class GRSNN(nn.Module):
 
     def feature_currents(self, data, dtype: torch.dtype) -> Tensor:
         r"""``[N, D]``: every node's input current in the background circuit from its
-        features, :math:`(V_{th}/2)\,W \hat x_v` (``node_features``)."""
+        features, :math:`(V_{th}/2)\,W \hat x_v` (``node_features``; the features
+        smoothed first with ``feature_hops``, :meth:`smoothed_features`)."""
         if self.feature_encoder is None:
             raise ValueError("feature_currents needs a model with node_features > 0")
         n = int(data.num_nodes)
@@ -551,8 +565,36 @@ class GRSNN(nn.Module):
             got = None if x is None else tuple(x.shape)
             raise ValueError(f"the model reads node features: data.x must be "
                              f"[{n}, {self.feature_dim}], got {got}")
-        unit = nn.functional.normalize(x.to(dtype), dim=-1)
+        x = self.smoothed_features(data, x.to(dtype), self.feature_hops)
+        unit = nn.functional.normalize(x, dim=-1)
         return self.feature_encoder(unit) * (self.v_threshold / 2)
+
+    @staticmethod
+    def smoothed_features(data, x: Tensor, hops: int) -> Tensor:
+        r""":math:`\hat A^k x` for ``k = hops`` over ``data.edge_index`` (message from
+        source to target; every edge, whatever its relation, parallel edges adding up),
+        :math:`\hat A = D^{-1/2}(A + I)D^{-1/2}` with exactly one self loop per node
+        (PyG's ``gcn_norm``); ``x`` itself when ``hops`` is 0.
+
+        Example:
+            >>> from torch_geometric.data import Data
+            >>> path = Data(edge_index=torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]]),
+            ...             num_nodes=3)
+            >>> GRSNN.smoothed_features(path, torch.tensor([[3.0], [0.0], [0.0]]), 1)
+            tensor([[1.5000],
+                    [1.2247],
+                    [0.0000]])
+        """
+        if not hops:
+            return x
+        from torch_geometric.nn.conv.gcn_conv import gcn_norm
+        n = int(data.num_nodes)
+        ei, w = gcn_norm(data.edge_index, None, n, add_self_loops=True, dtype=x.dtype)
+        adj = torch.sparse_coo_tensor(ei.flip(0), w, (n, n),                # [target, source]
+                                      check_invariants=False).coalesce()
+        for _ in range(hops):
+            x = torch.sparse.mm(adj, x)
+        return x
 
     def background_spike_trains(self, data) -> Tensor:
         """The background circuit's spike trains as booleans ``[T, N, D]`` (no gradient),
