@@ -194,5 +194,14 @@ def test_feature_similarity_scores_pairs_by_the_features_cosine():
     # 1/sqrt(2)
     assert rows["unreachable"]["auroc_vs_all_negatives"] == 0.5
     import pytest
+    # one hop of smoothing, by hand: degrees with the self loop 2, 3, 2, 2, 2, 1
+    s = 1 / torch.tensor([2.0, 3, 2, 2, 2, 1]).sqrt()
+    a = torch.eye(6) + torch.zeros(6, 6).index_put_((edges[0], edges[1]), torch.ones(3))
+    a = a + a.t() - torch.eye(6)
+    smooth = (s.unsqueeze(1) * a * s.unsqueeze(0)).double() @ x.double()
+    by_hand = auroc_ap(cos(smooth[pos[0]], smooth[pos[1]]), cos(smooth[neg[0]], smooth[neg[1]]))
+    # the smoothing ranks both positives above both negatives (0.375 without it)
+    assert by_hand["auroc"] == 1.0 and rows["all"]["auroc"] == 0.375
+    assert mod.cosine_breakdown(data, hops=1)[0]["auroc"] == pytest.approx(by_hand["auroc"])
     with pytest.raises(ValueError, match="toy has no node features"):
         mod.cosine_breakdown(LinkData("toy", 6, edges, {"test": pos}, {"test": neg}))
