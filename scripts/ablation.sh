@@ -26,7 +26,8 @@
 # background circuit; needs bg and a data set with features), fpair
 # (model.feature_pair=true: the product of the two ends' feature currents; needs feat),
 # fhops<k> (model.feature_hops=k: the features smoothed over k hops of the graph first;
-# needs feat).
+# needs feat), fcos (model.feature_cosine=true: the cosine of the two ends' features as
+# one more input of the scoring MLP; needs feat).
 # The first argument names the paper's configuration tasks/paper/kg_completion/<split>.yaml
 # or tasks/paper/link_prediction/<name>.yaml, which every lever starts from.
 # Runs go to $RUNS/ablation/<split>/<levers>[_s<seed>]/
@@ -64,6 +65,7 @@ for lever in "${parts[@]}"; do
     feat) sets+=(--set model.node_features=true) ;;
     fpair) sets+=(--set model.feature_pair=true) ;;
     fhops[0-9]*) sets+=(--set "model.feature_hops=${lever#fhops}") ;;
+    fcos) sets+=(--set model.feature_cosine=true) ;;
     *) echo "ablation.sh: unknown lever $lever" >&2; exit 2 ;;
   esac
 done

@@ -410,3 +410,37 @@ def test_feature_hops_need_node_features():
     with pytest.raises(ConfigError, match="model.feature_hops"):
         merge_config({"model": {"feature_hops": -1, "node_features": True, "background": True},
                       "task": {"name": "link_prediction"}})
+
+
+@pytest.mark.parametrize("hops", [0, 1])
+def test_feature_cosine_is_the_cosine_of_the_two_ends_features(hops):
+    """feature_cosine: the MLP's last input is cos(x_h, x_v) of the (smoothed) features,
+    by hand for every candidate; it learns, and needs node features."""
+    data = _graph()
+    data.x = torch.rand(16, 5, generator=torch.Generator().manual_seed(4),
+                        dtype=torch.float64)
+    model = _model(hidden_dim=4, time_steps=6, node_features=5, feature_cosine=True,
+                   feature_hops=hops)
+    batch = torch.tensor([[[13, 0, 0], [13, 5, 0], [13, 14, 0]],
+                          [[2, 7, 1], [2, 12, 1], [2, 3, 1]]])
+    h = batch[:, 0, 0]
+    x = _dense_smoothing(data.edge_index, 16, data.x, hops)
+    with torch.no_grad():
+        feat = model.node_features(data, h, batch[:, 0, 2])                  # [B, N, F]
+    assert feat.size(-1) == 3 * model.hidden_dim + 1        # readout, query, background
+    for b in range(2):
+        for v in range(16):
+            cos = float(x[h[b]] @ x[v] / x[h[b]].norm() / x[v].norm())
+            assert feat[b, v, -1].item() == pytest.approx(cos, rel=1e-12)
+    cand = batch[..., 1]
+    torch.testing.assert_close(GRSNN.pair_cosines(model.unit_features(data, torch.float64),
+                                                  h, cand), feat[:, :, -1].gather(1, cand))
+    logits = model(data, batch)
+    logits.sum().backward()
+    assert model.mlp[0].weight.grad[:, -1].ne(0).any()
+    with pytest.raises(ValueError, match="feature_cosine=True needs node_features > 0"):
+        GRSNN(2, background=True, feature_cosine=True)
+    from grsnn.training.config import ConfigError, merge_config
+    with pytest.raises(ConfigError, match="model.feature_cosine: needs model.node_features"):
+        merge_config({"model": {"feature_cosine": True, "background": True},
+                      "task": {"name": "link_prediction"}})

@@ -139,6 +139,11 @@ class GRSNN(nn.Module):
             describes its neighbours' features; the scoring graph of a training batch
             (the query's own edges removed) is the one smoothed over (needs
             ``node_features > 0``; ``0``, the default: the features as given).
+        feature_cosine (bool): also give the scoring MLP the cosine similarity of the
+            two ends' node features (smoothed with ``feature_hops``), one pair feature
+            without parameters: how alike the two ends' (neighbourhoods') features are,
+            exactly, where ``feature_pair`` compares ``D`` learnt projections (needs
+            ``node_features > 0``; default ``False``).
 
     Example:
         >>> from torch_geometric.data import Data
@@ -162,7 +167,7 @@ class GRSNN(nn.Module):
                  track_rate: bool = False, query_sized: bool = False,
                  background: bool = False, background_pair: bool = False,
                  node_features: int = 0, feature_pair: bool = False,
-                 feature_hops: int = 0) -> None:
+                 feature_hops: int = 0, feature_cosine: bool = False) -> None:
         super().__init__()
         if num_relations < 1:
             raise ValueError(f"num_relations must be >= 1, got {num_relations}")
@@ -209,9 +214,13 @@ class GRSNN(nn.Module):
         if feature_hops and not node_features:
             raise ValueError("feature_hops > 0 needs node_features > 0")
         self.feature_hops = int(feature_hops)
+        self.feature_cosine = bool(feature_cosine)
+        if self.feature_cosine and not node_features:
+            raise ValueError("feature_cosine=True needs node_features > 0")
         feat = ((4 if readout == "state" else 2) * hidden_dim
                 + (hidden_dim if degree_prior else 0) + (hidden_dim if background else 0)
-                + (hidden_dim if background_pair else 0) + (hidden_dim if feature_pair else 0))
+                + (hidden_dim if background_pair else 0) + (hidden_dim if feature_pair else 0)
+                + (1 if feature_cosine else 0))
         self.prior = nn.Linear(num_relations, hidden_dim) if degree_prior else None
         # the query vector of the background circuit (its delays and relation weights)
         self.background_query = nn.Embedding(1, hidden_dim) if background else None
@@ -454,14 +463,26 @@ class GRSNN(nn.Module):
         """The pair features switched on, each ``[B, n or N, D]``: ``background_pair``'s
         (of the background readout, the last of :meth:`node_priors` ``priors``) and
         ``feature_pair``'s (of :meth:`feature_currents`), for the query sources ``h_index``
-        and the candidates ``cand`` (as :meth:`pair_features`)."""
+        and the candidates ``cand`` (as :meth:`pair_features`); then ``feature_cosine``'s
+        ``[B, n or N, 1]`` (:meth:`pair_cosines` of :meth:`unit_features`)."""
         out = []
         if self.background_pair:
             out.append(self.pair_features(priors[-1], h_index, cand))
         if self.feature_pair:
             out.append(self.pair_features(self._currents_once(data, priors[-1].dtype),
                                           h_index, cand))
+        if self.feature_cosine:
+            units = self._units_once(data, priors[-1].dtype)
+            out.append(self.pair_cosines(units, h_index, cand).unsqueeze(-1))
         return out
+
+    @staticmethod
+    def pair_cosines(units: Tensor, h_index: Tensor, cand: Optional[Tensor] = None) -> Tensor:
+        """``units[h] . units[v]`` (the cosine of unit rows ``[N, F]``) for every query
+        source ``h`` (``[B]``) and candidate ``v`` (``cand`` ``[B, n]``; every node when
+        ``None``): ``[B, n or N]``, from one ``[B, F] x [F, N]`` product."""
+        every = units[h_index.view(-1)] @ units.t()                             # [B, N]
+        return every if cand is None else every.gather(1, cand)
 
     @staticmethod
     def pair_features(rows: Tensor, h_index: Tensor, cand: Optional[Tensor] = None) -> Tensor:
@@ -541,6 +562,18 @@ class GRSNN(nn.Module):
             return q.new_zeros(int(data.num_nodes), 1, self.hidden_dim)
         return self._currents_once(data, q.dtype).unsqueeze(1)
 
+    def _units_once(self, data, dtype: torch.dtype) -> Tensor:
+        """:meth:`unit_features`, computed once per forward (kept in the node-prior memo,
+        as :meth:`_currents_once`)."""
+        memo = self._priors
+        if memo is not None and memo.get("units_of") is data and \
+                memo.get("units_dtype") == dtype:
+            return memo["units"]
+        out = self.unit_features(data, dtype)
+        if memo is not None:
+            memo.update(units_of=data, units_dtype=dtype, units=out)
+        return out
+
     def _currents_once(self, data, dtype: torch.dtype) -> Tensor:
         """:meth:`feature_currents`, computed once per forward (kept in the node-prior
         memo, which both scoring directions and the background circuit share)."""
@@ -555,10 +588,17 @@ class GRSNN(nn.Module):
 
     def feature_currents(self, data, dtype: torch.dtype) -> Tensor:
         r"""``[N, D]``: every node's input current in the background circuit from its
-        features, :math:`(V_{th}/2)\,W \hat x_v` (``node_features``; the features
-        smoothed first with ``feature_hops``, :meth:`smoothed_features`)."""
+        features, :math:`(V_{th}/2)\,W \hat x_v` (``node_features``; :math:`\hat x_v`
+        from :meth:`unit_features`)."""
         if self.feature_encoder is None:
             raise ValueError("feature_currents needs a model with node_features > 0")
+        return self.feature_encoder(self._units_once(data, dtype)) * (self.v_threshold / 2)
+
+    def unit_features(self, data, dtype: torch.dtype) -> Tensor:
+        r"""``[N, F]``: every node's features ``data.x``, smoothed with ``feature_hops``
+        (:meth:`smoothed_features`) and scaled to unit length, :math:`\hat x_v`."""
+        if self.feature_encoder is None:
+            raise ValueError("unit_features needs a model with node_features > 0")
         n = int(data.num_nodes)
         x = getattr(data, "x", None)
         if x is None or x.dim() != 2 or x.shape != (n, self.feature_dim):
@@ -566,8 +606,7 @@ class GRSNN(nn.Module):
             raise ValueError(f"the model reads node features: data.x must be "
                              f"[{n}, {self.feature_dim}], got {got}")
         x = self.smoothed_features(data, x.to(dtype), self.feature_hops)
-        unit = nn.functional.normalize(x, dim=-1)
-        return self.feature_encoder(unit) * (self.v_threshold / 2)
+        return nn.functional.normalize(x, dim=-1)
 
     @staticmethod
     def smoothed_features(data, x: Tensor, hops: int) -> Tensor:
