@@ -14,7 +14,8 @@ RECOMMENDED = [p for p in CONFIGS if p.parent.parent.name == "tasks"
                and p.parent.name in ("kg_completion", "link_prediction")]
 # the model switches a recommended config may set differently from the paper's
 REACH_KEYS = {"drive", "readout", "degree_prior", "delay_init", "surrogate", "background",
-              "background_pair", "node_features", "feature_pair"}
+              "background_pair", "node_features", "feature_pair", "feature_hops",
+              "feature_cosine"}
 # engine choices with the same results (tests/test_event_driven.py, test_query_sized.py)
 ENGINE_KEYS = {"propagation", "query_sized"}
 
