@@ -469,10 +469,10 @@ class GRSNN(nn.Module):
         if self.background_pair:
             out.append(self.pair_features(priors[-1], h_index, cand))
         if self.feature_pair:
-            out.append(self.pair_features(self._currents_once(data, priors[-1].dtype),
-                                          h_index, cand))
+            currents = self._once("feature_currents", data, priors[-1].dtype)
+            out.append(self.pair_features(currents, h_index, cand))
         if self.feature_cosine:
-            units = self._units_once(data, priors[-1].dtype)
+            units = self._once("unit_features", data, priors[-1].dtype)
             out.append(self.pair_cosines(units, h_index, cand).unsqueeze(-1))
         return out
 
@@ -560,30 +560,19 @@ class GRSNN(nn.Module):
         currents (:meth:`feature_currents`, with ``node_features``)."""
         if self.feature_encoder is None:
             return q.new_zeros(int(data.num_nodes), 1, self.hidden_dim)
-        return self._currents_once(data, q.dtype).unsqueeze(1)
+        return self._once("feature_currents", data, q.dtype).unsqueeze(1)
 
-    def _units_once(self, data, dtype: torch.dtype) -> Tensor:
-        """:meth:`unit_features`, computed once per forward (kept in the node-prior memo,
-        as :meth:`_currents_once`)."""
+    def _once(self, name: str, data, dtype: torch.dtype) -> Tensor:
+        """``self.<name>(data, dtype)`` (:meth:`feature_currents`, :meth:`unit_features`),
+        computed once per forward: kept in the node-prior memo, which both scoring
+        directions and the background circuit share."""
         memo = self._priors
-        if memo is not None and memo.get("units_of") is data and \
-                memo.get("units_dtype") == dtype:
-            return memo["units"]
-        out = self.unit_features(data, dtype)
+        kept = memo.get(name) if memo is not None else None
+        if kept is not None and kept[0] is data and kept[1] == dtype:
+            return kept[2]
+        out = getattr(self, name)(data, dtype)
         if memo is not None:
-            memo.update(units_of=data, units_dtype=dtype, units=out)
-        return out
-
-    def _currents_once(self, data, dtype: torch.dtype) -> Tensor:
-        """:meth:`feature_currents`, computed once per forward (kept in the node-prior
-        memo, which both scoring directions and the background circuit share)."""
-        memo = self._priors
-        if memo is not None and memo.get("currents_of") is data and \
-                memo.get("currents_dtype") == dtype:
-            return memo["currents"]
-        out = self.feature_currents(data, dtype)
-        if memo is not None:
-            memo.update(currents_of=data, currents_dtype=dtype, currents=out)
+            memo[name] = (data, dtype, out)
         return out
 
     def feature_currents(self, data, dtype: torch.dtype) -> Tensor:
@@ -592,7 +581,8 @@ class GRSNN(nn.Module):
         from :meth:`unit_features`)."""
         if self.feature_encoder is None:
             raise ValueError("feature_currents needs a model with node_features > 0")
-        return self.feature_encoder(self._units_once(data, dtype)) * (self.v_threshold / 2)
+        units = self._once("unit_features", data, dtype)
+        return self.feature_encoder(units) * (self.v_threshold / 2)
 
     def unit_features(self, data, dtype: torch.dtype) -> Tensor:
         r"""``[N, F]``: every node's features ``data.x``, smoothed with ``feature_hops``
