@@ -42,10 +42,21 @@ from ..nn import GRSNN
 
 __all__ = ["circuit_stats", "format_circuit_stats", "spiking_gnn_stats", "delivered_spikes",
            "background_stats", "source_reach", "operation_counts", "query_time",
-           "ENERGY_AC_PJ", "ENERGY_MAC_PJ"]
+           "energy_pj", "ENERGY_AC_PJ", "ENERGY_MAC_PJ"]
 
 ENERGY_AC_PJ = 0.9
 ENERGY_MAC_PJ = 4.6
+
+
+def energy_pj(acs, macs):
+    """Energy in picojoules of ``acs`` accumulates and ``macs`` multiply-accumulates at
+    :data:`ENERGY_AC_PJ` and :data:`ENERGY_MAC_PJ` (floats or tensors).
+
+    Example:
+        >>> energy_pj(10, 1)
+        13.6
+    """
+    return acs * ENERGY_AC_PJ + macs * ENERGY_MAC_PJ
 
 
 def delivered_spikes(spikes: Tensor, plan, delays: Tensor) -> Tensor:
@@ -244,8 +255,8 @@ def circuit_stats(model: GRSNN, data, h_index: Tensor, r_index: Tensor) -> Dict[
     sops = delivered_per_query * d
     edges = plan.dst.numel()
     ops = operation_counts(model, delivered_per_query, spikes[:-1].sum(dim=(0, 1, 3)), n, edges)
-    snn_pj = ops["snn_ac"] * ENERGY_AC_PJ + ops["snn_mac"] * ENERGY_MAC_PJ
-    gnn_pj = float(ops["gnn_ac"]) * ENERGY_AC_PJ + float(ops["gnn_mac"]) * ENERGY_MAC_PJ
+    snn_pj = energy_pj(ops["snn_ac"], ops["snn_mac"])
+    gnn_pj = energy_pj(float(ops["gnn_ac"]), float(ops["gnn_mac"]))
     return {
         "queries": b,
         "nodes": n,
@@ -295,7 +306,7 @@ def background_stats(model: GRSNN, data, plan=None) -> Dict[str, Any]:
                           model.num_relations)
     delivered = delivered_spikes(spikes, plan, model.background_delays()).sum().view(1)
     ops = operation_counts(model, delivered, spikes[:-1].sum().view(1), n, plan.dst.numel())
-    pj = ops["snn_ac"] * ENERGY_AC_PJ + ops["snn_mac"] * ENERGY_MAC_PJ
+    pj = energy_pj(ops["snn_ac"], ops["snn_mac"])
     return {
         "firing_rate_per_step": spikes.mean(dim=(1, 2)).tolist(),
         "firing_rate": spikes.mean().item(),
