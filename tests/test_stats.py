@@ -137,3 +137,36 @@ def test_background_circuit_is_counted_apart_against_brute_force():
     assert "background circuit" not in format_circuit_stats(plain, "test")
     with pytest.raises(ValueError, match="background=True"):
         GRSNN(rels, hidden_dim=3).background_spike_trains(data)
+
+
+def test_reached_nodes_per_query_against_the_dense_spike_trains():
+    """The nodes a query-driven circuit's messages reach within the horizon, counted
+    from the dense spike trains and the integer delays edge by edge."""
+    from grsnn.reports.firing_stats import format_circuit_stats
+    torch.manual_seed(3)
+    n, rels = 14, 2
+    ei = torch.randint(0, n, (2, 24))
+    data = Data(edge_index=ei, edge_type=torch.randint(0, rels, (24,)), num_nodes=n)
+    model = GRSNN(rels, hidden_dim=4, time_steps=9, drive="reached", linear_scale=3.0)
+    h, r = torch.tensor([0, 3, 7]), torch.tensor([0, 1, 1])
+    stats = circuit_stats(model, data, h, r)
+    spikes = model.spike_trains(data, h, r)                  # [T, N, B, D]
+    delays = model.integer_delays(r)                         # [B, R, D]
+    T = spikes.size(0)
+    want = []
+    for b in range(3):
+        reached = {int(h[b])}
+        for (u, v), rho in zip(ei.t().tolist(), data.edge_type.tolist()):
+            for k in range(4):
+                d = int(delays[b, rho, k])
+                if any(spikes[j, u, b, k] for j in range(T - 1 - d)):
+                    reached.add(v)
+        want.append(len(reached))
+    assert 1 < sum(want) / 3 < n                             # neither silent nor everything
+    assert stats["reached_per_query"] == pytest.approx(sum(want) / 3)
+    assert stats["reached_share"] == pytest.approx(sum(w / n for w in want) / 3)
+    assert f"{sum(want) / 3:.1f} of {n}" in format_circuit_stats(stats, "test")
+    # a bias-driven circuit has no reached set: its unreached neurons are not at rest
+    plain = circuit_stats(GRSNN(rels, hidden_dim=4, time_steps=9), data, h, r)
+    assert "reached_per_query" not in plain
+    assert "nodes reached per query" not in format_circuit_stats(plain, "test")

@@ -41,7 +41,7 @@ from ..functional import build_plan
 from ..nn import GRSNN
 
 __all__ = ["circuit_stats", "format_circuit_stats", "spiking_gnn_stats", "delivered_spikes",
-           "background_stats", "source_reach", "operation_counts", "query_time",
+           "background_stats", "reached_share", "source_reach", "operation_counts", "query_time",
            "energy_pj", "ENERGY_AC_PJ", "ENERGY_MAC_PJ"]
 
 ENERGY_AC_PJ = 0.9
@@ -280,7 +280,28 @@ def circuit_stats(model: GRSNN, data, h_index: Tensor, r_index: Tensor) -> Dict[
         **query_time(model, data, h_index, r_index),
         **({"background": background_stats(model, data, plan)}
            if getattr(model, "background_query", None) is not None else {}),
+        **reached_share(model, data, h_index, r_index),
     }
+
+
+def reached_share(model: GRSNN, data, h_index: Tensor, r_index: Tensor) -> Dict[str, Any]:
+    """For a query-driven circuit (``drive="reached"``) the nodes a message reaches within
+    the horizon, per query (:func:`~grsnn.nn.query_sized.reached_sets`, the source
+    included): ``reached_per_query`` (mean) and ``reached_share`` (of the graph's nodes).
+    Query-sized training simulates these nodes only, and a batch whose queries reach more
+    than :data:`~grsnn.nn.query_sized.CROSSOVER` of the node-columns together runs on the
+    whole graph: a wave that training speeds up makes its epochs slower. Empty for a
+    circuit whose unreached neurons are not at rest.
+    """
+    from ..nn.query_sized import CROSSOVER, reached_sets
+    from ..nn.reached import supports_reached
+    if not supports_reached(model.conv):
+        return {}
+    sets = reached_sets(model, data, h_index, r_index)
+    sizes = torch.tensor([float(x.numel()) for x in sets])
+    share = sizes / int(data.num_nodes)
+    return {"reached_per_query": sizes.mean().item(), "reached_share": share.mean().item(),
+            "reached_crossover": CROSSOVER}
 
 
 @torch.no_grad()
@@ -345,8 +366,19 @@ def format_circuit_stats(stats: Dict[str, Any], split: str) -> str:
         "reach of the query by hop distance from its source (informed: the spike train "
         "differs from the node's train without the source's current):",
         format_breakdown(s["reach_by_distance"], ["fired", "first_spike", "informed"]),
+        *_format_reached(s),
         *_format_background(s.get("background"), s["snn_energy_uj_per_query"]),
     ])
+
+
+def _format_reached(s: Dict[str, Any]) -> List[str]:
+    """The line of :func:`reached_share` (none for a circuit without it)."""
+    if "reached_per_query" not in s:
+        return []
+    return ["", f"nodes reached per query (what query-sized training simulates): "
+                f"{s['reached_per_query']:.1f} of {s['nodes']} ({100 * s['reached_share']:.1f}%); "
+                f"batches that reach more than {100 * s['reached_crossover']:.0f}% run on the "
+                f"whole graph"]
 
 
 def _format_background(bg: Optional[Dict[str, Any]], query_uj: float) -> List[str]:
