@@ -152,7 +152,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
             print(f"{args.split}.{k}: {v:.6g}")
         if args.by_distance:
             print(f"\nby hop distance from the query's source to its answer in the {args.split}"
-                  f" graph (horizon {model.time_steps - 1} hops):")
+                  f" graph (horizon {model.eval_steps - 1} hops):")
             print(format_breakdown(rows, [c for c in GROUP_COLUMNS if c in rows[0]]))
 
 

@@ -144,6 +144,11 @@ class GRSNN(nn.Module):
             without parameters: how alike the two ends' (neighbourhoods') features are,
             exactly, where ``feature_pair`` compares ``D`` learnt projections (needs
             ``node_features > 0``; default ``False``).
+        eval_time_steps (int, optional): the horizon ``T`` in ``eval()`` mode
+            (validation, test, predictions, reports); training keeps ``time_steps``.
+            Nothing learnt depends on ``T`` (the readout kernel is recomputed for it), so
+            a circuit trained at one horizon runs at a longer one and scores answers its
+            trained wave reaches only later (``None``, the default: ``time_steps``).
 
     Example:
         >>> from torch_geometric.data import Data
@@ -167,8 +172,14 @@ class GRSNN(nn.Module):
                  track_rate: bool = False, query_sized: bool = False,
                  background: bool = False, background_pair: bool = False,
                  node_features: int = 0, feature_pair: bool = False,
-                 feature_hops: int = 0, feature_cosine: bool = False) -> None:
+                 feature_hops: int = 0, feature_cosine: bool = False,
+                 eval_time_steps: Optional[int] = None) -> None:
         super().__init__()
+        if eval_time_steps is not None and eval_time_steps < 1:
+            raise ValueError(f"eval_time_steps must be >= 1, got {eval_time_steps}")
+        #: the horizons of training and of eval() mode (see :meth:`train`)
+        self.train_time_steps = int(time_steps)
+        self.eval_time_steps = None if eval_time_steps is None else int(eval_time_steps)
         if num_relations < 1:
             raise ValueError(f"num_relations must be >= 1, got {num_relations}")
         if readout not in READOUTS:
@@ -291,7 +302,30 @@ class GRSNN(nn.Module):
     # ----------------------------------------------------------------- pieces
     @property
     def time_steps(self) -> int:
+        """The horizon ``T`` the circuit runs now (``eval_time_steps`` in ``eval()`` mode
+        where it is set, else ``time_steps``)."""
         return self.conv.time_steps
+
+    @property
+    def eval_steps(self) -> int:
+        """The horizon of ``eval()`` mode (``eval_time_steps``, else ``time_steps``),
+        whatever the mode now."""
+        return self.train_time_steps if self.eval_time_steps is None else self.eval_time_steps
+
+    def train(self, mode: bool = True) -> "GRSNN":
+        """As :meth:`torch.nn.Module.train`; the circuit also takes the horizon of the
+        mode: ``eval_time_steps`` in ``eval()`` mode where it is set, ``time_steps`` in
+        training (the readout kernel ``kappa`` follows it)."""
+        super().train(mode)
+        steps = self.train_time_steps
+        if not mode and self.eval_time_steps is not None:
+            steps = self.eval_time_steps
+        if steps != self.conv.time_steps:
+            self.conv.time_steps = steps
+            # as built at that horizon (then moved): the same values to the last bit
+            self.register_buffer("kappa", readout_kernel(steps, self.readout_decay)
+                                 .to(self.kappa), persistent=False)
+        return self
 
     @property
     def firing_rate(self) -> Optional[Tensor]:

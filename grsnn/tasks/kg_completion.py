@@ -179,7 +179,7 @@ class KGCompletionTask(Task):
         g = self.data.splits[split].graph
         hops = pair_hop_distances(g.edge_index, g.num_nodes, src, tgt)
         return ranking_breakdown(ranks, cands if self.data.inductive else None, hops,
-                                 model.time_steps - 1)
+                                 model.eval_steps - 1)
 
     @torch.no_grad()
     def rankings(self, model: GRSNN, split: str, progress: bool = True,

@@ -165,7 +165,7 @@ class LinkPredictionTask(Task):
                               for p in (pos, neg))
         return pair_breakdown(self.score_pairs(model, pos, progress),
                               self.score_pairs(model, neg, progress), pos_hops, neg_hops,
-                              model.time_steps - 1)
+                              model.eval_steps - 1)
 
     def circuit_queries(self, split: str, count: int) -> Tuple[Data, Tensor, Tensor]:
         """The message-passing graph and the first ends of ``split``'s first ``count``

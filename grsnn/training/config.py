@@ -130,6 +130,7 @@ MODEL_OVERRIDES: Dict[str, Tuple[type, Any]] = {"surrogate": (str, "sigmoid"),
 # value rules of model keys (their types and defaults come from the signature)
 _MODEL_RULES: Dict[str, Dict[str, Any]] = {
     "hidden_dim": {"positive": True}, "time_steps": {"positive": True},
+    "eval_time_steps": {"positive": True},
     "tau": {"positive": True}, "v_threshold": {"positive": True},
     "num_mlp_layers": {"positive": True},
     "delay_init": {"signed": True},                 # a logit offset: may be negative

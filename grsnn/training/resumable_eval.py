@@ -37,8 +37,12 @@ def tensor_fingerprint(*tensors: Tensor) -> str:
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
-    """SHA-1 of a model's state (names, shapes and values): equal for the same weights."""
+    """SHA-1 of a model's state (names, shapes and values), its printed constants (the
+    circuit's horizon, time constant, threshold) and its evaluation horizon: equal for
+    the same weights run the same way."""
     h = hashlib.sha1()
+    h.update(repr(model).encode())
+    h.update(str(getattr(model, "eval_steps", "")).encode())
     for name, value in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(tensor_fingerprint(value).encode())

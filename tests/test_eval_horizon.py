@@ -1,0 +1,152 @@
+"""``eval_time_steps``: a circuit trained at one horizon, evaluated at another."""
+import pytest
+import torch
+from torch_geometric.data import Data
+
+from grsnn.functional import readout_kernel
+from grsnn.nn import GRSNN
+
+
+def _path(n):
+    """The directed path 0 -> 1 -> ... -> n-1, one relation."""
+    ei = torch.stack([torch.arange(n - 1), torch.arange(1, n)])
+    return Data(edge_index=ei, edge_type=torch.zeros(n - 1, dtype=torch.long), num_nodes=n)
+
+
+def _wave(model):
+    """One neuron per node, delays 0, a synapse and a query current that make a neuron
+    fire at the step its input arrives: the wave moves one node per step."""
+    with torch.no_grad():
+        model.conv.lin.weight.fill_(10.0)
+        model.conv.lin.bias.zero_()
+        model.query.weight.fill_(10.0)
+        model.conv.delay_logit.fill_(-30.0)              # sigmoid -> 0: delay 0
+    return model
+
+
+def test_the_eval_horizon_lets_the_wave_reach_farther_by_hand():
+    torch.manual_seed(0)
+    model = _wave(GRSNN(1, hidden_dim=1, time_steps=3, eval_time_steps=6, dependent=False,
+                        drive="reached"))
+    data, h, r = _path(8), torch.tensor([0]), torch.tensor([0])
+    trains = model.spike_trains(data, h, r)[..., 0, 0]          # [T, N]
+    # source at step 0, then one node per step (a message sent at t arrives at t + 1)
+    assert trains.shape == (3, 8)
+    first = [int(trains[:, v].float().argmax()) if trains[:, v].any() else None
+             for v in range(8)]
+    assert first == [0, 1, 2, None, None, None, None, None]
+    model.eval()
+    assert model.time_steps == 6
+    assert torch.equal(model.kappa, readout_kernel(6, 0.95))
+    trains = model.spike_trains(data, h, r)[..., 0, 0]
+    assert trains.shape == (6, 8)
+    first = [int(trains[:, v].float().argmax()) if trains[:, v].any() else None
+             for v in range(8)]
+    assert first == [0, 1, 2, 3, 4, 5, None, None]
+    model.train()
+    assert model.time_steps == 3 and model.kappa.numel() == 3
+    assert model.spike_trains(data, h, r).size(0) == 3
+
+
+def test_eval_mode_equals_a_model_built_at_the_eval_horizon():
+    torch.manual_seed(1)
+    n, rels = 12, 2
+    ei = torch.randint(0, n, (2, 40))
+    data = Data(edge_index=ei, edge_type=torch.randint(0, rels, (40,)), num_nodes=n)
+    kw = dict(hidden_dim=4, linear_scale=3.0, background=True, degree_prior=True,
+              drive="reached")
+    trained = GRSNN(rels, time_steps=5, eval_time_steps=9, **kw).double()
+    long = GRSNN(rels, time_steps=9, **kw).double()
+    short = GRSNN(rels, time_steps=5, **kw).double()
+    long.load_state_dict(trained.state_dict())         # nothing learnt depends on T
+    short.load_state_dict(trained.state_dict())
+    batch = torch.tensor([[[0, 3, 1], [0, 5, 1], [0, 7, 1]], [[4, 2, 0], [4, 9, 0], [4, 1, 0]]])
+    with torch.no_grad():
+        want_train = short(data, batch)
+        assert torch.equal(trained(data, batch), want_train)          # training mode: T = 5
+        trained.eval(), long.eval(), short.eval()
+        got, want = trained(data, batch), long(data, batch)
+        assert torch.equal(got, want)
+        assert not torch.allclose(got, short(data, batch))          # the horizon matters here
+        trained.train()
+        assert torch.equal(trained(data, batch), want_train)
+
+
+def test_eval_time_steps_is_checked():
+    with pytest.raises(ValueError, match="eval_time_steps must be >= 1"):
+        GRSNN(2, eval_time_steps=0)
+    from grsnn.training.config import ConfigError, merge_config
+    with pytest.raises(ConfigError, match="eval_time_steps"):
+        merge_config({"model": {"eval_time_steps": 0}})
+    assert merge_config({"model": {"eval_time_steps": 14}})["model"]["eval_time_steps"] == 14
+    assert merge_config({})["model"]["eval_time_steps"] is None
+
+
+def test_training_runs_its_horizon_and_evaluation_the_eval_horizon(tmp_path, capsys):
+    """A run with ``model.eval_time_steps``: validation, test and the by-distance report
+    run the longer horizon; the checkpoint also evaluates at another one with ``--set``."""
+    from grsnn.cli import main
+    from grsnn.tasks import load_trained
+    from test_tasks import write_kg
+    folder = write_kg(tmp_path / "kg")
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(folder), "--out", str(out), "--quiet", "--set",
+                 "model.hidden_dim=8", "model.time_steps=3", "model.eval_time_steps=5",
+                 "train.num_epoch=1", "task.num_negative=4"]) == 0
+    task, model = load_trained(out / "best.pt")
+    assert model.training and model.time_steps == 3
+    assert model.eval().time_steps == 5
+    capsys.readouterr()
+    args = ["eval", "--checkpoint", str(out / "best.pt"), "--split", "test", "--quiet",
+            "--by-distance"]
+    assert main(args) == 0
+    assert "(horizon 4 hops)" in capsys.readouterr().out
+    assert main(args + ["--set", "model.eval_time_steps=7"]) == 0
+    assert "(horizon 6 hops)" in capsys.readouterr().out
+
+
+def test_a_saved_partial_evaluation_is_not_resumed_at_another_horizon():
+    """The key of a resumable evaluation (docs: ``grsnn eval`` keeps its progress) tells
+    horizons apart: nothing learnt depends on them, so the weights alone would not."""
+    from grsnn.training.resumable_eval import model_fingerprint
+    torch.manual_seed(0)
+    base = GRSNN(2, hidden_dim=4, time_steps=3)
+    state = base.state_dict()
+
+    def like(**kw):
+        m = GRSNN(2, hidden_dim=4, **kw)
+        m.load_state_dict(state)
+        return model_fingerprint(m)
+    same = like(time_steps=3)
+    assert same == model_fingerprint(base)
+    others = {like(time_steps=5), like(time_steps=3, eval_time_steps=5),
+              like(time_steps=3, eval_time_steps=6)}
+    assert same not in others and len(others) == 3
+
+
+def test_eval_horizons_script_chooses_on_validation(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    from grsnn.cli import main
+    from test_tasks import write_kg
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(write_kg(tmp_path / "kg")), "--out", str(out),
+                 "--quiet", "--set", "model.hidden_dim=8", "model.time_steps=3",
+                 "model.drive=reached", "train.num_epoch=1", "task.num_negative=4"]) == 0
+    res = subprocess.run([sys.executable, str(root / "scripts" / "eval_horizons.py"), str(out),
+                          "--steps", "3,5"], capture_output=True, text=True, cwd=root)
+    assert res.returncode == 0, res.stderr
+    valid = {}
+    for t in (3, 5):       # a transductive graph: chosen by the pessimistic MRR
+        text = (out / "horizon" / f"valid_T{t}.txt").read_text()
+        assert f"(horizon {t - 1} hops)" in text
+        valid[t] = float(text.split("valid.pessimistic.mrr: ")[1].split()[0])
+        assert (out / "horizon" / f"test_T{t}.txt").is_file()
+    best = 5 if valid[5] > valid[3] else 3
+    assert f"chosen on validation mrr: T = {best}" in res.stdout
+    assert f"| **{best}** | {valid[best]:.4f} |" in res.stdout
+    bad = subprocess.run([sys.executable, str(root / "scripts" / "eval_horizons.py"),
+                          str(tmp_path / "none")], capture_output=True, text=True, cwd=root)
+    assert bad.returncode == 2 and "best.pt not found" in bad.stderr
