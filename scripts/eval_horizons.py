@@ -6,7 +6,7 @@ For each run directory and each T of ``--steps``: ``grsnn eval --checkpoint <run
 --split <split> --by-distance --set model.eval_time_steps=T`` for the validation and the
 test split, kept as ``<run>/horizon/<split>_T<T>.txt`` (skipped where the file exists,
 so an interrupted sweep continues). Then one table per run: the headline metric (Hits@10
-against 50 negatives, pessimistic, for GraIL splits; AUROC, pessimistic, for link
+against 50 negatives, pessimistic, for GraIL splits; AUROC for link
 prediction; MRR, pessimistic, for other knowledge graphs) and the MRR, AP or Hits@10 on both splits, the tie share on the test split, and the
 horizon with the best validation figure (the first of equal ones), which is what a
 configuration would set as ``model.eval_time_steps``. The test figures are printed for
@@ -23,7 +23,8 @@ from typing import Dict, List
 
 #: (headline metric, second metric) as `grsnn eval` prints them: inductive knowledge
 #: graphs (GraIL), link prediction, transductive knowledge graphs; the first that applies
-METRICS = (("pessimistic.hits@10_50", "mrr"), ("pessimistic.auroc", "ap"),
+#: (`grsnn eval --by-distance` prints link prediction's AUROC without its pessimistic twin)
+METRICS = (("pessimistic.hits@10_50", "mrr"), ("pessimistic.auroc", "ap"), ("auroc", "ap"),
            ("pessimistic.mrr", "hits@10"))
 
 
@@ -72,8 +73,9 @@ def table(run: Path, steps: List[int]) -> str:
     for t in steps:
         v, s = rows[t]["valid"], rows[t]["test"]
         mark = "**" if t == best else ""
+        tied = f"{s['tied_fraction']:.4f}" if "tied_fraction" in s else "-"
         lines.append(f"| {mark}{t}{mark} | {v[head]:.4f} | {v[second]:.4f} | {s[head]:.4f} | "
-                     f"{s[second]:.4f} | {s.get('tied_fraction', float('nan')):.4f} |")
+                     f"{s[second]:.4f} | {tied} |")
     return "\n".join(lines)
 
 
