@@ -5,12 +5,13 @@
 For each run directory and each T of ``--steps``: ``grsnn eval --checkpoint <run>/best.pt
 --split <split> --by-distance --set model.eval_time_steps=T`` for the validation and the
 test split, kept as ``<run>/horizon/<split>_T<T>.txt`` (skipped where the file exists,
-so an interrupted sweep continues). Then one table per run: the headline metric (Hits@10
-against 50 negatives, pessimistic, for GraIL splits; AUROC for link
-prediction; MRR, pessimistic, for other knowledge graphs) and the MRR, AP or Hits@10 on both splits, the tie share on the test split, and the
-horizon with the best validation figure (the first of equal ones), which is what a
-configuration would set as ``model.eval_time_steps``. The test figures are printed for
-every horizon so that the choice can be checked, never used to make it.
+so an interrupted sweep continues). Then one table per run: the headline metric
+(Hits@10 against 50 negatives, pessimistic, for GraIL splits; AUROC for link prediction;
+MRR, pessimistic, for other knowledge graphs) and the MRR, AP or Hits@10 on both splits,
+the tie share on the test split, and the horizon with the best validation figure (the
+first of equal ones), which is what a configuration would set as
+``model.eval_time_steps``. The test figures are printed for every horizon so that the
+choice can be checked, never used to make it.
 """
 from __future__ import annotations
 
