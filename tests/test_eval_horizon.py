@@ -150,3 +150,8 @@ def test_eval_horizons_script_chooses_on_validation(tmp_path):
     bad = subprocess.run([sys.executable, str(root / "scripts" / "eval_horizons.py"),
                           str(tmp_path / "none")], capture_output=True, text=True, cwd=root)
     assert bad.returncode == 2 and "best.pt not found" in bad.stderr
+    for steps in ("10,x", "0,4"):
+        bad = subprocess.run([sys.executable, str(root / "scripts" / "eval_horizons.py"),
+                              str(out), "--steps", steps], capture_output=True, text=True,
+                             cwd=root)
+        assert bad.returncode == 2 and "--steps:" in bad.stderr, steps
