@@ -135,6 +135,11 @@ def cmd_eval(args: argparse.Namespace) -> None:
                               args.set or [])
     _join_processes(cfg)
     task = build_task(cfg)
+    data = getattr(task, "data", None)
+    if args.split not in getattr(data, "splits", ("valid", "test")):
+        from .data import DataError
+        raise DataError(f"--split {args.split}: {getattr(data, 'name', 'this data set')} has no "
+                        f"such split (test_valid: GraIL splits, `_ind/valid.txt`)")
     partial = None
     if task.resumable:
         partial = partial_eval_path(args.checkpoint, args.split)
@@ -263,7 +268,8 @@ def _add_training(sub) -> None:
     p.add_argument("-c", "--config",
                    help="task YAML (default: the config stored in the checkpoint)")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--split", choices=("valid", "test"), default="test")
+    p.add_argument("--split", choices=("valid", "test", "test_valid"), default="test",
+                   help="test_valid (GraIL): the `_ind/valid.txt` targets on the test graph")
     _add_set(p)
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--by-distance", action="store_true",

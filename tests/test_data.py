@@ -65,6 +65,11 @@ def test_grail_counts_and_vocabularies(split: str) -> None:
     assert train.filter_triples.shape[0] == tr and valid.filter_triples.shape[0] == tr + va
     assert test.filter_triples.shape[0] == itr + iva + ite
     assert train.graph is valid.graph and test.graph is not train.graph
+    # the _ind valid targets on the test graph, filtered without any test target
+    tv = kg.splits["test_valid"]
+    assert tv.graph is test.graph and tv.entities is test.entities
+    assert tv.triples.shape[0] == iva and torch.equal(tv.triples, test.filter_triples[itr:itr + iva])
+    assert torch.equal(tv.filter_triples, test.filter_triples[:itr + iva])
     assert len(train.entities) == ents and len(test.entities) == ients
     assert train.graph.num_nodes == ents and test.graph.num_nodes == ients
     assert train.graph.edge_index.shape[1] == 2 * tr and test.graph.edge_index.shape[1] == 2 * itr
@@ -206,6 +211,9 @@ def test_inductive_fixture_and_unknown_relation(tmp_path: Path) -> None:
     assert test.graph.num_nodes == 3 and test.graph.edge_type.tolist() == [1, 3]
     assert test.triples.tolist() == [[0, 1, 0], [1, 2, 1]] and test.filter_triples.shape[0] == 4
     assert kg.splits["valid"].filter_triples.tolist() == [[0, 1, 0], [1, 2, 1], [0, 2, 1]]
+    tv = kg.splits["test_valid"]     # _ind valid on the test graph; filter _ind train + valid
+    assert tv.graph is test.graph and tv.triples.tolist() == [[1, 0, 0]]
+    assert tv.filter_triples.tolist() == [[0, 1, 1], [1, 0, 0]]
     write(ind / "test.txt", "x\tr\ty\ny\tnever_trained\tx\n")
     with pytest.raises(DataError, match=r"toy_ind.test\.txt:2: relation 'never_trained'"):
         load_grail("toy", tmp_path)

@@ -145,7 +145,7 @@ def test_eval_horizons_script_chooses_on_validation(tmp_path):
         valid[t] = float(text.split("valid.pessimistic.mrr: ")[1].split()[0])
         assert (out / "horizon" / f"test_T{t}.txt").is_file()
     best = 5 if valid[5] > valid[3] else 3
-    assert f"chosen on validation mrr: T = {best}" in res.stdout
+    assert f"chosen on valid mrr: T = {best}" in res.stdout
     assert f"| **{best}** | {valid[best]:.4f} |" in res.stdout
     bad = subprocess.run([sys.executable, str(root / "scripts" / "eval_horizons.py"),
                           str(tmp_path / "none")], capture_output=True, text=True, cwd=root)
@@ -155,3 +155,43 @@ def test_eval_horizons_script_chooses_on_validation(tmp_path):
                               str(out), "--steps", steps], capture_output=True, text=True,
                              cwd=root)
         assert bad.returncode == 2 and "--steps:" in bad.stderr, steps
+
+
+def test_eval_horizons_script_chooses_on_the_test_graphs_validation_targets(tmp_path, capsys):
+    """``--select test_valid`` on a GraIL split: the `_ind/valid.txt` targets on the test
+    graph are evaluated at each horizon and make the choice; ``grsnn eval --split
+    test_valid`` names the data set that lacks them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    from grsnn.cli import main
+    from test_tasks import write_kg
+    root = Path(__file__).resolve().parents[1]
+    cfg = tmp_path / "grail.yaml"
+    cfg.write_text("dataset:\n  name: WN18RR_v1\nmodel:\n  hidden_dim: 8\n  time_steps: 3\n"
+                   "  drive: reached\ntrain:\n  num_epoch: 1\n  max_steps_per_epoch: 2\n"
+                   "task:\n  num_negative: 4\n  max_eval_queries: 12\n")
+    out = tmp_path / "run"
+    assert main(["train", "-c", str(cfg), "--out", str(out), "--quiet"]) == 0
+    res = subprocess.run([sys.executable, str(root / "scripts" / "eval_horizons.py"), str(out),
+                          "--steps", "3,5", "--select", "test_valid"],
+                         capture_output=True, text=True, cwd=root)
+    assert res.returncode == 0, res.stderr
+    got = {}
+    for t in (3, 5):
+        text = (out / "horizon" / f"test_valid_T{t}.txt").read_text()
+        assert "test_valid.num_queries: 24" in text          # 12 triples, both directions
+        got[t] = float(text.split("test_valid.pessimistic.hits@10_50: ")[1].split()[0])
+    best = 5 if got[5] > got[3] else 3
+    assert f"chosen on test_valid hits@10_50: T = {best}" in res.stdout
+    assert "| T | valid hits@10_50 | valid mrr | test_valid hits@10_50 |" in res.stdout
+    # a transductive checkpoint has no test_valid split: one line, exit 2
+    plain = tmp_path / "plain"
+    assert main(["train", "--data", str(write_kg(tmp_path / "kg")), "--out", str(plain),
+                 "--quiet", "--set", "model.hidden_dim=8", "model.time_steps=3",
+                 "train.num_epoch=1", "task.num_negative=4"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(plain / "best.pt"), "--split", "test_valid"]) != 0
+    err = capsys.readouterr().err
+    assert "--split test_valid" in err and "has no such split" in err
+    assert "Traceback" not in err

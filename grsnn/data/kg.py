@@ -225,7 +225,10 @@ def load_grail(split: str, root: str | Path | None = None) -> KGData:
     Train and valid are answered on the graph of ``<split>/train.txt`` (valid targets
     from ``<split>/valid.txt``; filters train and train + valid); test is answered on the
     graph of ``<split>_ind/train.txt`` with its own entity list, targets
-    ``<split>_ind/test.txt``, filter the whole ``_ind`` folder. Relations are shared and
+    ``<split>_ind/test.txt``, filter the whole ``_ind`` folder. ``test_valid`` is answered
+    on the test graph too, targets ``<split>_ind/valid.txt``, filter its train and valid
+    triples: a validation set drawn like the test targets, for choices (such as the
+    evaluation horizon) that depend on the graph answered on. Relations are shared and
     come from the training folder.
 
     Args:
@@ -271,6 +274,11 @@ def load_grail(split: str, root: str | Path | None = None) -> KGData:
         "test": KGSplit(ind_graph, ind_ids["test"],
                         _cat(ind_ids["train"], ind_ids["valid"], ind_ids["test"]), ind_ents.names,
                         peer_filter_triples=_cat(ind_ids["train"], ind_ids["test"])),
+        # the benchmark's own validation targets on the test graph (`_ind/valid.txt`,
+        # held out of its facts like the test targets); filter without the test targets,
+        # so that a choice made on it uses no test label
+        "test_valid": KGSplit(ind_graph, ind_ids["valid"], _cat(ind_ids["train"], ind_ids["valid"]),
+                              ind_ents.names),
     }
     return KGData(split, rels.names, splits, inductive=True)
 
