@@ -68,7 +68,8 @@ def test_grail_counts_and_vocabularies(split: str) -> None:
     # the _ind valid targets on the test graph, filtered without any test target
     tv = kg.splits["test_valid"]
     assert tv.graph is test.graph and tv.entities is test.entities
-    assert tv.triples.shape[0] == iva and torch.equal(tv.triples, test.filter_triples[itr:itr + iva])
+    assert tv.triples.shape[0] == iva
+    assert torch.equal(tv.triples, test.filter_triples[itr:itr + iva])
     assert torch.equal(tv.filter_triples, test.filter_triples[:itr + iva])
     assert len(train.entities) == ents and len(test.entities) == ients
     assert train.graph.num_nodes == ents and test.graph.num_nodes == ients
