@@ -4,6 +4,7 @@ import random
 
 import pytest
 import torch
+from torch_geometric.data import Data
 
 from grsnn.data import load_triples_folder
 from grsnn.metrics import filtered_ranks, ranking_metrics
@@ -90,6 +91,43 @@ def test_easy_edge_removal_removes_query_edge_and_inverse(kg_task):
     pairs = set(zip(hop.edge_index[0].tolist(), hop.edge_index[1].tolist()))
     for a, b in zip(h.tolist(), t.tolist()):
         assert (a, b) not in pairs and (b, a) not in pairs
+
+
+def test_drop_facts_drops_each_fact_with_its_inverse():
+    from grsnn.tasks.kg_helpers import drop_facts
+    # facts (0 r0 1), (1 r1 2), (0 r1 2), each with its inverse (type + 2); edges in a
+    # scrambled order, so the pairing is found from the edges, not from their positions
+    ei = torch.tensor([[2, 0, 1, 2, 1, 0], [1, 1, 2, 0, 0, 2]])
+    et = torch.tensor([3, 0, 1, 3, 2, 1])
+    g = Data(edge_index=ei, edge_type=et, num_nodes=3)
+    assert drop_facts(g, 2, 0.0, torch.Generator()) is g
+    seen = set()
+    for seed in range(40):
+        out = drop_facts(g, 2, 0.5, torch.Generator().manual_seed(seed))
+        facts = {(a, c, b) if c < 2 else (b, c - 2, a) for a, b, c in
+                 zip(*out.edge_index.tolist(), out.edge_type.tolist())}
+        kept = list(zip(*out.edge_index.tolist(), out.edge_type.tolist()))
+        assert len(kept) == 2 * len(facts)          # every kept fact keeps both edges
+        seen.add(frozenset(facts))
+        again = drop_facts(g, 2, 0.5, torch.Generator().manual_seed(seed))
+        assert torch.equal(again.edge_index, out.edge_index)
+    assert len(seen) == 8                            # every subset of the three facts occurs
+    assert drop_facts(g, 2, 0.999999, torch.Generator()).edge_index.size(1) == 0
+
+
+def test_edge_dropout_thins_the_training_batches_graph(kg_task, tmp_path):
+    task, _ = kg_task
+    full = task.data.splits["train"].graph.edge_index.size(1)
+    idx = torch.arange(4)
+    g0, b0 = task.make_batch(idx, torch.Generator().manual_seed(0))
+    task.cfg = apply_overrides(task.cfg, ["task.edge_dropout=0.5"])
+    g1, b1 = task.make_batch(idx, torch.Generator().manual_seed(0))
+    assert g1.edge_index.size(1) < 0.7 * full and g0.edge_index.size(1) >= full - 8
+    assert b1[:, 0].tolist() == b0[:, 0].tolist()       # the same positives
+    with pytest.raises(ConfigError, match="task.edge_dropout: must be < 1"):
+        apply_overrides(task.cfg, ["task.edge_dropout=1"])
+    with pytest.raises(ConfigError, match="task.edge_dropout: must not be negative"):
+        apply_overrides(task.cfg, ["task.edge_dropout=-0.1"])
 
 
 def test_triple_index_mask():

@@ -26,8 +26,8 @@ from ..training import distributed as dist
 from ..training.memory import queries_per_pass, release_free_memory
 from ..training.resumable_eval import EvalProgress, model_fingerprint, tensor_fingerprint
 from .base import Task
-from .kg_helpers import (TripleIndex, corrupt_heads, firing_rate_penalty, model_arguments,
-                         remove_easy_edges, self_adversarial_loss)
+from .kg_helpers import (TripleIndex, corrupt_heads, drop_facts, firing_rate_penalty,
+                         model_arguments, remove_easy_edges, self_adversarial_loss)
 
 __all__ = ["TripleIndex", "KGCompletionTask", "corrupt_heads", "remove_easy_edges",
            "self_adversarial_loss"]     # the shared helpers stay importable from here
@@ -118,6 +118,8 @@ class KGCompletionTask(Task):
         qr = torch.where(head_side, r + self.R, r)
         graph = self.data.splits["train"].graph
         n = graph.num_nodes
+        if task.get("edge_dropout", 0.0):   # the batch's graph without a share of its facts
+            graph = drop_facts(graph, self.R, task["edge_dropout"], gen)
         if task["strict_negative"]:
             allowed = ~self.train_index.mask(qh, qr)
             allowed[allowed.sum(1) == 0] = True     # no valid negative left: sample any

@@ -15,8 +15,8 @@ from torch_geometric.data import Data
 
 from ..training.config import ConfigError
 
-__all__ = ["TripleIndex", "corrupt_heads", "remove_easy_edges", "self_adversarial_loss",
-           "model_arguments", "firing_rate_penalty"]
+__all__ = ["TripleIndex", "corrupt_heads", "drop_facts", "remove_easy_edges",
+           "self_adversarial_loss", "model_arguments", "firing_rate_penalty"]
 
 
 class TripleIndex:
@@ -96,6 +96,31 @@ def remove_easy_edges(graph: Data, heads: Tensor, tails: Tensor, rels: Tensor,
         query_key = torch.cat([(heads * n + tails) * r2 + rels,
                                (tails * n + heads) * r2 + rels + num_relations])
     keep = ~torch.isin(edge_key, query_key)
+    return Data(edge_index=graph.edge_index[:, keep], edge_type=graph.edge_type[keep],
+                num_nodes=n, x=graph.x)
+
+
+def drop_facts(graph: Data, num_relations: int, rate: float, gen: torch.Generator) -> Data:
+    """``graph`` without a random share ``rate`` of its facts: each fact ``(h, r, t)``
+    leaves with its inverse edge ``(t, r + R, h)``, so that a dropped fact no longer joins
+    its two ends in either direction (DropEdge at the level of facts).
+
+    Example:
+        >>> g = Data(edge_index=torch.tensor([[0, 1], [1, 0]]), edge_type=torch.tensor([0, 1]),
+        ...          num_nodes=2)
+        >>> drop_facts(g, 1, 0.99, torch.Generator().manual_seed(0)).edge_type.numel()
+        0
+    """
+    if rate <= 0:
+        return graph
+    n = graph.num_nodes
+    src, dst = graph.edge_index
+    inverse = graph.edge_type >= num_relations
+    head, tail = torch.where(inverse, dst, src), torch.where(inverse, src, dst)
+    rel = graph.edge_type - inverse.long() * num_relations
+    _, fact = torch.unique((head * n + tail) * num_relations + rel, return_inverse=True)
+    keep = torch.rand(int(fact.max()) + 1 if fact.numel() else 0, generator=gen) >= rate
+    keep = keep[fact]
     return Data(edge_index=graph.edge_index[:, keep], edge_type=graph.edge_type[keep],
                 num_nodes=n, x=graph.x)
 
