@@ -15,7 +15,8 @@
 # (model.linear_scale=x: the synaptic gain), tau<x> (model.tau=x: the neurons' time
 # constant; a smaller one makes a single arrival cross the threshold sooner), K<k>
 # (model.delay_bound=k: the largest synaptic delay), rate<w> (task.firing_rate_weight=w: the
-# firing-rate penalty), auto (model.propagation=auto: the event-driven engine where the
+# firing-rate penalty), drop<x> (task.edge_dropout=x: each training batch's graph without a
+# share x of its facts), auto (model.propagation=auto: the event-driven engine where the
 # circuit is sparse; same results, other seconds per epoch), triangle
 # (model.surrogate=triangle: a surrogate gradient of compact support), qs
 # (model.query_sized=true: train on the subgraph the queries reach; needs reached+triangle;
@@ -57,6 +58,7 @@ for lever in "${parts[@]}"; do
     tau[0-9]*) sets+=(--set "model.tau=${lever#tau}") ;;
     K[0-9]*) sets+=(--set "model.delay_bound=${lever#K}") ;;
     rate[0-9]*) sets+=(--set "task.firing_rate_weight=${lever#rate}") ;;
+    drop[0-9]*) sets+=(--set "task.edge_dropout=${lever#drop}") ;;
     auto) sets+=(--set model.propagation=auto) ;;
     triangle) sets+=(--set model.surrogate=triangle) ;;
     qs) sets+=(--set model.query_sized=true) ;;
