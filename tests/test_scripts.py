@@ -206,3 +206,27 @@ def test_feature_similarity_scores_pairs_by_the_features_cosine():
     assert mod.cosine_breakdown(data, hops=1)[0]["auroc"] == pytest.approx(by_hand["auroc"])
     with pytest.raises(ValueError, match="toy has no node features"):
         mod.cosine_breakdown(LinkData("toy", 6, edges, {"test": pos}, {"test": neg}))
+
+
+def test_graph_density_counts_the_shipped_files_and_matches_the_test_density():
+    """Nodes, facts and facts per node of WN18RR_v1's two graphs, counted from its text
+    files directly (the training graph's nodes include the valid triples' entities)."""
+    def rows(part, name):
+        text = (ROOT / "datasets" / "grail" / part / name).read_text()
+        return [x.split("\t") for x in text.splitlines() if x.strip()]
+    train, valid = rows("WN18RR_v1", "train.txt"), rows("WN18RR_v1", "valid.txt")
+    ind = rows("WN18RR_v1_ind", "train.txt") + rows("WN18RR_v1_ind", "valid.txt") \
+        + rows("WN18RR_v1_ind", "test.txt")
+    n_train = len({e for h, _, t in train + valid for e in (h, t)})
+    n_test = len({e for h, _, t in ind for e in (h, t)})
+    f_train, f_test = len(train), len(rows("WN18RR_v1_ind", "train.txt"))
+    drop = round(max(0.0, 1 - (f_test / n_test) / (f_train / n_train)), 2)
+    want = (f"| WN18RR_v1 | {n_train:,}, {f_train:,}, {f_train / n_train:.2f} | "
+            f"{n_test:,}, {f_test:,}, {f_test / n_test:.2f} | {drop:.2f} |")
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "graph_density.py"),
+                          "WN18RR_v1"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == want
+    bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "graph_density.py"), "nosuch"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert bad.returncode == 2 and "nosuch" in bad.stderr and not bad.stdout
