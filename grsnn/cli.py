@@ -135,11 +135,10 @@ def cmd_eval(args: argparse.Namespace) -> None:
                               args.set or [])
     _join_processes(cfg)
     task = build_task(cfg)
-    data = getattr(task, "data", None)
-    if args.split not in getattr(data, "splits", ("valid", "test")):
+    if args.split not in task.split_names:
         from .data import DataError
-        raise DataError(f"--split {args.split}: {getattr(data, 'name', 'this data set')} has no "
-                        f"such split (test_valid: GraIL splits, `_ind/valid.txt`)")
+        raise DataError(f"--split {args.split}: {task.data.name} has no such split "
+                        f"(test_valid: GraIL splits, `_ind/valid.txt`)")
     partial = None
     if task.resumable:
         partial = partial_eval_path(args.checkpoint, args.split)

@@ -57,6 +57,11 @@ class Task(ABC):
         """Circuit runs per training row (sizes the micro-batches)."""
         return 1
 
+    @property
+    def split_names(self) -> Tuple[str, ...]:
+        """The splits :meth:`evaluate` accepts."""
+        return ("train", "valid", "test")
+
     # ------------------------------------------------------------------ model
     @abstractmethod
     def build_model(self) -> GRSNN:

@@ -107,6 +107,11 @@ class KGCompletionTask(Task):
     def num_train(self) -> int:
         return int(self.train_triples.size(0))
 
+    @property
+    def split_names(self) -> Tuple[str, ...]:
+        """The data set's splits (GraIL adds ``test_valid``)."""
+        return tuple(self.data.splits)
+
     # --------------------------------------------------------------- training
     def make_batch(self, idx: Tensor, gen: torch.Generator) -> Tuple[Data, Tensor]:
         """Training graph without easy edges and a batch ``[B, 1 + n, 3]`` in tail-query form."""
