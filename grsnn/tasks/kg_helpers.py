@@ -118,9 +118,8 @@ def drop_facts(graph: Data, num_relations: int, rate: float, gen: torch.Generato
     inverse = graph.edge_type >= num_relations
     head, tail = torch.where(inverse, dst, src), torch.where(inverse, src, dst)
     rel = graph.edge_type - inverse.long() * num_relations
-    _, fact = torch.unique((head * n + tail) * num_relations + rel, return_inverse=True)
-    keep = torch.rand(int(fact.max()) + 1 if fact.numel() else 0, generator=gen) >= rate
-    keep = keep[fact]
+    facts, fact = torch.unique((head * n + tail) * num_relations + rel, return_inverse=True)
+    keep = (torch.rand(facts.numel(), generator=gen) >= rate)[fact]
     return Data(edge_index=graph.edge_index[:, keep], edge_type=graph.edge_type[keep],
                 num_nodes=n, x=graph.x)
 
