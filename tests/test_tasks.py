@@ -115,6 +115,27 @@ def test_drop_facts_drops_each_fact_with_its_inverse():
     assert drop_facts(g, 2, 0.999999, torch.Generator()).edge_index.size(1) == 0
 
 
+def test_drop_facts_undirected_drops_both_directions_and_keeps_self_loops():
+    from grsnn.tasks.kg_helpers import drop_facts
+    # edges {0, 1}, {1, 2}, {0, 2} in both directions, all relation 0, in a scrambled order,
+    # and a self loop on each node
+    ei = torch.tensor([[2, 0, 1, 2, 1, 0, 0, 1, 2], [1, 1, 2, 0, 0, 2, 0, 1, 2]])
+    g = Data(edge_index=ei, edge_type=torch.zeros(9, dtype=torch.long), num_nodes=3)
+    assert drop_facts(g, 1, 0.0, torch.Generator(), undirected=True) is g
+    seen = set()
+    for seed in range(40):
+        out = drop_facts(g, 1, 0.5, torch.Generator().manual_seed(seed), undirected=True)
+        edges = list(zip(*out.edge_index.tolist()))
+        loops = [(a, b) for a, b in edges if a == b]
+        links = {frozenset((a, b)) for a, b in edges if a != b}
+        assert sorted(loops) == [(0, 0), (1, 1), (2, 2)]          # self loops always stay
+        assert len(edges) - 3 == 2 * len(links)                     # both directions together
+        seen.add(frozenset(links))
+    assert len(seen) == 8                            # every subset of the three edges occurs
+    out = drop_facts(g, 1, 0.999999, torch.Generator(), undirected=True)
+    assert out.edge_index.tolist() == [[0, 1, 2], [0, 1, 2]]
+
+
 def test_edge_dropout_thins_the_training_batches_graph(kg_task, tmp_path):
     task, _ = kg_task
     full = task.data.splits["train"].graph.edge_index.size(1)
@@ -338,6 +359,15 @@ def test_link_prediction_task_on_a_tiny_graph(tmp_path):
     for h, (pos, neg_) in zip(heads[:, 0].tolist(), cands.tolist()):
         assert tuple(sorted((h, neg_))) not in train_pairs and neg_ != h      # strict
         assert (h, pos) not in pairs and (pos, h) not in pairs               # easy edges gone
+    # task.edge_dropout: the same rows on a graph without a share of its edges, self loops kept
+    task.cfg = apply_overrides(cfg, ["task.edge_dropout=0.5"])
+    graph_d, batch_d = task.make_batch(torch.arange(8), torch.Generator().manual_seed(1))
+    task.cfg = cfg
+    assert torch.equal(batch_d, batch)
+    kept = set(zip(graph_d.edge_index[0].tolist(), graph_d.edge_index[1].tolist()))
+    assert kept < pairs and all((v, v) in kept for v in range(20))
+    assert all((b, a) in kept for a, b in kept)
+    assert len(kept) - 20 < 0.7 * (len(pairs) - 20)
     model = task.build_model()
     assert model.symmetric and not model.dependent and model.num_relations == 1
     # micro-batches keep a positive with its negative and add up to the batch gradient

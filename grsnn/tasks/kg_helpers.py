@@ -100,10 +100,14 @@ def remove_easy_edges(graph: Data, heads: Tensor, tails: Tensor, rels: Tensor,
                 num_nodes=n, x=graph.x)
 
 
-def drop_facts(graph: Data, num_relations: int, rate: float, gen: torch.Generator) -> Data:
+def drop_facts(graph: Data, num_relations: int, rate: float, gen: torch.Generator,
+               undirected: bool = False) -> Data:
     """``graph`` without a random share ``rate`` of its facts: each fact ``(h, r, t)``
     leaves with its inverse edge ``(t, r + R, h)``, so that a dropped fact no longer joins
-    its two ends in either direction (DropEdge at the level of facts).
+    its two ends in either direction (DropEdge at the level of facts). With
+    ``undirected`` (homogeneous link prediction, where both directions of an edge share
+    relation 0) a fact is the unordered pair ``{u, v}`` of a relation, and self loops
+    always stay.
 
     Example:
         >>> g = Data(edge_index=torch.tensor([[0, 1], [1, 0]]), edge_type=torch.tensor([0, 1]),
@@ -115,11 +119,16 @@ def drop_facts(graph: Data, num_relations: int, rate: float, gen: torch.Generato
         return graph
     n = graph.num_nodes
     src, dst = graph.edge_index
-    inverse = graph.edge_type >= num_relations
-    head, tail = torch.where(inverse, dst, src), torch.where(inverse, src, dst)
-    rel = graph.edge_type - inverse.long() * num_relations
+    if undirected:
+        head, tail, rel = torch.minimum(src, dst), torch.maximum(src, dst), graph.edge_type
+    else:
+        inverse = graph.edge_type >= num_relations
+        head, tail = torch.where(inverse, dst, src), torch.where(inverse, src, dst)
+        rel = graph.edge_type - inverse.long() * num_relations
     facts, fact = torch.unique((head * n + tail) * num_relations + rel, return_inverse=True)
     keep = (torch.rand(facts.numel(), generator=gen) >= rate)[fact]
+    if undirected:
+        keep |= src == dst
     return Data(edge_index=graph.edge_index[:, keep], edge_type=graph.edge_type[keep],
                 num_nodes=n, x=graph.x)
 

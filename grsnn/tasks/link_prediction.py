@@ -25,8 +25,8 @@ from ..nn import GRSNN
 from ..training import distributed as dist
 from ..training.memory import queries_per_pass, release_free_memory
 from .base import Task
-from .kg_helpers import (TripleIndex, corrupt_heads, firing_rate_penalty, model_arguments,
-                         remove_easy_edges, self_adversarial_loss)
+from .kg_helpers import (TripleIndex, corrupt_heads, drop_facts, firing_rate_penalty,
+                         model_arguments, remove_easy_edges, self_adversarial_loss)
 
 __all__ = ["LinkPredictionTask", "relational_graph"]
 
@@ -107,6 +107,8 @@ class LinkPredictionTask(Task):
         heads = h.unsqueeze(1).expand_as(tails)
         graph = remove_easy_edges(self.graph, heads.reshape(-1), tails.reshape(-1),
                                   torch.zeros(tails.numel(), dtype=torch.long), 1, one_hop=True)
+        if self.cfg["task"].get("edge_dropout", 0.0):   # without a share of its edges
+            graph = drop_facts(graph, 1, self.cfg["task"]["edge_dropout"], gen, undirected=True)
         batch = torch.stack([heads, tails, torch.zeros_like(tails)], dim=-1)   # [B, 1 + n, 3]
         return graph, batch
 

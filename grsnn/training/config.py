@@ -76,8 +76,9 @@ class TaskConfig:
     firing_rate_weight: float = _key(0.0)
     #: remove every edge between h and t (FB15k-237)
     remove_one_hop: bool = _key(False)
-    #: knowledge graphs: share of the training graph's facts (both directions) left out of
-    #: each training batch's graph, drawn afresh per batch (0: none; below 1)
+    #: share of the training graph's facts (both directions; for link prediction its
+    #: edges, self loops kept) left out of each training batch's graph, drawn afresh per
+    #: batch (0: none; below 1)
     edge_dropout: float = _key(0.0)
     #: queries per circuit run in evaluation
     eval_batch_size: int = _key(32, positive=True)
@@ -297,9 +298,6 @@ def merge_config(raw: Dict[str, Any], where: str = "") -> Dict[str, Dict[str, An
     if not cfg["task"]["edge_dropout"] < 1.0:
         raise ConfigError(f"{where}task.edge_dropout: must be < 1, got "
                           f"{cfg['task']['edge_dropout']!r}")
-    if cfg["task"]["edge_dropout"] and cfg["task"]["name"] != "kg_completion":
-        raise ConfigError(f"{where}task.edge_dropout: knowledge-graph completion only (task.name "
-                          f"is {cfg['task']['name']})")
     if cfg["model"]["delay_bound"] > MAX_DELAY_BOUND:
         raise ConfigError(f"{where}model.delay_bound: must be <= {MAX_DELAY_BOUND}")
     _check_query_sized(cfg["model"], where)
