@@ -16,8 +16,9 @@
 # constant; a smaller one makes a single arrival cross the threshold sooner), K<k>
 # (model.delay_bound=k: the largest synaptic delay), rate<w> (task.firing_rate_weight=w: the
 # firing-rate penalty), drop<x> (task.edge_dropout=x: each training batch's graph without a
-# share x of its facts), auto (model.propagation=auto: the event-driven engine where the
-# circuit is sparse; same results, other seconds per epoch), triangle
+# share x of its facts, or of its edges in link prediction), auto (model.propagation=auto:
+# the event-driven engine where the circuit is sparse; same results, other seconds per
+# epoch), triangle
 # (model.surrogate=triangle: a surrogate gradient of compact support), qs
 # (model.query_sized=true: train on the subgraph the queries reach; needs reached+triangle;
 # same results, other seconds per epoch), bg (model.background=true: every candidate's
