@@ -201,9 +201,10 @@ def test_checkpoint_round_trip_and_bad_checkpoints(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
-def test_interrupted_then_resumed_run_matches_uninterrupted(tmp_path, monkeypatch):
+@pytest.mark.parametrize("ema_decay", [0.0, 0.8])      # 0.8: the parameters' moving average
+def test_interrupted_then_resumed_run_matches_uninterrupted(tmp_path, monkeypatch, ema_decay):
     folder = write_kg(tmp_path / "kg", seed=1)
-    cfg = tiny_cfg(folder, num_epoch=3)
+    cfg = tiny_cfg(folder, num_epoch=3, ema_decay=ema_decay)
     full = Trainer(KGCompletionTask(load_triples_folder(folder), cfg), cfg, tmp_path / "a",
                    progress=False)
     (tmp_path / "a").mkdir()
@@ -242,6 +243,13 @@ def test_interrupted_then_resumed_run_matches_uninterrupted(tmp_path, monkeypatc
     resumed = Trainer(KGCompletionTask(load_triples_folder(folder), cfg), cfg, tmp_path / "b",
                       progress=False).fit(resume=True)
     assert resumed == want
+    ends = [load_checkpoint(tmp_path / run / "last.pt") for run in "ab"]
+    for name, value in ends[0]["model"].items():
+        assert torch.equal(ends[1]["model"][name], value), name
+    if ema_decay:        # the average went on from where the interrupted run left it
+        assert ends[1]["average"]["updates"] == ends[0]["average"]["updates"] == 24
+        for name, value in ends[0]["average"]["shadow"].items():
+            assert torch.equal(ends[1]["average"]["shadow"][name], value), name
     # the interrupted epoch's mean loss covers its batches before the resume too
     from grsnn.reports.plots import training_losses
     losses = [training_losses((tmp_path / run / "log.txt").read_text()) for run in "ab"]

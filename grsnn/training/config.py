@@ -120,6 +120,9 @@ class TrainConfig:
     device: str = _key("auto")
     #: deterministic kernels only (GPU reproducibility)
     deterministic: bool = _key(False)
+    #: validate, keep and test the exponential moving average of the parameters with this
+    #: decay (warmed up; 0: off, below 1; :mod:`grsnn.training.averaging`)
+    ema_decay: float = _key(0.0)
 
 
 #: ``model`` keys whose config form differs from :class:`~grsnn.nn.GRSNN`'s Python default,
@@ -295,9 +298,10 @@ def merge_config(raw: Dict[str, Any], where: str = "") -> Dict[str, Dict[str, An
             cfg[section][key] = _check_value(section, key, value, where)
     if cfg["task"]["name"] == "link_prediction" and "metric" not in (raw.get("task") or {}):
         cfg["task"]["metric"] = "auroc"
-    if not cfg["task"]["edge_dropout"] < 1.0:
-        raise ConfigError(f"{where}task.edge_dropout: must be < 1, got "
-                          f"{cfg['task']['edge_dropout']!r}")
+    for section, key in (("task", "edge_dropout"), ("train", "ema_decay")):
+        if not cfg[section][key] < 1.0:
+            raise ConfigError(f"{where}{section}.{key}: must be < 1, got "
+                              f"{cfg[section][key]!r}")
     if cfg["model"]["delay_bound"] > MAX_DELAY_BOUND:
         raise ConfigError(f"{where}model.delay_bound: must be <= {MAX_DELAY_BOUND}")
     _check_query_sized(cfg["model"], where)

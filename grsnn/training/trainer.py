@@ -6,6 +6,7 @@ load with ``torch.load(..., weights_only=True)`` (:mod:`.checkpoints`).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -17,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from . import distributed as dist
+from .averaging import ParameterAverage
 from .checkpoints import RunError, load_checkpoint, save_checkpoint
 from .config import dump_config, merge_config
 from .memory import keep_freed_memory, queries_per_pass, release_free_memory
@@ -98,6 +100,9 @@ class Trainer:
         cls = getattr(torch.optim, opt["name"])
         self.optimizer = cls(self.model.parameters(), lr=opt["lr"],
                              weight_decay=opt["weight_decay"])
+        # the parameters' moving average that validation, best.pt and the test see
+        self.average = (ParameterAverage(self.model, tr["ema_decay"]) if tr["ema_decay"]
+                        else None)
         self.gen = torch.Generator().manual_seed(tr["seed"])
         self.epoch, self.step, self.best, self.best_epoch = 0, 0, -math.inf, -1
         self.best_valid: Dict[str, float] | None = None   # the best epoch's valid metrics
@@ -126,8 +131,9 @@ class Trainer:
                 "best": self.best, "best_epoch": self.best_epoch,
                 "best_valid": self.best_valid, "epoch_loss": list(self.epoch_loss),
                 "epoch_seconds": self.epoch_seconds + piece,
-                "config": self.cfg,
-                "vocab": self.task.vocab(), "torch_version": str(torch.__version__)}
+                "config": self.cfg, "vocab": self.task.vocab(),
+                "torch_version": str(torch.__version__),
+                **({"average": self.average.state_dict()} if self.average else {})}
 
     def save(self, name: str) -> None:
         """Checkpoint (rank 0 only; written atomically)."""
@@ -137,6 +143,8 @@ class Trainer:
     def restore(self, state: Dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.average is not None:
+            self.average.load_state_dict(state["average"])
         self.gen.set_state(state["generator"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
@@ -273,6 +281,8 @@ class Trainer:
         dist.all_reduce_gradients(self.model.parameters())
         self.optimizer.step()
         self.optimizer.zero_grad()
+        if self.average is not None:
+            self.average.update(self.model)
         if self.step - saved_at >= self.cfg["train"]["checkpoint_interval"] \
                 and self.step < n_steps:
             self.save("last.pt")
@@ -305,13 +315,19 @@ class Trainer:
         tr, metric = self.cfg["train"], self.cfg["task"]["metric"]
         if self.epoch % tr["valid_interval"] and self.epoch != tr["num_epoch"]:
             return
-        valid = self.task.evaluate(self.model, "valid", progress=self.progress)
-        self.record("valid", valid)
-        self.log(f"epoch {self.epoch} valid: " + _fmt(valid))
-        if valid[metric] > self.best:
-            self.best, self.best_epoch = valid[metric], self.epoch
-            self.best_valid = dict(valid)
-            self.save("best.pt")
+        with self._evaluated_weights():
+            valid = self.task.evaluate(self.model, "valid", progress=self.progress)
+            self.record("valid", valid)
+            self.log(f"epoch {self.epoch} valid: " + _fmt(valid))
+            if valid[metric] > self.best:
+                self.best, self.best_epoch = valid[metric], self.epoch
+                self.best_valid = dict(valid)
+                self.save("best.pt")        # its "model": the weights just validated
+
+    def _evaluated_weights(self):
+        """The weights validation sees: the moving average where ``train.ema_decay`` is
+        set (swapped in for the block), the trained ones otherwise."""
+        return self.average.applied(self.model) if self.average else contextlib.nullcontext()
 
     def final(self) -> Dict[str, Dict[str, float]]:
         """Evaluate the best checkpoint on test (and on valid unless the epoch loop already
@@ -319,10 +335,22 @@ class Trainer:
         dist.barrier()      # rank 0 has written best.pt
         results: Dict[str, Dict[str, float]] = {}
         known = None
+        weights = self._evaluated_weights()
         if (self.out / "best.pt").is_file():
             best = load_checkpoint(self.out / "best.pt")
-            self.model.load_state_dict(best["model"])
+            self.model.load_state_dict(best["model"])   # the weights it validated
             known = best.get("best_valid")   # None: a checkpoint without the field
+            weights = contextlib.nullcontext()
+        with weights:
+            self._final_splits(results, known)
+        if dist.is_main():
+            write_text(self.out / "results.json", json.dumps(results, indent=2))
+        return results
+
+    def _final_splits(self, results: Dict[str, Dict[str, float]],
+                      known: Optional[Dict[str, float]]) -> None:
+        """The best model's valid (``known``: as validated) and test metrics, into
+        ``results``."""
         for split in ("valid", "test"):   # long evaluations resume from a partial file
             if split == "valid" and known is not None:
                 results[split] = dict(known)
@@ -333,6 +361,3 @@ class Trainer:
             results[split] = self.task.evaluate(self.model, split, progress=self.progress,
                                                 partial=partial)
             self.log(f"best (epoch {self.best_epoch}) {split}: " + _fmt(results[split]))
-        if dist.is_main():
-            write_text(self.out / "results.json", json.dumps(results, indent=2))
-        return results
