@@ -1,8 +1,9 @@
 """Training infrastructure that every task runs on: the typed configuration
 (:mod:`.config`), the training loop (:mod:`.trainer`) and its run directory
 (:mod:`.run_dir`), checkpoints (:mod:`.checkpoints`), ``torchrun`` processes
-(:mod:`.distributed`), queries per pass and the CPU allocator (:mod:`.memory`), and
-evaluations that resume where they stopped (:mod:`.resumable_eval`).
+(:mod:`.distributed`), queries per pass and the CPU allocator (:mod:`.memory`),
+evaluations that resume where they stopped (:mod:`.resumable_eval`), and the parameters'
+moving average (:mod:`.averaging`).
 
 The task protocols (:mod:`grsnn.tasks`) build on this package; it knows them only through
 the :class:`~grsnn.tasks.Task` interface it drives.
