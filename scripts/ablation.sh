@@ -16,7 +16,8 @@
 # constant; a smaller one makes a single arrival cross the threshold sooner), K<k>
 # (model.delay_bound=k: the largest synaptic delay), rate<w> (task.firing_rate_weight=w: the
 # firing-rate penalty), drop<x> (task.edge_dropout=x: each training batch's graph without a
-# share x of its facts, or of its edges in link prediction), auto (model.propagation=auto:
+# share x of its facts, or of its edges in link prediction), ema<d> (train.ema_decay=d: the
+# parameters' moving average validated and tested), auto (model.propagation=auto:
 # the event-driven engine where the circuit is sparse; same results, other seconds per
 # epoch), triangle
 # (model.surrogate=triangle: a surrogate gradient of compact support), qs
@@ -60,6 +61,7 @@ for lever in "${parts[@]}"; do
     K[0-9]*) sets+=(--set "model.delay_bound=${lever#K}") ;;
     rate[0-9]*) sets+=(--set "task.firing_rate_weight=${lever#rate}") ;;
     drop[0-9]*) sets+=(--set "task.edge_dropout=${lever#drop}") ;;
+    ema[0-9]*) sets+=(--set "train.ema_decay=${lever#ema}") ;;
     auto) sets+=(--set model.propagation=auto) ;;
     triangle) sets+=(--set model.surrogate=triangle) ;;
     qs) sets+=(--set model.query_sized=true) ;;
