@@ -125,3 +125,30 @@ def test_reached_memory_compares_one_query_on_both_engines(run_python):
                      r"MB \((\d+)x less\), (\d+) nodes reached", last)
     assert m, last
     assert 1 < int(m.group(4)) < 5000            # the wave grew, not to the whole graph
+
+
+def test_gnn_lp_diagnosis_records_fit_and_spike_code_and_resumes(run_python, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    results = tmp_path / "diag.jsonl"
+    args = ("benchmarks/gnn_lp_diagnosis.py", "--points", "8,2,0.01", "--epochs", "2",
+            "--results", str(results))
+    run_python(*args)
+    rows = {r["model"]: r for r in map(json.loads, results.read_text().splitlines())}
+    assert set(rows) == {"gcn", "spiking"}
+    spiking = rows["spiking"]
+    assert (spiking["width"], spiking["layers"], spiking["epochs"]) == (8, 2, 2)
+    assert len(spiking["rate"]) == 2 and all(0 <= x <= 1 for x in spiking["rate"])
+    assert 0 <= spiking["silent_nodes"] <= 1 and 0 < spiking["distinct"] <= 1
+    for r in rows.values():
+        assert all(0 <= r[k] <= 1 for k in ("train", "test", "test_pessimistic", "test_tied"))
+        assert r["test_pessimistic"] <= r["test"]
+    out = run_python(*args)          # finished points are skipped; the table reads the file
+    assert len(results.read_text().splitlines()) == 2
+    assert len(re.findall(r"^\| 8 \| 2 \| 0\.01 \| 2 \| (gcn|spiking) \|", out, re.M)) == 2
+    root = Path(__file__).resolve().parent.parent
+    bad = subprocess.run([sys.executable, *args, "--spiking-kwargs", "[1]"], cwd=root,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--spiking-kwargs" in bad.stderr
