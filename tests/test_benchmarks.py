@@ -127,13 +127,14 @@ def test_reached_memory_compares_one_query_on_both_engines(run_python):
     assert 1 < int(m.group(4)) < 5000            # the wave grew, not to the whole graph
 
 
-def test_gnn_lp_diagnosis_records_fit_and_spike_code_and_resumes(run_python, tmp_path):
+def test_gnn_diagnosis_link_prediction_records_fit_and_spike_code_and_resumes(run_python,
+                                                                                  tmp_path):
     import json
     import subprocess
     import sys
     from pathlib import Path
     results = tmp_path / "diag.jsonl"
-    args = ("benchmarks/gnn_lp_diagnosis.py", "--points", "8,2,0.01", "--epochs", "2",
+    args = ("benchmarks/gnn_diagnosis.py", "--points", "8,2,0.01", "--epochs", "2",
             "--results", str(results))
     run_python(*args)
     rows = {r["model"]: r for r in map(json.loads, results.read_text().splitlines())}
@@ -152,3 +153,23 @@ def test_gnn_lp_diagnosis_records_fit_and_spike_code_and_resumes(run_python, tmp
     bad = subprocess.run([sys.executable, *args, "--spiking-kwargs", "[1]"], cwd=root,
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "--spiking-kwargs" in bad.stderr
+
+
+def test_gnn_diagnosis_node_classification_matches_the_recipe(run_python, tmp_path):
+    """The final-weight accuracies are those the recipe's own evaluation gives: with one
+    epoch the recipe's best validation epoch is the final one, so its test accuracy is the
+    diagnosis's."""
+    import json
+    results = tmp_path / "nc.jsonl"
+    out = run_python("benchmarks/gnn_diagnosis.py", "--task", "nc", "--points", "8,1,0.01",
+                     "--epochs", "1", "--results", str(results))
+    rows = {r["model"]: r for r in map(json.loads, results.read_text().splitlines())}
+    assert set(rows) == {"gcn", "spiking"}
+    for r in rows.values():
+        assert r["test"] == r["test_at_best_val"]
+        assert all(0 <= r[k] <= 1 for k in ("train", "val", "test", "distinct"))
+        assert r["train_loss"] > 0
+    assert len(rows["spiking"]["rate"]) == 1 and "rate" not in rows["gcn"]
+    assert 0 <= rows["spiking"]["saturated"][0] <= rows["spiking"]["rate"][0]
+    assert len(re.findall(r"^\| Cora \| 8 \| 1 \| 0\.01 \| 1 \| (gcn|spiking) \|", out,
+                          re.M)) == 2
