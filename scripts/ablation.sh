@@ -30,7 +30,8 @@
 # (model.feature_pair=true: the product of the two ends' feature currents; needs feat),
 # fhops<k> (model.feature_hops=k: the features smoothed over k hops of the graph first;
 # needs feat), fcos (model.feature_cosine=true: the cosine of the two ends' features as
-# one more input of the scoring MLP; needs feat).
+# one more input of the scoring MLP; needs feat), fcoshops<k> (model.feature_cosine_hops=k:
+# one cosine per smoothing depth 0..k; needs fcos).
 # The first argument names the paper's configuration tasks/paper/kg_completion/<split>.yaml
 # or tasks/paper/link_prediction/<name>.yaml, which every lever starts from.
 # Runs go to $RUNS/ablation/<split>/<levers>[_s<seed>]/
@@ -71,6 +72,7 @@ for lever in "${parts[@]}"; do
     fpair) sets+=(--set model.feature_pair=true) ;;
     fhops[0-9]*) sets+=(--set "model.feature_hops=${lever#fhops}") ;;
     fcos) sets+=(--set model.feature_cosine=true) ;;
+    fcoshops[0-9]*) sets+=(--set "model.feature_cosine_hops=${lever#fcoshops}") ;;
     *) echo "ablation.sh: unknown lever $lever" >&2; exit 2 ;;
   esac
 done

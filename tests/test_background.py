@@ -444,3 +444,39 @@ def test_feature_cosine_is_the_cosine_of_the_two_ends_features(hops):
     with pytest.raises(ConfigError, match="model.feature_cosine: needs model.node_features"):
         merge_config({"model": {"feature_cosine": True, "background": True},
                       "task": {"name": "link_prediction"}})
+
+
+def test_feature_cosine_hops_gives_one_cosine_per_smoothing_depth():
+    """feature_cosine_hops=2: the MLP's last three inputs are the cosines of the two ends'
+    features smoothed over 0, 1 and 2 hops, by hand for every candidate, whatever
+    feature_hops smooths the currents with; each one learns, and the key needs
+    feature_cosine (the query-sized path: tests/test_query_sized.py)."""
+    data = _graph()
+    data.x = torch.rand(16, 5, generator=torch.Generator().manual_seed(5),
+                        dtype=torch.float64)
+    model = _model(hidden_dim=4, time_steps=6, node_features=5, feature_cosine=True,
+                   feature_hops=1, feature_cosine_hops=2)
+    batch = torch.tensor([[[13, 0, 0], [13, 5, 0], [13, 14, 0]],
+                          [[2, 7, 1], [2, 12, 1], [2, 3, 1]]])
+    h = batch[:, 0, 0]
+    with torch.no_grad():
+        feat = model.node_features(data, h, batch[:, 0, 2])                  # [B, N, F]
+    assert feat.size(-1) == 3 * model.hidden_dim + 3
+    for hops in range(3):
+        x = _dense_smoothing(data.edge_index, 16, data.x, hops)
+        for b in range(2):
+            for v in range(16):
+                cos = float(x[h[b]] @ x[v] / x[h[b]].norm() / x[v].norm())
+                assert feat[b, v, -3 + hops].item() == pytest.approx(cos, rel=1e-12)
+    logits = model(data, batch)
+    logits.sum().backward()
+    assert model.mlp[0].weight.grad[:, -3:].ne(0).any(dim=0).all()
+    with pytest.raises(ValueError, match="feature_cosine_hops > 0 needs feature_cosine=True"):
+        GRSNN(2, background=True, node_features=3, feature_cosine_hops=1)
+    with pytest.raises(ValueError, match="feature_cosine_hops must be >= 0"):
+        GRSNN(2, background=True, node_features=3, feature_cosine=True, feature_cosine_hops=-1)
+    from grsnn.training.config import ConfigError, merge_config
+    with pytest.raises(ConfigError, match="model.feature_cosine_hops: needs model.feature_cos"):
+        merge_config({"model": {"feature_cosine_hops": 2, "node_features": True,
+                                "background": True},
+                      "task": {"name": "link_prediction"}})

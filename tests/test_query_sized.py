@@ -94,6 +94,8 @@ def _same(a, b):
                                  "feature_hops": 2},
                                 {"background": True, "node_features": 3, "feature_cosine": True,
                                  "feature_hops": 1},
+                                {"background": True, "node_features": 3, "feature_cosine": True,
+                                 "feature_hops": 1, "feature_cosine_hops": 2},
                                 {"delay": False, "relation_weight": False},
                                 {"self_connection": True, "track_rate": True}])
 def test_same_logits_and_gradients_as_the_whole_graph(kw):
@@ -179,7 +181,9 @@ def test_circuits_that_cannot_train_query_sized_are_refused(kw, words):
                                 {"background": True, "background_pair": True,
                                  "node_features": 3, "feature_pair": True},
                                 {"background": True, "node_features": 3, "feature_pair": True,
-                                 "feature_hops": 1, "feature_cosine": True}])
+                                 "feature_hops": 1, "feature_cosine": True},
+                                {"background": True, "node_features": 3, "feature_cosine": True,
+                                 "feature_cosine_hops": 2}])
 def test_score_all_same_scores_and_gradients(kw):
     """Every node scored (evaluation): the unreached nodes share one score per query."""
     data = _with_features(_graph(seed=4), kw)

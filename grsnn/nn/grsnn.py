@@ -144,6 +144,12 @@ class GRSNN(nn.Module):
             without parameters: how alike the two ends' (neighbourhoods') features are,
             exactly, where ``feature_pair`` compares ``D`` learnt projections (needs
             ``node_features > 0``; default ``False``).
+        feature_cosine_hops (int): with ``feature_cosine``, one cosine per smoothing
+            depth ``0, 1, ..., k`` (``k + 1`` inputs, the features smoothed over that many
+            hops as ``feature_hops`` smooths them) instead of the single one at
+            ``feature_hops``: near pairs are told apart best by widely smoothed features,
+            far or unconnected ones by their own (needs ``feature_cosine``; ``0``, the
+            default: the single cosine).
         eval_time_steps (int, optional): the horizon ``T`` in ``eval()`` mode
             (validation, test, predictions, reports); training keeps ``time_steps``.
             Nothing learnt depends on ``T`` (the readout kernel is recomputed for it), so
@@ -173,6 +179,7 @@ class GRSNN(nn.Module):
                  background: bool = False, background_pair: bool = False,
                  node_features: int = 0, feature_pair: bool = False,
                  feature_hops: int = 0, feature_cosine: bool = False,
+                 feature_cosine_hops: int = 0,
                  eval_time_steps: Optional[int] = None) -> None:
         super().__init__()
         if eval_time_steps is not None and eval_time_steps < 1:
@@ -228,10 +235,18 @@ class GRSNN(nn.Module):
         self.feature_cosine = bool(feature_cosine)
         if self.feature_cosine and not node_features:
             raise ValueError("feature_cosine=True needs node_features > 0")
+        if feature_cosine_hops < 0:
+            raise ValueError(f"feature_cosine_hops must be >= 0, got {feature_cosine_hops}")
+        if feature_cosine_hops and not self.feature_cosine:
+            raise ValueError("feature_cosine_hops > 0 needs feature_cosine=True")
+        self.feature_cosine_hops = int(feature_cosine_hops)
+        # the cosine inputs of the scoring MLP: one per smoothing depth, or the one
+        num_cosines = (self.feature_cosine_hops + 1 if self.feature_cosine_hops
+                       else int(self.feature_cosine))
         feat = ((4 if readout == "state" else 2) * hidden_dim
                 + (hidden_dim if degree_prior else 0) + (hidden_dim if background else 0)
                 + (hidden_dim if background_pair else 0) + (hidden_dim if feature_pair else 0)
-                + (1 if feature_cosine else 0))
+                + num_cosines)
         self.prior = nn.Linear(num_relations, hidden_dim) if degree_prior else None
         # the query vector of the background circuit (its delays and relation weights)
         self.background_query = nn.Embedding(1, hidden_dim) if background else None
@@ -498,14 +513,18 @@ class GRSNN(nn.Module):
         (of the background readout, the last of :meth:`node_priors` ``priors``) and
         ``feature_pair``'s (of :meth:`feature_currents`), for the query sources ``h_index``
         and the candidates ``cand`` (as :meth:`pair_features`); then ``feature_cosine``'s
-        ``[B, n or N, 1]`` (:meth:`pair_cosines` of :meth:`unit_features`)."""
+        ``[B, n or N, 1]`` (:meth:`pair_cosines` of :meth:`unit_features`), or with
+        ``feature_cosine_hops`` one such input per depth (:meth:`cosine_units`)."""
         out = []
         if self.background_pair:
             out.append(self.pair_features(priors[-1], h_index, cand))
         if self.feature_pair:
             currents = self._once("feature_currents", data, priors[-1].dtype)
             out.append(self.pair_features(currents, h_index, cand))
-        if self.feature_cosine:
+        if self.feature_cosine_hops:
+            depths = self._once("cosine_units", data, priors[-1].dtype)
+            out += [self.pair_cosines(units, h_index, cand).unsqueeze(-1) for units in depths]
+        elif self.feature_cosine:
             units = self._once("unit_features", data, priors[-1].dtype)
             out.append(self.pair_cosines(units, h_index, cand).unsqueeze(-1))
         return out
@@ -597,7 +616,8 @@ class GRSNN(nn.Module):
         return self._once("feature_currents", data, q.dtype).unsqueeze(1)
 
     def _once(self, name: str, data, dtype: torch.dtype) -> Tensor:
-        """``self.<name>(data, dtype)`` (:meth:`feature_currents`, :meth:`unit_features`),
+        """``self.<name>(data, dtype)`` (:meth:`feature_currents`, :meth:`unit_features`,
+        :meth:`cosine_units`),
         computed once per forward: kept in the node-prior memo, which both scoring
         directions and the background circuit share."""
         memo = self._priors
@@ -621,6 +641,22 @@ class GRSNN(nn.Module):
     def unit_features(self, data, dtype: torch.dtype) -> Tensor:
         r"""``[N, F]``: every node's features ``data.x``, smoothed with ``feature_hops``
         (:meth:`smoothed_features`) and scaled to unit length, :math:`\hat x_v`."""
+        x = self.smoothed_features(data, self._raw_features(data, dtype), self.feature_hops)
+        return nn.functional.normalize(x, dim=-1)
+
+    def cosine_units(self, data, dtype: torch.dtype) -> List[Tensor]:
+        r"""``feature_cosine_hops + 1`` tensors ``[N, F]``: every node's features smoothed
+        over 0, 1, ..., ``feature_cosine_hops`` hops (:meth:`smoothed_features`), each
+        scaled to unit length: the rows whose products are the cosine inputs."""
+        x = self._raw_features(data, dtype)
+        out = [nn.functional.normalize(x, dim=-1)]
+        for _ in range(self.feature_cosine_hops):
+            x = self.smoothed_features(data, x, 1)
+            out.append(nn.functional.normalize(x, dim=-1))
+        return out
+
+    def _raw_features(self, data, dtype: torch.dtype) -> Tensor:
+        """``data.x`` in ``dtype``, checked against the model's feature width."""
         if self.feature_encoder is None:
             raise ValueError("unit_features needs a model with node_features > 0")
         n = int(data.num_nodes)
@@ -629,8 +665,7 @@ class GRSNN(nn.Module):
             got = None if x is None else tuple(x.shape)
             raise ValueError(f"the model reads node features: data.x must be "
                              f"[{n}, {self.feature_dim}], got {got}")
-        x = self.smoothed_features(data, x.to(dtype), self.feature_hops)
-        return nn.functional.normalize(x, dim=-1)
+        return x.to(dtype)
 
     @staticmethod
     def smoothed_features(data, x: Tensor, hops: int) -> Tensor:

@@ -314,6 +314,8 @@ def merge_config(raw: Dict[str, Any], where: str = "") -> Dict[str, Dict[str, An
     for key in ("feature_hops", "feature_cosine"):
         if cfg["model"][key] and not cfg["model"]["node_features"]:
             raise ConfigError(f"{where}model.{key}: needs model.node_features=true")
+    if cfg["model"]["feature_cosine_hops"] and not cfg["model"]["feature_cosine"]:
+        raise ConfigError(f"{where}model.feature_cosine_hops: needs model.feature_cosine=true")
     if cfg["model"]["node_features"] and cfg["task"]["name"] != "link_prediction":
         raise ConfigError(f"{where}model.node_features: only link prediction data sets have "
                           f"node features (task.name is {cfg['task']['name']})")
