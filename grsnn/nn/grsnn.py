@@ -648,12 +648,9 @@ class GRSNN(nn.Module):
         r"""``feature_cosine_hops + 1`` tensors ``[N, F]``: every node's features smoothed
         over 0, 1, ..., ``feature_cosine_hops`` hops (:meth:`smoothed_features`), each
         scaled to unit length: the rows whose products are the cosine inputs."""
-        x = self._raw_features(data, dtype)
-        out = [nn.functional.normalize(x, dim=-1)]
-        for _ in range(self.feature_cosine_hops):
-            x = self.smoothed_features(data, x, 1)
-            out.append(nn.functional.normalize(x, dim=-1))
-        return out
+        depths = self.smoothed_features(data, self._raw_features(data, dtype),
+                                        self.feature_cosine_hops, every=True)
+        return [nn.functional.normalize(x, dim=-1) for x in depths]
 
     def _raw_features(self, data, dtype: torch.dtype) -> Tensor:
         """``data.x`` in ``dtype``, checked against the model's feature width."""
@@ -668,9 +665,11 @@ class GRSNN(nn.Module):
         return x.to(dtype)
 
     @staticmethod
-    def smoothed_features(data, x: Tensor, hops: int) -> Tensor:
-        r""":math:`\hat A^k x` for ``k = hops`` over ``data.edge_index`` (message from
-        source to target; every edge, whatever its relation, parallel edges adding up),
+    def smoothed_features(data, x: Tensor, hops: int, every: bool = False):
+        r""":math:`\hat A^k x` for ``k = hops`` (with ``every``: the list
+        :math:`x, \hat A x, ..., \hat A^k x`, from one normalised adjacency) over
+        ``data.edge_index`` (message from source to target; every edge, whatever its
+        relation, parallel edges adding up),
         :math:`\hat A = D^{-1/2}(A + I)D^{-1/2}` with exactly one self loop per node
         (PyG's ``gcn_norm``); ``x`` itself when ``hops`` is 0.
 
@@ -684,15 +683,16 @@ class GRSNN(nn.Module):
                     [0.0000]])
         """
         if not hops:
-            return x
+            return [x] if every else x
         from torch_geometric.nn.conv.gcn_conv import gcn_norm
         n = int(data.num_nodes)
         ei, w = gcn_norm(data.edge_index, None, n, add_self_loops=True, dtype=x.dtype)
         adj = torch.sparse_coo_tensor(ei.flip(0), w, (n, n),                # [target, source]
                                       check_invariants=False).coalesce()
+        depths = [x]
         for _ in range(hops):
-            x = torch.sparse.mm(adj, x)
-        return x
+            depths.append(torch.sparse.mm(adj, depths[-1]))
+        return depths if every else depths[-1]
 
     def background_spike_trains(self, data) -> Tensor:
         """The background circuit's spike trains as booleans ``[T, N, D]`` (no gradient),
