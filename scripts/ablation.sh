@@ -31,7 +31,8 @@
 # fhops<k> (model.feature_hops=k: the features smoothed over k hops of the graph first;
 # needs feat), fcos (model.feature_cosine=true: the cosine of the two ends' features as
 # one more input of the scoring MLP; needs feat), fcoshops<k> (model.feature_cosine_hops=k:
-# one cosine per smoothing depth 0..k; needs fcos).
+# one cosine per smoothing depth 0..k; needs fcos), wonly<p> (model.wave_only_rows=p: a
+# share p of the training rows scored without the background and pair inputs; needs bg).
 # The first argument names the paper's configuration tasks/paper/kg_completion/<split>.yaml
 # or tasks/paper/link_prediction/<name>.yaml, which every lever starts from.
 # Runs go to $RUNS/ablation/<split>/<levers>[_s<seed>]/
@@ -73,6 +74,7 @@ for lever in "${parts[@]}"; do
     fhops[0-9]*) sets+=(--set "model.feature_hops=${lever#fhops}") ;;
     fcos) sets+=(--set model.feature_cosine=true) ;;
     fcoshops[0-9]*) sets+=(--set "model.feature_cosine_hops=${lever#fcoshops}") ;;
+    wonly[0-9]*) sets+=(--set "model.wave_only_rows=${lever#wonly}") ;;
     *) echo "ablation.sh: unknown lever $lever" >&2; exit 2 ;;
   esac
 done

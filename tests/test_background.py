@@ -480,3 +480,67 @@ def test_feature_cosine_hops_gives_one_cosine_per_smoothing_depth():
         merge_config({"model": {"feature_cosine_hops": 2, "node_features": True,
                                 "background": True},
                       "task": {"name": "link_prediction"}})
+
+
+def test_wave_only_rows_zero_the_query_independent_inputs_of_a_share_of_training_rows():
+    """wave_only_rows=p: in training, the rows it draws are scored by the MLP from the
+    query's spike readout, q~ and the degree prior, their background readout and pair
+    inputs set to zero (by hand from node_features); the other rows and every row in
+    eval() mode score as without it; about p of the rows are drawn; the key is checked."""
+    data = _graph()
+    data.x = torch.rand(16, 5, generator=torch.Generator().manual_seed(5),
+                        dtype=torch.float64)
+    kw = dict(hidden_dim=4, time_steps=6, node_features=5, feature_pair=True,
+              background_pair=True, feature_cosine=True, degree_prior=True)
+    model = _model(wave_only_rows=0.5, **kw)
+    rows = 12
+    h = torch.arange(rows) % 12
+    cand = torch.stack([(h + k) % 16 for k in range(4)], 1)
+    batch = torch.stack([h.unsqueeze(1).expand_as(cand), cand,
+                         (h % 4).unsqueeze(1).expand_as(cand)], -1)          # [B, 4, 3]
+    with torch.no_grad():
+        feat = model.node_features(data, h, batch[:, 0, 2])                   # [B, N, F]
+        feat = feat.gather(1, cand.unsqueeze(-1).expand(-1, -1, feat.size(-1)))
+        start = model.query_independent_start()
+        d = model.hidden_dim
+        # the first dropped column is the background readout; everything after it is pairs
+        assert start == 3 * d
+        assert torch.equal(feat[..., start:start + d], model.background_features(data)[cand])
+        assert feat.size(-1) == start + 3 * d + 1
+        wave_only = model.score(torch.cat([feat[..., :start],
+                                           torch.zeros_like(feat[..., start:])], -1))
+        model.wave_only_rows = 0.0
+        full = model(data, batch)
+        model.wave_only_rows = 0.5
+        torch.manual_seed(3)
+        got = model(data, batch)
+    assert torch.equal(full, model.score(feat))
+    dropped = (got != full).any(dim=1)
+    assert 0 < int(dropped.sum()) < rows
+    assert torch.equal(got[dropped], wave_only[dropped])
+    assert torch.equal(got[~dropped], full[~dropped])
+    # the dropped rows do not depend on the node features; the kept rows do
+    other = data.clone()
+    other.x = data.x.flip(0)
+    with torch.no_grad():
+        torch.manual_seed(3)
+        moved = model(other, batch)
+    assert torch.equal(moved[dropped], got[dropped])
+    assert not torch.equal(moved[~dropped], got[~dropped])
+    # about half the rows over many batches, and none in eval() mode
+    with torch.no_grad():
+        share = torch.stack([(model(data, batch) != full).any(dim=1).double()
+                             for _ in range(20)]).mean()
+    assert 0.4 < float(share) < 0.6
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(data, batch), full)
+    with pytest.raises(ValueError, match=r"wave_only_rows must be in \[0, 1\)"):
+        GRSNN(2, background=True, wave_only_rows=1.0)
+    with pytest.raises(ValueError, match="wave_only_rows > 0 needs background=True"):
+        GRSNN(2, wave_only_rows=0.3)
+    from grsnn.training.config import ConfigError, merge_config
+    with pytest.raises(ConfigError, match="model.wave_only_rows: must be < 1"):
+        merge_config({"model": {"wave_only_rows": 1.0, "background": True}})
+    with pytest.raises(ConfigError, match="model.wave_only_rows: needs model.background"):
+        merge_config({"model": {"wave_only_rows": 0.3}})

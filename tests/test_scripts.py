@@ -75,6 +75,7 @@ def test_ablation_script_maps_levers_to_config_overrides():
     assert "--set model.aggregate=pna" in _ablation("WN18RR_v1", "pna", "8").stdout
     assert "--set task.edge_dropout=0.34" in _ablation("WN18RR_v2", "drop0.34", "2").stdout
     assert "--set train.ema_decay=0.99" in _ablation("cora", "paper+ema0.99", "4").stdout
+    assert "--set model.wave_only_rows=0.3" in _ablation("cora", "bg+wonly0.3", "4").stdout
     assert "--set model.background=true --set model.background_pair=true" in _ablation(
         "cora", "bg+pair", "4").stdout
     assert ("--set model.background=true --set model.node_features=true "

@@ -150,6 +150,14 @@ class GRSNN(nn.Module):
             ``feature_hops``: near pairs are told apart best by widely smoothed features,
             far or unconnected ones by their own (needs ``feature_cosine``; ``0``, the
             default: the single cosine).
+        wave_only_rows (float): in training (:meth:`forward` in ``train()`` mode), the
+            share ``p`` of a batch's query rows, drawn afresh per batch, whose
+            query-independent inputs are zeroed before the scoring MLP: the background
+            readout and every pair input (``background_pair``, ``feature_pair``, the
+            feature cosines). Those rows are scored from the query's spike readout,
+            ``q~`` and the degree prior alone, so the circuit must rank them itself and
+            cannot hand all ranking to the features (needs ``background=True``;
+            ``0``, the default: every row sees every input; evaluation never drops).
         eval_time_steps (int, optional): the horizon ``T`` in ``eval()`` mode
             (validation, test, predictions, reports); training keeps ``time_steps``.
             Nothing learnt depends on ``T`` (the readout kernel is recomputed for it), so
@@ -179,7 +187,7 @@ class GRSNN(nn.Module):
                  background: bool = False, background_pair: bool = False,
                  node_features: int = 0, feature_pair: bool = False,
                  feature_hops: int = 0, feature_cosine: bool = False,
-                 feature_cosine_hops: int = 0,
+                 feature_cosine_hops: int = 0, wave_only_rows: float = 0.0,
                  eval_time_steps: Optional[int] = None) -> None:
         super().__init__()
         if eval_time_steps is not None and eval_time_steps < 1:
@@ -240,6 +248,11 @@ class GRSNN(nn.Module):
         if feature_cosine_hops and not self.feature_cosine:
             raise ValueError("feature_cosine_hops > 0 needs feature_cosine=True")
         self.feature_cosine_hops = int(feature_cosine_hops)
+        if not 0.0 <= wave_only_rows < 1.0:
+            raise ValueError(f"wave_only_rows must be in [0, 1), got {wave_only_rows}")
+        if wave_only_rows and not self.background:
+            raise ValueError("wave_only_rows > 0 needs background=True")
+        self.wave_only_rows = float(wave_only_rows)
         # the cosine inputs of the scoring MLP: one per smoothing depth, or the one
         num_cosines = (self.feature_cosine_hops + 1 if self.feature_cosine_hops
                        else int(self.feature_cosine))
@@ -788,7 +801,25 @@ class GRSNN(nn.Module):
                 feat = (feat + inv) / 2
         finally:
             self._priors = None
+        if self.training and self.wave_only_rows:
+            feat = self.drop_query_independent(feat, torch.rand(feat.size(0), device=feat.device)
+                                               < self.wave_only_rows)
         return self.score(feat)
+
+    def query_independent_start(self) -> int:
+        """The first column of the scoring MLP's inputs that does not depend on the
+        query's circuit or the degree prior: the background readout, then the pair
+        inputs (what :attr:`wave_only_rows` zeroes)."""
+        d = self.hidden_dim
+        return (4 if self.readout == "state" else 2) * d + (d if self.degree_prior else 0)
+
+    def drop_query_independent(self, feat: Tensor, rows: Tensor) -> Tensor:
+        """``feat`` ``[B, n, F]`` with the query-independent inputs
+        (:meth:`query_independent_start` onwards) of the rows ``rows`` (``[B]`` bool)
+        set to zero."""
+        start = self.query_independent_start()
+        keep = (~rows).to(feat.dtype).view(-1, *([1] * (feat.dim() - 1)))
+        return torch.cat([feat[..., :start], feat[..., start:] * keep], dim=-1)
 
     def _features_at(self, data, h_index: Tensor, r_index: Tensor, cand: Tensor) -> Tensor:
         """:meth:`node_features` of the candidates ``cand`` (``[B, n]``): ``[B, n, F]``,

@@ -316,6 +316,11 @@ def merge_config(raw: Dict[str, Any], where: str = "") -> Dict[str, Dict[str, An
             raise ConfigError(f"{where}model.{key}: needs model.node_features=true")
     if cfg["model"]["feature_cosine_hops"] and not cfg["model"]["feature_cosine"]:
         raise ConfigError(f"{where}model.feature_cosine_hops: needs model.feature_cosine=true")
+    if not cfg["model"]["wave_only_rows"] < 1.0:
+        raise ConfigError(f"{where}model.wave_only_rows: must be < 1, got "
+                          f"{cfg['model']['wave_only_rows']!r}")
+    if cfg["model"]["wave_only_rows"] and not cfg["model"]["background"]:
+        raise ConfigError(f"{where}model.wave_only_rows: needs model.background=true")
     if cfg["model"]["node_features"] and cfg["task"]["name"] != "link_prediction":
         raise ConfigError(f"{where}model.node_features: only link prediction data sets have "
                           f"node features (task.name is {cfg['task']['name']})")
