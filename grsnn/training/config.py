@@ -298,7 +298,8 @@ def merge_config(raw: Dict[str, Any], where: str = "") -> Dict[str, Dict[str, An
             cfg[section][key] = _check_value(section, key, value, where)
     if cfg["task"]["name"] == "link_prediction" and "metric" not in (raw.get("task") or {}):
         cfg["task"]["metric"] = "auroc"
-    for section, key in (("task", "edge_dropout"), ("train", "ema_decay")):
+    for section, key in (("task", "edge_dropout"), ("train", "ema_decay"),
+                         ("model", "wave_only_rows")):
         if not cfg[section][key] < 1.0:
             raise ConfigError(f"{where}{section}.{key}: must be < 1, got "
                               f"{cfg[section][key]!r}")
@@ -316,9 +317,6 @@ def merge_config(raw: Dict[str, Any], where: str = "") -> Dict[str, Dict[str, An
             raise ConfigError(f"{where}model.{key}: needs model.node_features=true")
     if cfg["model"]["feature_cosine_hops"] and not cfg["model"]["feature_cosine"]:
         raise ConfigError(f"{where}model.feature_cosine_hops: needs model.feature_cosine=true")
-    if not cfg["model"]["wave_only_rows"] < 1.0:
-        raise ConfigError(f"{where}model.wave_only_rows: must be < 1, got "
-                          f"{cfg['model']['wave_only_rows']!r}")
     if cfg["model"]["wave_only_rows"] and not cfg["model"]["background"]:
         raise ConfigError(f"{where}model.wave_only_rows: needs model.background=true")
     if cfg["model"]["node_features"] and cfg["task"]["name"] != "link_prediction":
