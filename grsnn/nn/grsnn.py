@@ -256,8 +256,7 @@ class GRSNN(nn.Module):
         # the cosine inputs of the scoring MLP: one per smoothing depth, or the one
         num_cosines = (self.feature_cosine_hops + 1 if self.feature_cosine_hops
                        else int(self.feature_cosine))
-        feat = ((4 if readout == "state" else 2) * hidden_dim
-                + (hidden_dim if degree_prior else 0) + (hidden_dim if background else 0)
+        feat = (self.query_independent_start() + (hidden_dim if background else 0)
                 + (hidden_dim if background_pair else 0) + (hidden_dim if feature_pair else 0)
                 + num_cosines)
         self.prior = nn.Linear(num_relations, hidden_dim) if degree_prior else None
