@@ -23,6 +23,8 @@ TRAINING_KEYS = {"edge_dropout"}
 # optimiser switches a recommended config may add: the weights validation and the test read
 # are the parameters' moving average, the epochs, batches and learning rate stay the paper's
 OPTIMISER_KEYS = {"ema_decay"}
+# per config section, the keys a recommended config may set differently from the paper's
+SWITCHES = {"model": REACH_KEYS | ENGINE_KEYS, "task": TRAINING_KEYS, "train": OPTIMISER_KEYS}
 
 
 def test_all_task_configs_load():
@@ -39,21 +41,12 @@ def test_recommended_configs_are_the_paper_protocol_plus_reach_switches(path):
     ours, paper = load_config(path), load_config(paper_path)
     for section in ours:
         for key, value in ours[section].items():
-            if section == "model" and key in REACH_KEYS | ENGINE_KEYS:
-                continue
-            if section == "task" and key in TRAINING_KEYS:
-                continue
-            if section == "train" and key in OPTIMISER_KEYS:
-                continue
-            assert value == paper[section][key], f"{section}.{key}"
-    # the paper's configurations keep the paper's circuit
-    defaults = DEFAULTS["model"]
-    for key in REACH_KEYS | ENGINE_KEYS:
-        assert paper["model"][key] == defaults[key], key
-    for key in TRAINING_KEYS:
-        assert paper["task"][key] == DEFAULTS["task"][key], key
-    for key in OPTIMISER_KEYS:
-        assert paper["train"][key] == DEFAULTS["train"][key], key
+            if key not in SWITCHES.get(section, set()):
+                assert value == paper[section][key], f"{section}.{key}"
+    # the paper's configurations keep the paper's circuit, training graph and optimiser
+    for section, keys in SWITCHES.items():
+        for key in keys:
+            assert paper[section][key] == DEFAULTS[section][key], f"{section}.{key}"
 
 
 @pytest.mark.parametrize("path", PAPER, ids=lambda p: p.stem)
