@@ -158,6 +158,14 @@ class GRSNN(nn.Module):
             ``q~`` and the degree prior alone, so the circuit must rank them itself and
             cannot hand all ranking to the features (needs ``background=True``;
             ``0``, the default: every row sees every input; evaluation never drops).
+        wave_meet (bool): also give the scoring MLP, for a pair ``(h, v)``, the ``D``
+            inputs :meth:`meet_features`: per channel, the log of one plus the sum over
+            every node of the product of its spike readouts in the circuit run from ``h``
+            and in the one run from ``v``, where the two waves meet. A pair ``2k`` hops
+            apart is seen by two waves that each travel ``k`` hops, and the count of
+            their meeting nodes tells a far pair joined by many paths from one joined by
+            few (needs ``symmetric=True``; a circuit input, kept on wave-only rows;
+            ``False``, the default: the readout of each end alone).
         eval_time_steps (int, optional): the horizon ``T`` in ``eval()`` mode
             (validation, test, predictions, reports); training keeps ``time_steps``.
             Nothing learnt depends on ``T`` (the readout kernel is recomputed for it), so
@@ -188,7 +196,7 @@ class GRSNN(nn.Module):
                  node_features: int = 0, feature_pair: bool = False,
                  feature_hops: int = 0, feature_cosine: bool = False,
                  feature_cosine_hops: int = 0, wave_only_rows: float = 0.0,
-                 eval_time_steps: Optional[int] = None) -> None:
+                 wave_meet: bool = False, eval_time_steps: Optional[int] = None) -> None:
         super().__init__()
         if eval_time_steps is not None and eval_time_steps < 1:
             raise ValueError(f"eval_time_steps must be >= 1, got {eval_time_steps}")
@@ -253,6 +261,9 @@ class GRSNN(nn.Module):
         if wave_only_rows and not self.background:
             raise ValueError("wave_only_rows > 0 needs background=True")
         self.wave_only_rows = float(wave_only_rows)
+        if wave_meet and not symmetric:
+            raise ValueError("wave_meet=True needs symmetric=True (a circuit from each end)")
+        self.wave_meet = bool(wave_meet)
         # the cosine inputs of the scoring MLP: one per smoothing depth, or the one
         num_cosines = (self.feature_cosine_hops + 1 if self.feature_cosine_hops
                        else int(self.feature_cosine))
@@ -789,28 +800,54 @@ class GRSNN(nn.Module):
         if not ((h == h[:, :1]).all() and (r == r[:, :1]).all()):
             raise ValueError("every row of batch must share its head (or its tail) and relation")
         self._priors = {}        # both directions read the node priors of one computation
+        waves: Optional[List[Tensor]] = [] if self.wave_meet else None
         try:
-            feat = self._features_at(data, h[:, 0], r[:, 0], t)
+            feat = self._features_at(data, h[:, 0], r[:, 0], t, waves)
             if self.symmetric:
                 if (t == t[:, :1]).all():     # one circuit from each row's shared tail
-                    inv = self._features_at(data, t[:, 0], r[:, 0], h)
+                    inv = self._features_at(data, t[:, 0], r[:, 0], h, waves)
                 else:                         # one circuit from every candidate tail
                     inv = self._features_at(data, t.reshape(-1), r.reshape(-1),
-                                            h.reshape(-1, 1)).view(*t.shape, -1)
+                                            h.reshape(-1, 1), waves).view(*t.shape, -1)
                 feat = (feat + inv) / 2
         finally:
             self._priors = None
+        if waves is not None:
+            other = waves[1].view(t.size(0), -1, *waves[1].shape[1:])   # [B, 1 or n, N, D]
+            meet = self.meet_features(waves[0], other).expand(*t.shape, -1)
+            at = self.query_independent_start() - self.hidden_dim
+            feat = torch.cat([feat[..., :at], meet, feat[..., at:]], dim=-1)
         if self.training and self.wave_only_rows:
             feat = self.drop_query_independent(feat, torch.rand(feat.size(0), device=feat.device)
                                                < self.wave_only_rows)
         return self.score(feat)
 
+    @staticmethod
+    def meet_features(ends: Tensor, others: Tensor) -> Tensor:
+        r"""``wave_meet``'s inputs ``[B, k, D]``: :math:`\log(1 + \sum_w
+        \mathrm{enc}_h[w] \odot \mathrm{enc}_v[w])`, from the spike readouts of every node
+        ``w`` in the circuit run from one end ``h`` (``ends`` ``[B, N, D]``) and in the
+        circuits run from the other ends ``v`` (``others`` ``[B, k, N, D]``). A node adds
+        to a channel only where both waves made that channel's neurons fire, the more the
+        earlier they fired: a count of the nodes where the two waves meet, weighted by
+        their arrival times. Readouts are non-negative, so the sum is too.
+
+        Example:
+            >>> ends = torch.tensor([[[1.0], [0.5], [0.0]]])            # [1, 3, 1]
+            >>> others = torch.tensor([[[[0.0], [1.0], [1.0]]]])        # [1, 1, 3, 1]
+            >>> GRSNN.meet_features(ends, others)                       # log(1 + 0.5)
+            tensor([[[0.4055]]])
+        """
+        return torch.log1p(torch.einsum("bwd,bkwd->bkd", ends, others))
+
     def query_independent_start(self) -> int:
         """The first column of the scoring MLP's inputs that does not depend on the
         query's circuit or the degree prior: the background readout, then the pair
-        inputs (what :attr:`wave_only_rows` zeroes)."""
+        inputs (what :attr:`wave_only_rows` zeroes). With ``wave_meet`` the ``D`` meet
+        inputs (:meth:`meet_features`) come just before it."""
         d = self.hidden_dim
-        return (4 if self.readout == "state" else 2) * d + (d if self.degree_prior else 0)
+        return ((4 if self.readout == "state" else 2) * d + (d if self.degree_prior else 0)
+                + (d if self.wave_meet else 0))
 
     def drop_query_independent(self, feat: Tensor, rows: Tensor) -> Tensor:
         """``feat`` ``[B, n, F]`` with the query-independent inputs
@@ -820,16 +857,21 @@ class GRSNN(nn.Module):
         keep = (~rows).to(feat.dtype).view(-1, *([1] * (feat.dim() - 1)))
         return torch.cat([feat[..., :start], feat[..., start:] * keep], dim=-1)
 
-    def _features_at(self, data, h_index: Tensor, r_index: Tensor, cand: Tensor) -> Tensor:
+    def _features_at(self, data, h_index: Tensor, r_index: Tensor, cand: Tensor,
+                     waves: Optional[List[Tensor]] = None) -> Tensor:
         """:meth:`node_features` of the candidates ``cand`` (``[B, n]``): ``[B, n, F]``,
         on the reached subgraph with ``query_sized`` (the whole graph where a spike
-        leaves it, or with explanation hooks)."""
+        leaves it, or with explanation hooks). With a list ``waves``, also appends the
+        spike readout of every node ``[B, N, D]`` (zero where the wave did not reach)."""
         if self.query_sized and not self.conv.explain:
             from .query_sized import candidate_features
-            out = self._on_reached(candidate_features(self, data, h_index, r_index, cand))
+            out = self._on_reached(candidate_features(self, data, h_index, r_index, cand,
+                                                      waves))
             if out is not None:
                 return out
         feat = self.node_features(data, h_index, r_index)
+        if waves is not None:
+            waves.append(feat[..., :self.hidden_dim])
         return feat.gather(1, cand.unsqueeze(-1).expand(-1, -1, feat.size(-1)))
 
     def score_query(self, data, head: int, relation: int) -> Tensor:

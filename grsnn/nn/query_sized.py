@@ -220,7 +220,19 @@ def _features(model, data, sub: _Subgraph, cand: Tensor, h_index: Tensor) -> Ten
     return torch.cat(parts, dim=-1)
 
 
-def candidate_features(model, data, h_index: Tensor, r_index: Tensor, cand: Tensor
+def _dense_readout(sub: _Subgraph, num_nodes: int) -> Tensor:
+    """``[B, N, D]``: every node's spike readout in each query's circuit, zero where the
+    query's wave did not reach (differentiable in the reached rows)."""
+    batch, dim = len(sub.nodes), sub.enc.size(1)
+    sizes = sub.offset[1:] - sub.offset[:-1]
+    query = torch.repeat_interleave(torch.arange(batch, device=sizes.device), sizes)
+    flat = query * num_nodes + torch.cat(sub.nodes)
+    dense = sub.enc.new_zeros(batch * num_nodes, dim).index_copy(0, flat, sub.enc[:-1])
+    return dense.view(batch, num_nodes, dim)
+
+
+def candidate_features(model, data, h_index: Tensor, r_index: Tensor, cand: Tensor,
+                       waves: Optional[List[Tensor]] = None
                        ) -> Optional[Tuple[Tensor, Tensor]]:
     """Readout features ``[B, n, F]`` of the candidates ``cand`` (``[B, n]``) of the
     queries ``(h, r, ?)``, those of :meth:`GRSNN.node_features` gathered at ``cand``,
@@ -228,10 +240,14 @@ def candidate_features(model, data, h_index: Tensor, r_index: Tensor, cand: Tens
     (a differentiable scalar, the mean over steps, all nodes, queries and neurons).
     ``None`` if the queries reach more than :data:`CROSSOVER` of the batch's node-columns
     (the whole graph is cheaper) or a spike leaves the estimated subgraph in time (then
-    only the whole graph gives the exact result)."""
+    only the whole graph gives the exact result). With a list ``waves``, also appends
+    every node's spike readout ``[B, N, D]`` (:meth:`GRSNN.node_features`' first ``D``
+    columns; nothing when ``None`` is returned)."""
     sub = _simulate(model, data, h_index, r_index)
     if sub is None:
         return None
+    if waves is not None:
+        waves.append(_dense_readout(sub, int(data.num_nodes)))
     return _features(model, data, sub, cand, h_index), sub.rate
 
 

@@ -319,6 +319,10 @@ def merge_config(raw: Dict[str, Any], where: str = "") -> Dict[str, Dict[str, An
         raise ConfigError(f"{where}model.feature_cosine_hops: needs model.feature_cosine=true")
     if cfg["model"]["wave_only_rows"] and not cfg["model"]["background"]:
         raise ConfigError(f"{where}model.wave_only_rows: needs model.background=true")
+    if cfg["model"]["wave_meet"] and cfg["task"]["name"] != "link_prediction":
+        raise ConfigError(f"{where}model.wave_meet: needs task.name link_prediction (a "
+                          f"circuit from each end of a pair; task.name is "
+                          f"{cfg['task']['name']})")
     if cfg["model"]["node_features"] and cfg["task"]["name"] != "link_prediction":
         raise ConfigError(f"{where}model.node_features: only link prediction data sets have "
                           f"node features (task.name is {cfg['task']['name']})")
