@@ -184,6 +184,24 @@ def test_wave_only_rows_keep_the_meet():
     assert torch.equal(out[1], feat[1])
 
 
+def test_wave_meet_dropped_zeroes_the_meet_on_wave_only_rows_too():
+    torch.manual_seed(0)
+    model = GRSNN(1, hidden_dim=4, dependent=False, symmetric=True, wave_meet=True,
+                  wave_meet_dropped=True, background=True, degree_prior=True,
+                  wave_only_rows=0.3)
+    d = model.hidden_dim
+    feat = torch.ones(2, 3, 5 * d)
+    out = model.drop_query_independent(feat, torch.tensor([True, False]))
+    assert torch.equal(out[0, :, :3 * d], feat[0, :, :3 * d])    # readout, q~, prior
+    assert torch.equal(out[0, :, 3 * d:], torch.zeros(3, 2 * d))  # meet, background
+    assert torch.equal(out[1], feat[1])
+    with pytest.raises(ValueError, match="wave_meet_dropped=True needs wave_meet=True"):
+        GRSNN(1, symmetric=True, wave_meet=True, wave_meet_dropped=True, background=True)
+    with pytest.raises(ConfigError, match="model.wave_meet_dropped: needs model.wave_meet"):
+        merge_config({"model": {"wave_meet_dropped": True, "background": True,
+                                "wave_only_rows": 0.3}, "task": {"name": "link_prediction"}})
+
+
 def test_wave_meet_needs_both_ends():
     with pytest.raises(ValueError, match="wave_meet=True needs symmetric=True"):
         GRSNN(2, wave_meet=True)

@@ -166,6 +166,9 @@ class GRSNN(nn.Module):
             their meeting nodes tells a far pair joined by many paths from one joined by
             few (needs ``symmetric=True``; a circuit input, kept on wave-only rows;
             ``False``, the default: the readout of each end alone).
+        wave_meet_dropped (bool): with ``wave_meet`` and ``wave_only_rows``, the
+            wave-only rows lose the meet inputs too, so that they are ranked from the
+            readout of each end's wave alone (``False``, the default: they keep them).
         eval_time_steps (int, optional): the horizon ``T`` in ``eval()`` mode
             (validation, test, predictions, reports); training keeps ``time_steps``.
             Nothing learnt depends on ``T`` (the readout kernel is recomputed for it), so
@@ -196,7 +199,8 @@ class GRSNN(nn.Module):
                  node_features: int = 0, feature_pair: bool = False,
                  feature_hops: int = 0, feature_cosine: bool = False,
                  feature_cosine_hops: int = 0, wave_only_rows: float = 0.0,
-                 wave_meet: bool = False, eval_time_steps: Optional[int] = None) -> None:
+                 wave_meet: bool = False, wave_meet_dropped: bool = False,
+                 eval_time_steps: Optional[int] = None) -> None:
         super().__init__()
         if eval_time_steps is not None and eval_time_steps < 1:
             raise ValueError(f"eval_time_steps must be >= 1, got {eval_time_steps}")
@@ -264,6 +268,9 @@ class GRSNN(nn.Module):
         if wave_meet and not symmetric:
             raise ValueError("wave_meet=True needs symmetric=True (a circuit from each end)")
         self.wave_meet = bool(wave_meet)
+        if wave_meet_dropped and not (self.wave_meet and self.wave_only_rows):
+            raise ValueError("wave_meet_dropped=True needs wave_meet=True and wave_only_rows > 0")
+        self.wave_meet_dropped = bool(wave_meet_dropped)
         # the cosine inputs of the scoring MLP: one per smoothing depth, or the one
         num_cosines = (self.feature_cosine_hops + 1 if self.feature_cosine_hops
                        else int(self.feature_cosine))
@@ -851,9 +858,10 @@ class GRSNN(nn.Module):
 
     def drop_query_independent(self, feat: Tensor, rows: Tensor) -> Tensor:
         """``feat`` ``[B, n, F]`` with the query-independent inputs
-        (:meth:`query_independent_start` onwards) of the rows ``rows`` (``[B]`` bool)
-        set to zero."""
-        start = self.query_independent_start()
+        (:meth:`query_independent_start` onwards; with ``wave_meet_dropped`` the meet
+        inputs before it as well) of the rows ``rows`` (``[B]`` bool) set to zero."""
+        start = self.query_independent_start() - (self.hidden_dim if self.wave_meet_dropped
+                                                   else 0)
         keep = (~rows).to(feat.dtype).view(-1, *([1] * (feat.dim() - 1)))
         return torch.cat([feat[..., :start], feat[..., start:] * keep], dim=-1)
 

@@ -319,6 +319,10 @@ def merge_config(raw: Dict[str, Any], where: str = "") -> Dict[str, Dict[str, An
         raise ConfigError(f"{where}model.feature_cosine_hops: needs model.feature_cosine=true")
     if cfg["model"]["wave_only_rows"] and not cfg["model"]["background"]:
         raise ConfigError(f"{where}model.wave_only_rows: needs model.background=true")
+    if cfg["model"]["wave_meet_dropped"] and not (cfg["model"]["wave_meet"]
+                                                  and cfg["model"]["wave_only_rows"]):
+        raise ConfigError(f"{where}model.wave_meet_dropped: needs model.wave_meet=true and "
+                          f"model.wave_only_rows > 0")
     if cfg["model"]["wave_meet"] and cfg["task"]["name"] != "link_prediction":
         raise ConfigError(f"{where}model.wave_meet: needs task.name link_prediction (a "
                           f"circuit from each end of a pair; task.name is "
