@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 from torch_geometric.data import Data
+from test_query_sized import _graph as _kg_graph
 
 import grsnn.nn.query_sized as qs
 from grsnn.nn import GRSNN
@@ -97,18 +98,14 @@ def test_training_rows_score_every_candidate_with_its_own_meet(query_sized, monk
     assert model.query_sized_fallbacks == 0
 
 
-def _graph(seed=0, n=40, e=70):
-    """A sparse random undirected graph with self loops, two components (0..19, 20..39)."""
-    g = torch.Generator().manual_seed(seed)
-    half = n // 2
-    src = torch.randint(0, half, (e,), generator=g)
-    dst = torch.randint(0, half, (e,), generator=g)
-    src = torch.cat([src, src[: e // 2] + half])
-    dst = torch.cat([dst, dst[: e // 2] + half])
-    loops = torch.arange(n)
-    ei = torch.stack([torch.cat([src, dst, loops]), torch.cat([dst, src, loops])])
+def _graph():
+    """test_query_sized's sparse random graph (two components, 0..19 and 20..39) as the
+    link-prediction graph: every edge relation 0, a self loop per node."""
+    kg = _kg_graph()
+    loops = torch.arange(int(kg.num_nodes))
+    ei = torch.cat([kg.edge_index, torch.stack([loops, loops])], 1)
     return Data(edge_index=ei, edge_type=torch.zeros(ei.size(1), dtype=torch.long),
-                num_nodes=n)
+                num_nodes=kg.num_nodes)
 
 
 def _grads(model, data, batch):
