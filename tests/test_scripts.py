@@ -232,3 +232,34 @@ def test_graph_density_counts_the_shipped_files_and_matches_the_test_density():
     bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "graph_density.py"), "nosuch"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert bad.returncode == 2 and "nosuch" in bad.stderr and not bad.stdout
+
+
+def test_graph_horizon_matches_networkx_on_a_shipped_test_graph():
+    """WN18RR_v1's test graph has fewer nodes than the sources drawn, so every pair is
+    measured: the median, effective diameter and largest hop distance equal networkx's
+    breadth-first distances over all pairs, and T = 1 + 2 k90."""
+    import importlib.util
+
+    import networkx as nx
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("graph_horizon",
+                                                  ROOT / "scripts" / "graph_horizon.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    edge_index, n = mod.query_graph("WN18RR_v1")
+    G = nx.Graph()
+    G.add_nodes_from(range(n))
+    G.add_edges_from(edge_index.t().tolist())
+    d = np.array([k for _, row in nx.all_pairs_shortest_path_length(G)
+                  for k in row.values() if k > 0])
+    k90 = int(np.ceil(np.percentile(d, 90)))
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "graph_horizon.py"),
+                          "WN18RR_v1"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    cells = [c.strip() for c in out.stdout.strip().splitlines()[-1].strip("|").split("|")]
+    assert cells == ["WN18RR_v1", f"{n:,}", f"{np.median(d):g}", str(k90), str(d.max()),
+                     f"{(d <= 4).mean():.2f}", str(1 + 2 * k90)]
+    bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "graph_horizon.py"), "nosuch"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert bad.returncode == 2 and "nosuch" in bad.stderr and not bad.stdout
