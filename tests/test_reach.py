@@ -238,6 +238,42 @@ def test_compare_command_reports_both_checkpoints(tmp_path, capsys):
     assert f"{a['metrics']['mrr']:.3f}" in out and f"{b['metrics']['mrr']:.3f}" in out
 
 
+def test_compare_command_on_link_prediction_checkpoints(tmp_path, capsys):
+    """``grsnn compare`` on two Cora link-prediction checkpoints (one budgeted step each):
+    AUROC per hop-distance group of the positives, the overall AUROC that of the run's own
+    test evaluation, and the query-driven circuit's nodes fire exactly where informed."""
+    import json
+
+    from grsnn.cli import main
+    from grsnn.reports.mechanism import mechanism_report
+
+    fast = ["-c", "tasks/paper/link_prediction/cora.yaml", "--set", "model.hidden_dim=4",
+            "--set", "model.time_steps=4", "--set", "train.num_epoch=1", "--set",
+            "train.max_steps_per_epoch=1", "--set", "train.batch_size=4", "--set",
+            "task.max_eval_queries=40", "--quiet"]
+    runs = {}
+    for name, extra in (("paper", []), ("reach", ["--set", "model.drive=reached"])):
+        runs[name] = tmp_path / name
+        assert main(["train", "--out", str(runs[name]), *fast, *extra]) == 0
+    reports = {name: mechanism_report(run / "best.pt", queries=8) for name, run in runs.items()}
+    for name, rep in reports.items():
+        test = json.loads((runs[name] / "results.json").read_text())["test"]
+        assert rep["metric_name"] == "auroc_vs_all_negatives"   # per positives group
+        assert rep["metrics"]["auroc"] == pytest.approx(test["auroc"])
+        assert len(rep["firing_rate_per_step"]) == 4
+        assert sum(g["share"] for g in rep["groups"]) == pytest.approx(1.0, abs=1e-3)
+    for g in reports["reach"]["groups"]:
+        if g["fired"] is not None:
+            assert g["informed"] == pytest.approx(g["fired"])
+    capsys.readouterr()
+    assert main(["compare", str(runs["paper"] / "best.pt"), str(runs["reach"] / "best.pt"),
+                 "--queries", "8", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "informed A" in out and "auroc" in out
+    for rep in reports.values():
+        assert f"{rep['metrics']['auroc']:.3f}" in out
+
+
 def test_checkpoint_without_degree_range_gets_the_training_range(tmp_path):
     """A degree-prior checkpoint written before the training range was recorded loads
     with the range of its task's training graph; a new one keeps the range training
