@@ -2,6 +2,7 @@
 (``drive="reached"``), the state readout (first-spike code, final membrane) and the delay
 initialisation."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -247,7 +248,8 @@ def test_compare_command_on_link_prediction_checkpoints(tmp_path, capsys):
     from grsnn.cli import main
     from grsnn.reports.mechanism import mechanism_report
 
-    fast = ["-c", "tasks/paper/link_prediction/cora.yaml", "--set", "model.hidden_dim=4",
+    config = Path(__file__).resolve().parents[1] / "tasks/paper/link_prediction/cora.yaml"
+    fast = ["-c", str(config), "--set", "model.hidden_dim=4",
             "--set", "model.time_steps=4", "--set", "train.num_epoch=1", "--set",
             "train.max_steps_per_epoch=1", "--set", "train.batch_size=4", "--set",
             "task.max_eval_queries=40", "--quiet"]
