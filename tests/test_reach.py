@@ -202,6 +202,23 @@ def test_degree_prior_clamps_a_new_graph_to_the_training_range():
     assert fresh.degree_range.tolist() == [-1.0, -1.0]
 
 
+def _assert_fired_where_informed(report) -> None:
+    """In a query-driven circuit a node fires exactly when the query informs it."""
+    for g in report["groups"]:
+        if g["fired"] is not None:
+            assert g["informed"] == pytest.approx(g["fired"])
+
+
+def _compare_output(runs, capsys) -> str:
+    """What ``grsnn compare`` prints for the ``paper`` and ``reach`` runs' checkpoints."""
+    from grsnn.cli import main
+
+    capsys.readouterr()
+    assert main(["compare", str(runs["paper"] / "best.pt"), str(runs["reach"] / "best.pt"),
+                 "--queries", "8", "--quiet"]) == 0
+    return capsys.readouterr().out
+
+
 def test_compare_command_reports_both_checkpoints(tmp_path, capsys):
     """``grsnn compare``: the metrics are those of the evaluation of the same checkpoint,
     and in a query-driven circuit a node fires exactly when the query informs it (the
@@ -228,13 +245,8 @@ def test_compare_command_reports_both_checkpoints(tmp_path, capsys):
         test = json.loads((run / "results.json").read_text())["test"]
         assert rep["metrics"]["mrr"] == pytest.approx(test["mrr"])
         assert len(rep["firing_rate_per_step"]) == 6
-    for g in b["groups"]:
-        if g["fired"] is not None:
-            assert g["informed"] == pytest.approx(g["fired"])
-    capsys.readouterr()
-    assert main(["compare", str(runs["paper"] / "best.pt"), str(runs["reach"] / "best.pt"),
-                 "--queries", "8", "--quiet"]) == 0
-    out = capsys.readouterr().out
+    _assert_fired_where_informed(b)
+    out = _compare_output(runs, capsys)
     assert "informed A" in out and "firing rate per time step" in out
     assert f"{a['metrics']['mrr']:.3f}" in out and f"{b['metrics']['mrr']:.3f}" in out
 
@@ -264,13 +276,8 @@ def test_compare_command_on_link_prediction_checkpoints(tmp_path, capsys):
         assert rep["metrics"]["auroc"] == pytest.approx(test["auroc"])
         assert len(rep["firing_rate_per_step"]) == 4
         assert sum(g["share"] for g in rep["groups"]) == pytest.approx(1.0, abs=1e-3)
-    for g in reports["reach"]["groups"]:
-        if g["fired"] is not None:
-            assert g["informed"] == pytest.approx(g["fired"])
-    capsys.readouterr()
-    assert main(["compare", str(runs["paper"] / "best.pt"), str(runs["reach"] / "best.pt"),
-                 "--queries", "8", "--quiet"]) == 0
-    out = capsys.readouterr().out
+    _assert_fired_where_informed(reports["reach"])
+    out = _compare_output(runs, capsys)
     assert "informed A" in out and "auroc" in out
     for rep in reports.values():
         assert f"{rep['metrics']['auroc']:.3f}" in out
