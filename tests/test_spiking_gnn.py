@@ -22,7 +22,7 @@ def test_shapes_reset_repr_and_gradients():
     assert SpikingGNN(12, 16, num_layers=1)(x, ei).shape == (30, 16)
     out.pow(2).sum().backward()
     assert model.convs[0].delay_logit.grad.abs().sum() > 0      # delays learn
-    assert model.encoder.weight.grad.abs().sum() > 0
+    assert model.encoder.lin.weight.grad.abs().sum() > 0      # the GCNConv encoder learns
     before = model.convs[1].lin.weight.detach().clone()
     model.reset_parameters()
     assert not torch.equal(before, model.convs[1].lin.weight)
@@ -136,18 +136,18 @@ def test_heterogeneous_graph_through_to_homogeneous():
     from torch_geometric.data import HeteroData
     torch.manual_seed(4)
     data = HeteroData()
-    data["author"].x = torch.randn(6, 5)
-    data["paper"].x = torch.randn(9, 5)
+    data["author"].x = torch.randn(20, 5)
+    data["paper"].x = torch.randn(30, 5)
     data["author", "writes", "paper"].edge_index = torch.stack(
-        [torch.randint(0, 6, (14,)), torch.randint(0, 9, (14,))])
-    data["paper", "cites", "paper"].edge_index = torch.randint(0, 9, (2, 20))
+        [torch.randint(0, 20, (50,)), torch.randint(0, 30, (50,))])
+    data["paper", "cites", "paper"].edge_index = torch.randint(0, 30, (2, 70))
     homo = data.to_homogeneous()
     model = SpikingGNN(5, 8, num_layers=2, out_channels=2, time_steps=6, input_scale=2.0,
                        num_relations=len(data.edge_types)).eval()
     out = model(homo.x, homo.edge_index, homo.edge_type)
-    assert out.shape == (15, 2)
+    assert out.shape == (50, 2)
     papers = homo.node_type == data.node_types.index("paper")
-    assert papers.sum() == 9
+    assert papers.sum() == 30
     # relation types matter: giving every edge the same type changes the paper outputs
     same = model(homo.x, homo.edge_index, torch.zeros_like(homo.edge_type))
     assert not torch.allclose(out[papers], same[papers])
@@ -233,8 +233,9 @@ def _rates(model, x, ei):
 def test_operating_point_ignores_input_scale_and_degree():
     """The default input currents are scaled once, on the first batch: scaling the features
     by 10^-2 .. 10^4 leaves the firing rates (and, once the encoder's bias is negligible,
-    every spike) as they are; with mean edge weights, repeating every edge (every degree
-    doubled) changes no output."""
+    every spike) as they are; with mean edge weights and a per-node encoder
+    (``input_conv=None``), repeating every edge (every degree doubled) changes no output
+    (the default GCN encoder weighs the self-loop against the edges, as GCN does)."""
     x, ei = graph(n=40, e=200, f=12)
     x = x.abs()                                   # non-negative, like bag-of-words features
     trains, rates = [], []
@@ -248,10 +249,11 @@ def test_operating_point_ignores_input_scale_and_degree():
         assert 0.001 < min(values) and max(values) - min(values) < 0.005, rates
     assert all(torch.equal(a, b) for a, b in zip(trains[2], trains[3]))
     torch.manual_seed(0)
-    model = SpikingGNN(12, 16, num_layers=2, out_channels=3).eval()
+    model = SpikingGNN(12, 16, num_layers=2, out_channels=3, input_conv=None).eval()
     twice = torch.cat([ei, ei], dim=1)
     torch.testing.assert_close(model(x, ei), model(x, twice))
-    summed = SpikingGNN(12, 16, num_layers=2, out_channels=3, edge_norm=None).eval()
+    summed = SpikingGNN(12, 16, num_layers=2, out_channels=3, edge_norm=None,
+                        input_conv=None).eval()
     summed.load_state_dict(model.state_dict())
     assert not torch.allclose(summed(x, ei), summed(x, twice))
 
@@ -385,7 +387,7 @@ def test_input_residual_feeds_the_first_layers_current_to_every_layer():
             conv.simulate = (lambda f: lambda beta, *a, **k: seen.append(beta) or f(beta, *a, **k)
                              )(conv.simulate)
     model(x, ei)
-    first = model.encoder(x).detach() * model.input_gain[0]
+    first = model.encoder(x, ei).detach() * model.input_gain[0]
     target = 0.3 * (1 - math.exp(-1 / 4))             # input_scale * v_threshold * (1 - a)
     torch.testing.assert_close(first.pow(2).mean().sqrt(), torch.tensor(target))
     for i in (1, 2):   # the mixers give 0.5 everywhere: current = gain * (0.5 + first)
@@ -404,3 +406,30 @@ def test_input_residual_feeds_the_first_layers_current_to_every_layer():
     dropped = residual.abs() < 1e-6
     kept = torch.isclose(residual, 2 * first, atol=1e-5)
     assert bool((dropped | kept).all()) and 0.3 < float(dropped.float().mean()) < 0.7
+
+
+def test_gcn_input_conv_feeds_the_neighbourhood_mean_of_the_features():
+    """The default encoder (``input_conv="gcn"``): the first layer's input current is
+    ``gain * (D^-1/2 (A + I) D^-1/2 X W + b)`` (GCN's weights, self-loops added, ``D`` the
+    degree with them), checked against a dense computation by hand; ``input_conv=None``
+    gives ``gain * (X W + b)``, each node's own features."""
+    x, ei = graph(n=12, e=40, f=5)
+    ei = ei[:, ei[0] != ei[1]]                             # no self-loops of its own
+    for conv in ("gcn", None):
+        torch.manual_seed(0)
+        model = SpikingGNN(5, 8, num_layers=1, out_channels=3, input_conv=conv).eval()
+        seen = []
+        sim = model.convs[0].simulate
+        model.convs[0].simulate = lambda beta, *a, **k: seen.append(beta) or sim(beta, *a, **k)
+        model(x, ei)
+        if conv == "gcn":
+            a = torch.zeros(12, 12).index_put_((ei[1], ei[0]), torch.ones(ei.size(1)),
+                                               accumulate=True) + torch.eye(12)
+            d = a.sum(1).rsqrt()
+            lin = model.encoder.lin.weight
+            want = (d[:, None] * a * d[None, :]) @ (x @ lin.T) + model.encoder.bias
+        else:
+            want = x @ model.encoder.weight.T + model.encoder.bias
+        torch.testing.assert_close(seen[0], model.input_gain[0] * want.detach())
+    with pytest.raises(ValueError, match="input_conv"):
+        SpikingGNN(5, 8, num_layers=1, input_conv="sage")

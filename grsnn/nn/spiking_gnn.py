@@ -8,6 +8,8 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from torch_geometric.nn import GCNConv
+
 from ..functional import readout_kernel
 from ..functional.surrogate import SurrogateLike
 from .conv import SpikingDelayConv, as_edge_index
@@ -19,7 +21,8 @@ class SpikingGNN(nn.Module):
     r"""A stack of :class:`SpikingDelayConv` circuits with learnable synaptic delays, in
     the conventions of PyG's ``BasicGNN`` models.
 
-    Node features become constant input currents (a linear encoder); in every layer the
+    Node features become constant input currents (by default a graph convolution of the
+    node's and its neighbours' features, ``input_conv="gcn"``); in every layer the
     current drives a spiking circuit on the graph for ``time_steps`` steps, spikes travel
     along the edges with integer delays learned per relation and neuron, and a temporal
     readout :math:`h_v = \sum_t \kappa_t s_v[t]` (earlier spikes weigh more) decodes the
@@ -62,7 +65,13 @@ class SpikingGNN(nn.Module):
             layer's readout, with ``dropout`` on it as on the readouts: the node's own
             features reach every circuit as a current, not only through the first
             layer's spikes; the layers still communicate by spikes only, and the output
-            layer reads spikes only (default ``False``).
+            layer reads spikes only (default ``True``).
+        input_conv (str, optional): how the node features become the first layer's input
+            current: ``"gcn"`` (default), PyG's :class:`~torch_geometric.nn.conv.GCNConv`,
+            the projected features of the node and its neighbours averaged with GCN's
+            weights (self-loops added; edge types are not told apart), so that a neuron
+            starts from its neighbourhood's features rather than its own alone; ``None``, a
+            linear layer on each node's own features.
         readout_decay (float): :math:`\rho` of the readout kernel (default ``0.95``).
         surrogate: surrogate spike function (default ``Sigmoid(4.0)``).
         **kwargs: further :class:`SpikingDelayConv` arguments (``relation_weight``,
@@ -95,7 +104,8 @@ class SpikingGNN(nn.Module):
                  readout_decay: float = 0.95, surrogate: SurrogateLike = None,
                  input_norm: bool = True, input_scale: float = 0.3,
                  edge_norm: Optional[str] = "mean", jk: Optional[str] = "mean",
-                 input_residual: bool = False, **kwargs) -> None:
+                 input_residual: bool = True, input_conv: Optional[str] = "gcn",
+                 **kwargs) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
@@ -103,14 +113,20 @@ class SpikingGNN(nn.Module):
             raise ValueError(f"edge_norm must be 'mean', 'sym' or None, got {edge_norm!r}")
         if jk not in (None, "last", "mean"):
             raise ValueError(f"jk must be 'mean', 'last' or None, got {jk!r}")
+        if input_conv not in (None, "gcn"):
+            raise ValueError(f"input_conv must be 'gcn' or None, got {input_conv!r}")
         self.jk = "last" if jk is None else jk
+        self.input_conv = input_conv
         self.input_residual = bool(input_residual)
         self.input_scale, self.edge_norm = float(input_scale), edge_norm
         self.v_threshold = float(v_threshold)
         self.in_channels, self.hidden_channels = in_channels, hidden_channels
         self.num_layers, self.out_channels, self.dropout = num_layers, out_channels, dropout
-        self.encoder = nn.LazyLinear(hidden_channels) if in_channels == -1 else \
-            nn.Linear(in_channels, hidden_channels)
+        if input_conv == "gcn":
+            self.encoder = GCNConv(in_channels, hidden_channels)
+        else:
+            self.encoder = nn.LazyLinear(hidden_channels) if in_channels == -1 else \
+                nn.Linear(in_channels, hidden_channels)
         self.convs = nn.ModuleList([
             SpikingDelayConv(hidden_channels, num_relations, time_steps=time_steps, tau=tau,
                              v_threshold=v_threshold, delay_bound=delay_bound,
@@ -149,7 +165,7 @@ class SpikingGNN(nn.Module):
     def reset_parameters(self) -> None:
         """Re-initialise every layer."""
         if not isinstance(self.encoder, nn.LazyLinear):
-            self.encoder.reset_parameters()
+            self.encoder.reset_parameters()   # (GCNConv's lazy weights re-initialise lazily)
         for mod in (*self.convs, *self.mixers):
             mod.reset_parameters()
         if self.lin is not None:
@@ -194,7 +210,17 @@ class SpikingGNN(nn.Module):
         return edge_index, w * inv.index_select(0, dst) * inv.index_select(0, src)
 
     def _run(self, x: Tensor, edge_index, edge_type, edge_weight, trains=None) -> Tensor:
-        current = self.encoder(x)
+        if self.input_conv == "gcn":
+            graph, weight = as_edge_index(edge_index)
+            if edge_weight is not None:
+                weight = edge_weight
+            elif self.convs[0].num_relations > 1:
+                weight = None
+            if weight is not None:
+                weight = weight.to(x.dtype)
+            current = self.encoder(x, graph, weight)
+        else:
+            current = self.encoder(x)
         edge_index, edge_weight = self._graph(edge_index, edge_weight, x.size(0), current.dtype)
         h = first = current
         problems: List[str] = []

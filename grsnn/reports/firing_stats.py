@@ -156,7 +156,8 @@ def spiking_gnn_stats(model, x: Tensor, edge_index: Tensor,
         sops += float(delivered_spikes(train.float(), plan, delays).sum()) * d
         spikes += float(train.sum())
         total += train.numel()
-    dense = sum(m.weight.numel() for m in (model.encoder, *model.mixers, model.lin)
+    encoder = getattr(model.encoder, "lin", model.encoder)          # GCNConv's or a Linear
+    dense = sum(m.weight.numel() for m in (encoder, *model.mixers, model.lin)
                 if m is not None and hasattr(m, "weight")) * n
     return {"firing_rate": spikes / max(total, 1.0), "spikes": spikes, "sops": sops,
             "dense_macs": float(dense)}
