@@ -108,6 +108,9 @@ def test_spiking_gnn_stats_count_delivered_spikes_like_a_brute_force_loop():
     assert spikes > 0 and sops > 0
     assert stats["spikes"] == spikes and stats["sops"] == sops
     assert stats["firing_rate"] == pytest.approx(spikes / sum(t.numel() for t in trains))
+    # dense multiply-accumulates: the GCNConv encoder (7 x 5 x 4 projection, then 15 edge
+    # and 7 self-loop messages of width 4), one 4 x 4 mixer and the 4 x 3 output, per node
+    assert stats["dense_macs"] == 7 * (5 * 4 + 4 * 4 + 4 * 3) + (15 + 7) * 4
 
 
 def test_torch_compile_gives_the_eager_outputs_and_gradients():

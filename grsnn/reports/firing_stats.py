@@ -159,6 +159,8 @@ def spiking_gnn_stats(model, x: Tensor, edge_index: Tensor,
     encoder = getattr(model.encoder, "lin", model.encoder)          # GCNConv's or a Linear
     dense = sum(m.weight.numel() for m in (encoder, *model.mixers, model.lin)
                 if m is not None and hasattr(m, "weight")) * n
+    if encoder is not model.encoder:   # GCNConv also sums its (E + N self-loops) messages
+        dense += (edge_index.size(1) + n) * model.hidden_channels
     return {"firing_rate": spikes / max(total, 1.0), "spikes": spikes, "sops": sops,
             "dense_macs": float(dense)}
 
