@@ -422,8 +422,11 @@ def test_gcn_input_conv_feeds_the_neighbourhood_mean_of_the_features():
         torch.manual_seed(0)
         model = SpikingGNN(5, 8, num_layers=1, out_channels=3, input_conv=conv).eval()
         seen = []
-        sim = model.convs[0].simulate
-        model.convs[0].simulate = lambda beta, *a, **k: seen.append(beta) or sim(beta, *a, **k)
+
+        def record(beta, *a, _sim=model.convs[0].simulate, _seen=seen, **k):
+            _seen.append(beta)
+            return _sim(beta, *a, **k)
+        model.convs[0].simulate = record
         model(x, ei)
         if conv == "gcn":
             a = torch.zeros(12, 12).index_put_((ei[1], ei[0]), torch.ones(ei.size(1)),
