@@ -62,10 +62,11 @@ class SpikingGNN(nn.Module):
         input_residual (bool): every layer after the first also receives the first
             layer's input current (the encoder's projection of the node features, times
             that layer's gain), added to the current its mixer makes of the previous
-            layer's readout, with ``dropout`` on it as on the readouts: the node's own
-            features reach every circuit as a current, not only through the first
-            layer's spikes; the layers still communicate by spikes only, and the output
-            layer reads spikes only (default ``True``).
+            layer's readout, with ``dropout`` on it as on the readouts: the encoded
+            features (with ``input_conv="gcn"`` their neighbourhood mean) reach every
+            circuit as a current, not only through the first layer's spikes; the layers
+            still communicate by spikes only, and the output layer reads spikes only
+            (default ``True``).
         input_conv (str, optional): how the node features become the first layer's input
             current: ``"gcn"`` (default), PyG's :class:`~torch_geometric.nn.conv.GCNConv`,
             the projected features of the node and its neighbours averaged with GCN's
@@ -165,7 +166,7 @@ class SpikingGNN(nn.Module):
     def reset_parameters(self) -> None:
         """Re-initialise every layer."""
         if not isinstance(self.encoder, nn.LazyLinear):
-            self.encoder.reset_parameters()   # (GCNConv's lazy weights re-initialise lazily)
+            self.encoder.reset_parameters()   # GCNConv: its lazy weight waits for a first call
         for mod in (*self.convs, *self.mixers):
             mod.reset_parameters()
         if self.lin is not None:
