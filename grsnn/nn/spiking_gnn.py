@@ -191,12 +191,19 @@ class SpikingGNN(nn.Module):
         std = float(current.detach().float().pow(2).mean().sqrt())
         self.input_gain[index] = target / std if std > 0 and math.isfinite(std) else 1.0
 
-    def _graph(self, edge_index, edge_weight, num_nodes: int, dtype: torch.dtype
+    def _edges(self, edge_index, edge_weight, dtype: torch.dtype
                ) -> Tuple[Tensor, Optional[Tensor]]:
-        """``edge_index`` and the edge weights the circuits use (``edge_norm`` applied)."""
+        """``edge_index`` (from a sparse adjacency too) and the edge weights as given: an
+        adjacency's values where none are given and the edges have one type."""
         edge_index, adj_weight = as_edge_index(edge_index)
         if adj_weight is not None and edge_weight is None and self.convs[0].num_relations == 1:
             edge_weight = adj_weight.to(dtype)
+        return edge_index, edge_weight
+
+    def _graph(self, edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int,
+               dtype: torch.dtype) -> Tuple[Tensor, Optional[Tensor]]:
+        """The edge weights the circuits use: those of :meth:`_edges` with ``edge_norm``
+        applied."""
         if self.edge_norm is None:
             return edge_index, edge_weight
         w = (torch.ones(edge_index.size(1), dtype=dtype, device=edge_index.device)
@@ -211,17 +218,9 @@ class SpikingGNN(nn.Module):
         return edge_index, w * inv.index_select(0, dst) * inv.index_select(0, src)
 
     def _run(self, x: Tensor, edge_index, edge_type, edge_weight, trains=None) -> Tensor:
-        if self.input_conv == "gcn":
-            graph, weight = as_edge_index(edge_index)
-            if edge_weight is not None:
-                weight = edge_weight
-            elif self.convs[0].num_relations > 1:
-                weight = None
-            if weight is not None:
-                weight = weight.to(x.dtype)
-            current = self.encoder(x, graph, weight)
-        else:
-            current = self.encoder(x)
+        edge_index, edge_weight = self._edges(edge_index, edge_weight, x.dtype)
+        current = (self.encoder(x, edge_index, edge_weight) if self.input_conv == "gcn"
+                   else self.encoder(x))
         edge_index, edge_weight = self._graph(edge_index, edge_weight, x.size(0), current.dtype)
         h = first = current
         problems: List[str] = []

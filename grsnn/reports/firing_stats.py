@@ -156,10 +156,11 @@ def spiking_gnn_stats(model, x: Tensor, edge_index: Tensor,
         sops += float(delivered_spikes(train.float(), plan, delays).sum()) * d
         spikes += float(train.sum())
         total += train.numel()
-    encoder = getattr(model.encoder, "lin", model.encoder)          # GCNConv's or a Linear
+    gcn = model.input_conv == "gcn"
+    encoder = model.encoder.lin if gcn else model.encoder
     dense = sum(m.weight.numel() for m in (encoder, *model.mixers, model.lin)
                 if m is not None and hasattr(m, "weight")) * n
-    if encoder is not model.encoder:   # GCNConv also sums its (E + N self-loops) messages
+    if gcn:   # GCNConv also sums its messages: one per edge and self-loop
         dense += (edge_index.size(1) + n) * model.hidden_channels
     return {"firing_rate": spikes / max(total, 1.0), "spikes": spikes, "sops": sops,
             "dense_macs": float(dense)}
